@@ -1,0 +1,7 @@
+"""medsyn: class-conditional generative models for scarce medical images, and an honest assessment of them.
+
+Fidelity, diversity, sampling speed, utility, robustness and privacy (the extended generative-learning
+trilemma), with compiled kernels for the heavy scans. See README.md and shared/DESIGN.md.
+"""
+
+__version__ = "0.1.0"
