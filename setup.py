@@ -34,6 +34,7 @@ class CMakeBuild(build_ext):
             "-G",
             "Ninja",
             "-DCMAKE_BUILD_TYPE=Release",
+            "-DMEDSYN_BUILD_PYTHON=ON",
             f"-DMEDSYN_OUTPUT_DIR={out_dir}",
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",

@@ -1,5 +1,6 @@
 // pybind11 entry point of medsyn._kernels. Each kernel family registers its own functions
-// (declared in csrc/bindings.h, defined next to the kernel) so that kernels stay independent files.
+// (declared in csrc/bindings.h, defined in csrc/cpu/<family>_bindings.cpp; see the convention there)
+// so that kernels stay independent files.
 #include <omp.h>
 
 #include "bindings.h"

@@ -1,8 +1,15 @@
 #pragma once
+// Registration convention of the CPU module medsyn._kernels (one function per kernel family):
+//   csrc/cpu/<family>.h/.cpp          the kernel: torch- and Python-free C++ over raw pointers. CMake globs
+//                                     csrc/cpu/*.cpp (except *_bindings.cpp) into the static library
+//                                     medsyn_cpu, which the standalone C++ tests (csrc/tests, ctest,
+//                                     ASan/UBSan) link WITHOUT pybind11 or Python.
+//   csrc/cpu/<family>_bindings.cpp    defines `void register_<family>(pybind11::module_&)`: numpy in/out,
+//                                     GIL released around the kernel. Globbed into the Python module only.
+//   here + csrc/bindings.cpp          one declaration and one call `medsyn::register_<family>(m);` per family.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 namespace medsyn {
-// One registration function per kernel family; add yours here and call it in bindings.cpp.
-void register_ssim(pybind11::module_& m);
+void register_ssim(pybind11::module_& m);  // csrc/cpu/ssim_max_bindings.cpp
 }  // namespace medsyn
