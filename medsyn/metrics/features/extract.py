@@ -1,0 +1,89 @@
+"""Images -> feature vectors with a registered extractor (the input of precision/recall/density/coverage/FID).
+
+The pre-processing is part of the extractor's contract and happens here, once, for every extractor:
+grey images are repeated to 3 channels (ImageNet extractors expect RGB), images are resized to the
+extractor's input size (bilinear with antialiasing, so down-sizing large medical images does not alias),
+then normalised with the mean/std the weights were trained with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from medsyn.metrics.features.registry import get_feature_extractor, load_feature_extractor
+from medsyn.metrics.validation import as_image_batch
+
+__all__ = ["extract_features", "prepare_images"]
+
+
+def prepare_images(
+    images: torch.Tensor,
+    input_size: int | None,
+    mean,
+    std,
+    resize_mode: str = "bilinear",
+    input_channels: int = 3,
+) -> torch.Tensor:
+    """images float32 [N,C,H,W] in [0,1] -> float32 [N,input_channels,S,S] normalised for the extractor.
+
+    C must equal ``input_channels``, or be 1 when the extractor takes 3 (grey repeated to RGB).
+    """
+    channels = images.shape[1]
+    if channels == 1 and input_channels == 3:
+        images = images.expand(-1, 3, -1, -1)
+    elif channels != input_channels:
+        raise ValueError(f"images must have {input_channels} channel(s) for this extractor, got {channels}")
+    if input_size is not None and images.shape[-2:] != (input_size, input_size):
+        antialias = resize_mode in ("bilinear", "bicubic")
+        images = F.interpolate(
+            images, size=(input_size, input_size), mode=resize_mode, align_corners=False, antialias=antialias
+        )
+    mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images - mean_t) / std_t
+
+
+def extract_features(
+    images: Any, extractor_name: str = "effnet_lite0", batch_size: int = 64, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """Feature vectors of ``images``.
+
+    images: float [N,H,W] or [N,C,H,W] in [0,1] (torch or numpy); C in {1,3} for ImageNet extractors
+    extractor_name: a name from :func:`registered_feature_extractors` (e.g. ``"effnet_lite0"``)
+    batch_size: images per forward pass (the result does not depend on it)
+    device: where the network runs; the result is returned on the CPU
+    returns: float32 [N, D] on the CPU, D = the extractor's feature_dim
+    """
+    spec = get_feature_extractor(extractor_name)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must name a torch device, got {device!r}") from error
+    batch = as_image_batch(images, "images")
+    allowed = {1, 3} if spec.input_channels == 3 else {spec.input_channels}
+    if batch.shape[1] not in allowed:
+        raise ValueError(
+            f"images must have {' or '.join(map(str, sorted(allowed)))} channel(s) for extractor "
+            f"{extractor_name!r}, got shape {tuple(batch.shape)}"
+        )
+    network = load_feature_extractor(extractor_name).to(device)
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, batch.shape[0], batch_size):
+            chunk = batch[start : start + batch_size].to(device)
+            prepared = prepare_images(
+                chunk, spec.input_size, spec.mean, spec.std, spec.resize_mode, spec.input_channels
+            )
+            features = network(prepared)
+            if features.ndim != 2 or features.shape[1] != spec.feature_dim:
+                raise ValueError(
+                    f"extractor {extractor_name!r} returned shape {tuple(features.shape)}, "
+                    f"expected [N, {spec.feature_dim}]"
+                )
+            outputs.append(features.float().cpu())
+    return torch.cat(outputs).contiguous()

@@ -1,0 +1,59 @@
+"""Load a weights file into a fixed architecture, refusing anything that does not match it exactly.
+
+A weights file of the wrong architecture must fail loudly before any metric is computed: a partial or
+shape-mismatched load would give features (and FIDs) that look plausible and mean nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = ["read_state_dict", "load_state_dict_strict"]
+
+_SHOW = 5  # how many mismatching keys an error message lists
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors in ``path`` (a ``torch.save``-d state dict, optionally wrapped as ``{"state_dict": ...}``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"weights file {path} is not a readable torch state dict: {error}") from error
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"weights file {path} does not hold a state dict of tensors (got {type(obj).__name__})")
+    return dict(obj)
+
+
+def load_state_dict_strict(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
+    """Load ``path`` into ``model`` requiring identical keys and shapes; ValueError naming the file, the
+    architecture and the first mismatching keys otherwise."""
+    state = read_state_dict(path)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s), first: {missing[:_SHOW]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), first: {unexpected[:_SHOW]}")
+        if wrong_shape:
+            parts.append(f"{len(wrong_shape)} shape mismatch(es), first: {wrong_shape[:_SHOW]}")
+        raise ValueError(
+            f"weights file {Path(path)} does not match the {type(model).__name__} architecture: " + "; ".join(parts)
+        )
+    model.load_state_dict(state, strict=True)
+    return model
