@@ -1,0 +1,85 @@
+"""The pure-torch k-NN scans (oracle + fallback) against full float64 numpy matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medsyn.kernels import knn_torch
+
+
+def sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return ((a[:, None, :].astype(np.float64) - b[None].astype(np.float64)) ** 2).sum(-1)
+
+
+def oracle_topk(sq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((np.broadcast_to(np.arange(sq.shape[1]), sq.shape), sq), axis=1)[:, :k]
+    return np.take_along_axis(sq, order, 1), order
+
+
+@pytest.mark.parametrize("k", [1, 3, 12])
+@pytest.mark.parametrize("block", [1, 6, 1024])
+def test_self_topk_with_duplicates_matches_oracle(k, block):
+    rng = np.random.default_rng(k)
+    x = rng.integers(0, 3, size=(45, 3)).astype(np.float32)  # heavy duplication: exercises the exact rescan
+    values, indices = knn_torch.knn_sq_distances_self(torch.from_numpy(x), k, block=block)
+    sq = sq_dist(x, x)
+    np.fill_diagonal(sq, np.inf)
+    expected_values, expected_indices = oracle_topk(sq, k)
+    np.testing.assert_array_equal(values.numpy(), expected_values)
+    np.testing.assert_array_equal(indices.numpy(), expected_indices)
+
+
+@pytest.mark.parametrize("self_offset", [None, 0, 10, -5])
+def test_topk_against_a_shard_with_self_offset(self_offset):
+    rng = np.random.default_rng(0)
+    queries = rng.normal(size=(30, 6)).astype(np.float32)
+    reference = queries[10:25] if self_offset == 10 else rng.normal(size=(15, 6)).astype(np.float32)
+    if self_offset == -5:
+        reference = np.concatenate([rng.normal(size=(5, 6)), queries[:10]]).astype(np.float32)
+    k = 4
+    values, indices = knn_torch.knn_sq_distances(
+        torch.from_numpy(queries), torch.from_numpy(reference), k, self_offset=self_offset, block_rows=7, block_cols=4
+    )
+    sq = sq_dist(queries, reference)
+    if self_offset is not None:
+        rows = np.arange(30)
+        own = rows + self_offset
+        ok = (own >= 0) & (own < len(reference))
+        sq[rows[ok], own[ok]] = np.inf
+    expected_values, expected_indices = oracle_topk(sq, k)
+    # random reals: float64 sums in another order differ in the last bit; indices must agree exactly
+    np.testing.assert_allclose(values.numpy(), expected_values, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(indices.numpy(), expected_indices)
+
+
+def test_ball_membership_matches_oracle_with_ties():
+    rng = np.random.default_rng(1)
+    centers = rng.integers(0, 5, size=(50, 2)).astype(np.float32)
+    points = rng.integers(0, 5, size=(40, 2)).astype(np.float32)
+    center_r = rng.integers(0, 4, size=50).astype(np.float64)  # integer squared radii: ties with distances
+    point_r = rng.integers(0, 4, size=40).astype(np.float64)
+    counts, reached, inside = knn_torch.ball_membership(
+        torch.from_numpy(centers), torch.from_numpy(center_r), torch.from_numpy(points), torch.from_numpy(point_r),
+        block_rows=9, block_cols=13,
+    )
+    sq = sq_dist(centers, points)
+    np.testing.assert_array_equal(counts.numpy(), (sq <= center_r[:, None]).sum(0))
+    np.testing.assert_array_equal(reached.numpy(), (sq <= center_r[:, None]).any(1))
+    np.testing.assert_array_equal(inside.numpy(), (sq <= point_r[None, :]).any(1))
+    assert (sq == center_r[:, None]).sum() > 10  # ties at the radius really occur
+
+
+def test_rounding_bound_covers_observed_float32_error():
+    # The bound must hold; check it on adversarial data (large common offset, d = 2048).
+    rng = np.random.default_rng(2)
+    a = (rng.normal(size=(64, 2048)) + 30).astype(np.float32)
+    b = (rng.normal(size=(48, 2048)) * 0.5 + 30).astype(np.float32)
+    at, bt = torch.from_numpy(a), torch.from_numpy(b)
+    tiles = knn_torch._CentredTiles(knn_torch._center_of(at, bt), 2048)
+    pa, pb = tiles.prepare(at), tiles.prepare(bt)
+    error = (tiles.tile(pa, pb).double() - torch.from_numpy(sq_dist(a, b))).abs()
+    bound = tiles.bound(pa[1], pb[1])
+    assert (error <= bound).all()
+    assert error.max() > 0  # the float32 tile is not exact, so the bound is doing work
