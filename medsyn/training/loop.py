@@ -1,8 +1,14 @@
 """The training loop every generator uses: seeded batches, losses in a tqdm bar, atomic checkpoints
-every N steps and at the end, and exact resume after a kill.
+every N steps and at the end, exact resume after a kill, optional DDP and DP-SGD batch sampling.
 
-Resume restores modules, optimisers, the batch order, the torch RNG and the loss history, so a run
-killed at step k and restarted reaches the state of an uninterrupted run with the same seed.
+Resume restores every object in ``TrainingRun.stateful`` (modules, optimisers, EMA, DP accountant),
+the batch order, the torch RNG and the loss history, so a run killed at step k and restarted reaches
+the state of an uninterrupted run with the same seed.
+
+Under DDP (a process group is up, see ``medsyn.training.distributed``) every rank draws the same global
+batch and trains on its shard; losses are averaged over ranks; only rank 0 writes checkpoints.
+With ``poisson_sampling=True`` batches are Poisson-subsampled (``PoissonBatches``), which the DP-SGD
+accountant requires.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from medsyn.data.image_set import ImageSet
-from medsyn.training.batches import ShuffledBatches
+from medsyn.training.batches import PoissonBatches, ShuffledBatches, shard_batch
 from medsyn.training.checkpoint import load_checkpoint, save_checkpoint
+from medsyn.training.distributed import all_reduce_mean, barrier, rank_and_world_size
 
 __all__ = ["Stateful", "TrainingRun", "run_training"]
 
@@ -35,6 +42,11 @@ class TrainingRun:
 
     model_name / config identify the checkpoint (a checkpoint of another model or config refuses to load).
     stateful: every object whose state must survive a restart (modules, optimisers, EMA, DP accountant).
+    checkpoint_every: write a checkpoint every this many steps (0: only at the end).
+    metadata: stored in every checkpoint under "metadata"; metadata_fn() (e.g. the epsilon spent so far)
+        is evaluated at each save and merged over it.
+    poisson_sampling: Poisson batches with sample rate batch_size / len(train) (DP-SGD) instead of
+        shuffled fixed-size batches.
     """
 
     model_name: str
@@ -44,58 +56,84 @@ class TrainingRun:
     steps: int
     batch_size: int
     seed: int
-    checkpoint_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    poisson_sampling: bool = False
+    metadata_fn: Callable[[], dict[str, Any]] | None = None
 
 
 def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dict[str, float]]:
     """Call ``step_fn(images [B,C,H,W], labels [B], step)`` for the remaining steps; return the loss history.
 
-    ``step_fn`` does one optimisation step and returns its losses as floats.
+    ``step_fn`` does one optimisation step and returns its losses as floats. Under Poisson sampling B
+    varies and may be 0 (the step must still be taken: DP-SGD adds noise to an empty batch's gradient).
+    The history holds one dict per step since step 0 (restored from the checkpoint on resume).
     """
     if run.steps < 0:
         raise ValueError(f"steps must be >= 0, got {run.steps}")
+    if run.checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0, got {run.checkpoint_every}")
     if len(train) == 0:
         raise ValueError(f"training set {train.source} is empty")
-    batches = ShuffledBatches(len(train), run.batch_size, run.seed)
+    rank, world_size = rank_and_world_size()
+    if run.poisson_sampling:
+        if world_size > 1:
+            raise ValueError("Poisson sampling (DP-SGD) is not supported together with DDP; run DP in one process")
+        batches: ShuffledBatches | PoissonBatches = PoissonBatches(
+            len(train), min(1.0, run.batch_size / len(train)), run.seed
+        )
+    else:
+        batches = ShuffledBatches(len(train), run.batch_size, run.seed)
     history: list[dict[str, float]] = []
     start = 0
     checkpoint_path = Path(run.checkpoint_path)
     if checkpoint_path.exists():
         payload = load_checkpoint(checkpoint_path, model=run.model_name, config=run.config)
-        for key, obj in run.stateful.items():
-            obj.load_state_dict(payload["state"][key])
-        batches.load_state_dict(payload["batches"])
-        torch.set_rng_state(payload["torch_rng"])
-        history = list(payload["history"])
+        missing = sorted(set(run.stateful) - set(payload["state"]))
+        if missing:
+            raise ValueError(f"checkpoint {checkpoint_path} has no state for {missing}")
         start = int(payload["step"])
         if start > run.steps:
             raise ValueError(
                 f"checkpoint {checkpoint_path} is at step {start}, beyond the {run.steps} steps asked for"
             )
+        for key, obj in run.stateful.items():
+            obj.load_state_dict(payload["state"][key])
+        batches.load_state_dict(payload["batches"])
+        torch.set_rng_state(payload["torch_rng"])
+        history = list(payload["history"])
     else:
         torch.manual_seed(run.seed)
 
     def save(step: int) -> None:
-        save_checkpoint(
-            checkpoint_path,
-            model=run.model_name,
-            config=run.config,
-            state={
-                "step": step,
-                "state": {key: obj.state_dict() for key, obj in run.stateful.items()},
-                "batches": batches.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "metadata": run.metadata,
-            },
-        )
+        if rank == 0:
+            metadata = dict(run.metadata)
+            if run.metadata_fn is not None:
+                metadata.update(run.metadata_fn())
+            save_checkpoint(
+                checkpoint_path,
+                model=run.model_name,
+                config=run.config,
+                state={
+                    "step": step,
+                    "state": {key: obj.state_dict() for key, obj in run.stateful.items()},
+                    "batches": batches.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "metadata": metadata,
+                    "world_size": world_size,
+                },
+            )
+        barrier()  # no rank runs ahead (or exits) before the checkpoint is on disk
 
-    bar = tqdm(range(start, run.steps), desc=f"train {run.model_name}", disable=not run.progress, leave=False)
+    bar = tqdm(
+        range(start, run.steps), desc=f"train {run.model_name}", disable=not run.progress or rank != 0, leave=False
+    )
     for step in bar:
-        index = batches.next()
+        index = shard_batch(batches.next(), rank, world_size)
         losses = {key: float(value) for key, value in step_fn(train.images[index], train.labels[index], step).items()}
+        losses = all_reduce_mean(losses)
         history.append(losses)
         bar.set_postfix({key: f"{value:.4g}" for key, value in losses.items()})
         if run.checkpoint_every and (step + 1) % run.checkpoint_every == 0 and step + 1 < run.steps:

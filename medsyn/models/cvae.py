@@ -1,0 +1,290 @@
+"""Conditional variational autoencoder (paper 000 §4.2.1; Sohn et al. 2015).
+
+Encoder: one stride-2 3x3 convolution per hidden dim (paper: 16, 32, 64, 128, 256, 1024), each followed
+by BatchNorm and LeakyReLU; two linear heads give the mean and log-variance of a 128-d latent. The
+class condition (one-hot) is concatenated to the encoder input as extra constant channels and to the
+sampled latent. The decoder mirrors the encoder with stride-2 transposed convolutions and ends in a
+3x3 convolution and a sigmoid (images in [0, 1]).
+
+Loss per image = mean squared reconstruction error over pixels + beta * KL(q(z|x,y) || N(0, I)),
+beta = 0.002; Adam, lr 1e-3, weight decay 0.01 (paper 000 §4.2.1). The number of stride-2 stages is
+len(hidden_dims), so H and W must be divisible by 2 ** len(hidden_dims): the paper's six stages need
+images of at least 64x64 (256x256 in the paper, giving a 4x4x1024 bottleneck); 32x32 data uses a
+shorter list such as (8, 16, 32).
+
+Under DP-SGD (``training.dp``) BatchNorm is replaced by GroupNorm (Opacus ModuleValidator.fix) and the
+whole model is private (paper 001 §3.1: VAEs are noised as a whole).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medsyn.data.image_set import ImageSet
+from medsyn.models.base import check_sample_labels
+from medsyn.training.distributed import unwrap, wrap_data_parallel
+from medsyn.training.dp import default_delta, epsilon, make_module_private_compatible, make_private, per_sample_mean
+from medsyn.training.loop import TrainingRun, run_training
+from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
+
+__all__ = ["CVAEConfig", "CVAENetwork", "CVAE"]
+
+
+@dataclass(frozen=True)
+class CVAEConfig:
+    """CVAE hyper-parameters; defaults are paper 000 §4.2.1.
+
+    hidden_dims: encoder channels, one stride-2 stage each. The paper prints "16, 32, 54, 128, 256, 1024";
+        54 breaks the doubling pattern of every other stage, so we read it as a typo for 64.
+    latent_dim: size of z (paper: 128).
+    beta: weight of the KL term (paper: 0.002).
+    learning_rate, weight_decay: Adam (paper: 1e-3, 0.01).
+    leaky_relu_slope: LeakyReLU negative slope (paper: unspecified; 0.01 is torch's default).
+    """
+
+    hidden_dims: tuple[int, ...] = (16, 32, 64, 128, 256, 1024)
+    latent_dim: int = 128
+    beta: float = 0.002
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    leaky_relu_slope: float = 0.01
+
+    def __post_init__(self) -> None:
+        dims = self.hidden_dims
+        if isinstance(dims, int) or not isinstance(dims, (list, tuple)) or len(dims) == 0:
+            raise ValueError(f"cvae hidden_dims must be a non-empty list of positive integers, got {dims!r}")
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+            raise ValueError(f"cvae hidden_dims must be a non-empty list of positive integers, got {dims!r}")
+        object.__setattr__(self, "hidden_dims", tuple(dims))
+        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
+            raise ValueError(f"cvae latent_dim must be a positive integer, got {self.latent_dim!r}")
+        for key in ("beta", "weight_decay", "leaky_relu_slope"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"cvae {key} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
+            raise ValueError(f"cvae learning_rate must be > 0, got {self.learning_rate!r}")
+
+
+class CVAENetwork(nn.Module):
+    """The encoder/decoder pair.
+
+    forward(images float [B,C,H,W] in [0,1], condition float [B,K] one-hot)
+        -> (reconstruction [B,C,H,W] in (0,1), mean [B,latent], log_variance [B,latent])
+    """
+
+    def __init__(self, config: CVAEConfig, *, num_classes: int, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        channels, height, width = image_shape
+        stages = len(config.hidden_dims)
+        factor = 2**stages
+        if height % factor or width % factor:
+            raise ValueError(
+                f"cvae hidden_dims has {stages} stride-2 stages, so image height and width must be divisible by "
+                f"{factor}; got {height}x{width} (use fewer hidden_dims or another image_size)"
+            )
+        self.num_classes = num_classes
+        self.bottleneck_shape = (config.hidden_dims[-1], height // factor, width // factor)
+        bottleneck_size = math.prod(self.bottleneck_shape)
+
+        def stage(conv: nn.Module, out_channels: int) -> nn.Sequential:
+            return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.LeakyReLU(config.leaky_relu_slope))
+
+        encoder, in_channels = [], channels + num_classes
+        for dim in config.hidden_dims:
+            encoder.append(stage(nn.Conv2d(in_channels, dim, 3, stride=2, padding=1), dim))
+            in_channels = dim
+        self.encoder = nn.Sequential(*encoder, nn.Flatten())
+        self.to_mean = nn.Linear(bottleneck_size, config.latent_dim)
+        self.to_log_variance = nn.Linear(bottleneck_size, config.latent_dim)
+
+        self.from_latent = nn.Linear(config.latent_dim + num_classes, bottleneck_size)
+        decoder = []
+        reversed_dims = config.hidden_dims[::-1]
+        for dim_in, dim_out in zip(reversed_dims, reversed_dims[1:] + reversed_dims[-1:]):
+            upsample = nn.ConvTranspose2d(dim_in, dim_out, 3, stride=2, padding=1, output_padding=1)
+            decoder.append(stage(upsample, dim_out))
+        self.decoder = nn.Sequential(*decoder, nn.Conv2d(reversed_dims[-1], channels, 3, padding=1), nn.Sigmoid())
+
+    def encode(self, images: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        condition_maps = condition[:, :, None, None].expand(-1, -1, *images.shape[2:])
+        features = self.encoder(torch.cat([images, condition_maps], dim=1))
+        return self.to_mean(features), self.to_log_variance(features)
+
+    def decode(self, latent: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        features = self.from_latent(torch.cat([latent, condition], dim=1))
+        return self.decoder(features.view(len(latent), *self.bottleneck_shape))
+
+    def forward(self, images: torch.Tensor, condition: torch.Tensor):
+        mean, log_variance = self.encode(images, condition)
+        latent = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
+        return self.decode(latent, condition), mean, log_variance
+
+
+def cvae_per_sample_losses(
+    images: torch.Tensor, reconstruction: torch.Tensor, mean: torch.Tensor, log_variance: torch.Tensor, beta: float
+) -> dict[str, torch.Tensor]:
+    """Per-image losses [B]: reconstruction = mean squared error over pixels, kl = KL(N(mean, var) || N(0, I))
+    summed over latent dims, loss = reconstruction + beta * kl."""
+    reconstruction_error = (reconstruction - images).pow(2).flatten(1).mean(1)
+    kl = -0.5 * (1 + log_variance - mean.pow(2) - log_variance.exp()).sum(1)
+    return {"loss": reconstruction_error + beta * kl, "reconstruction": reconstruction_error, "kl": kl}
+
+
+class CVAE:
+    """Class-conditional VAE generator (the ``"cvae"`` registry entry)."""
+
+    name = "cvae"
+    config_class = CVAEConfig
+
+    def __init__(
+        self,
+        config: CVAEConfig,
+        *,
+        num_classes: int,
+        image_shape: tuple[int, int, int],
+        training: TrainingSettings | None = None,
+    ) -> None:
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.config = config
+        self.num_classes = num_classes
+        self.image_shape = tuple(int(size) for size in image_shape)
+        self.training = training if training is not None else TrainingSettings()
+        network = CVAENetwork(config, num_classes=num_classes, image_shape=self.image_shape)
+        self.batchnorm_replaced_by_groupnorm = False
+        if self.training.dp is not None:
+            network, self.batchnorm_replaced_by_groupnorm = make_module_private_compatible(network)
+        self.network = network
+        self.metadata: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any] | None,
+        *,
+        num_classes: int,
+        image_shape: tuple[int, int, int],
+        training: Mapping[str, Any] | TrainingSettings | None = None,
+    ) -> "CVAE":
+        model_config = config_from_mapping(CVAEConfig, config, what="cvae model_config")
+        if not isinstance(training, TrainingSettings):
+            training = config_from_mapping(TrainingSettings, training, what="training")
+        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=training)
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        return generator_checkpoint_config(
+            self.config, self.training, num_classes=self.num_classes, image_shape=self.image_shape
+        )
+
+    def parameter_count(self) -> int:
+        return sum(parameter.numel() for parameter in self.network.parameters())
+
+    def fit(self, train: ImageSet, checkpoint_path: str | Path, *, seed: int = 0, progress: bool = True) -> Path:
+        """Train on ``train`` for ``training.steps`` steps, resuming from ``checkpoint_path`` if it exists."""
+        if train.num_classes != self.num_classes:
+            raise ValueError(f"training set {train.source} has {train.num_classes} classes, model has {self.num_classes}")
+        if train.image_shape != self.image_shape:
+            raise ValueError(
+                f"training set {train.source} has images of shape {train.image_shape}, model expects {self.image_shape}"
+            )
+        settings = self.training
+        network = self.network
+        optimizer = torch.optim.Adam(
+            network.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+        )
+        stateful: dict[str, Any] = {"network": network, "optimizer": optimizer}
+        metadata: dict[str, Any] = {
+            "class_names": list(train.class_names),
+            "num_train": len(train),
+            "parameter_count": self.parameter_count(),
+            "batchnorm_replaced_by_groupnorm": self.batchnorm_replaced_by_groupnorm,
+        }
+        metadata_fn = None
+        if settings.dp is not None:
+            dp = settings.dp
+            sample_rate = min(1.0, settings.batch_size / len(train))
+            delta = dp.delta if dp.delta is not None else default_delta(len(train))
+            trained, optimizer, accountant = make_private(
+                network,
+                optimizer,
+                noise_multiplier=dp.noise_multiplier,
+                max_grad_norm=dp.max_grad_norm,
+                sample_rate=sample_rate,
+                expected_batch_size=max(1, round(sample_rate * len(train))),
+            )
+            stateful.update(optimizer=optimizer, accountant=accountant)
+            metadata["dp"] = {
+                "noise_multiplier": dp.noise_multiplier,
+                "max_grad_norm": dp.max_grad_norm,
+                "delta": delta,
+                "sample_rate": sample_rate,
+                "accountant": "rdp",
+            }
+
+            def metadata_fn() -> dict[str, Any]:
+                return {"dp": {**metadata["dp"], "epsilon": epsilon(accountant, delta)}}
+        else:
+            trained = wrap_data_parallel(network)
+
+        def step(images: torch.Tensor, labels: torch.Tensor, step_index: int) -> dict[str, float]:
+            trained.train()
+            optimizer.zero_grad(set_to_none=True)
+            condition = F.one_hot(labels, self.num_classes).to(images.dtype)
+            reconstruction, mean, log_variance = trained(images, condition)
+            losses = cvae_per_sample_losses(images, reconstruction, mean, log_variance, self.config.beta)
+            loss = per_sample_mean(losses["loss"])
+            loss.backward()
+            optimizer.step()
+            return {key: float(per_sample_mean(value.detach())) for key, value in losses.items()}
+
+        run = TrainingRun(
+            model_name=self.name,
+            config=self.checkpoint_config(),
+            stateful=stateful,
+            checkpoint_path=Path(checkpoint_path),
+            steps=settings.steps,
+            batch_size=settings.batch_size,
+            seed=seed,
+            checkpoint_every=settings.checkpoint_every,
+            metadata=metadata,
+            progress=progress,
+            poisson_sampling=settings.dp is not None,
+            metadata_fn=metadata_fn,
+        )
+        self.history = run_training(run, train, step)
+        self.metadata = {**metadata, **(metadata_fn() if metadata_fn else {})}
+        self.network = unwrap(trained)
+        return Path(checkpoint_path)
+
+    def load_weights(self, payload: dict) -> None:
+        """Load trained weights from a checkpoint payload made by a CVAE with this exact config."""
+        if payload.get("model") != self.name:
+            raise ValueError(f"checkpoint holds a {payload.get('model')!r} model, not a {self.name!r} model")
+        if payload.get("config") != self.checkpoint_config():
+            raise ValueError("checkpoint was made with a different cvae config; rebuild with load_generator")
+        self.network.load_state_dict(payload["state"]["network"])
+        self.metadata = dict(payload.get("metadata", {}))
+        self.history = list(payload.get("history", []))
+
+    @torch.no_grad()
+    def sample(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """labels: int64 [N] in [0, num_classes) -> images float32 [N, C, H, W] in [0, 1]; z ~ N(0, I) seeded."""
+        labels = check_sample_labels(labels, self.num_classes)
+        generator = torch.Generator().manual_seed(seed)
+        latent = torch.randn(len(labels), self.config.latent_dim, generator=generator)
+        self.network.eval()
+        images = [
+            self.network.decode(latent[start : start + 256], F.one_hot(labels[start : start + 256], self.num_classes).float())
+            for start in range(0, len(labels), 256)
+        ]
+        if not images:
+            return torch.zeros(0, *self.image_shape)
+        return torch.cat(images).clamp(0, 1)

@@ -1,0 +1,96 @@
+"""Data-parallel training with ``torchrun`` + ``torch.distributed`` (DDP), a no-op in a single process.
+
+A generator's ``fit`` wraps its trainable modules with ``wrap_data_parallel`` and the training loop
+shards each global batch by rank (``medsyn.training.batches.shard_batch``); only rank 0 writes
+checkpoints. ``torchrun --nproc_per_node 2 -m monai.bundle run --config_file "[train.yaml,
+train_multigpu.yaml]"`` initialises the process group through ``init_distributed`` (gloo on CPU,
+nccl on GPUs).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = [
+    "init_distributed",
+    "is_distributed",
+    "rank_and_world_size",
+    "is_main_process",
+    "barrier",
+    "wrap_data_parallel",
+    "unwrap",
+    "all_reduce_mean",
+]
+
+
+def init_distributed(backend: str | None = None) -> tuple[int, int]:
+    """Join the process group described by torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, ...).
+
+    backend: "gloo" (CPU) or "nccl" (GPUs); None picks nccl when CUDA is available, else gloo.
+    Returns (rank, world_size). Without torchrun's environment this is a single process: (0, 1).
+    """
+    if is_distributed():
+        return rank_and_world_size()
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend not in ("gloo", "nccl"):
+        raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
+    dist.init_process_group(backend=backend)
+    return rank_and_world_size()
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank_and_world_size() -> tuple[int, int]:
+    if not is_distributed():
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def is_main_process() -> bool:
+    return rank_and_world_size()[0] == 0
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def wrap_data_parallel(module: nn.Module) -> nn.Module:
+    """DistributedDataParallel(module) when a process group is up, else ``module`` itself.
+
+    DDP broadcasts rank 0's parameters and buffers at construction, so all ranks start identical.
+    """
+    if not is_distributed():
+        return module
+    return nn.parallel.DistributedDataParallel(module)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module inside a DDP or Opacus GradSampleModule wrapper (what checkpoints store)."""
+    while True:
+        inner = getattr(module, "module", None) if isinstance(module, nn.parallel.DistributedDataParallel) else None
+        if inner is None and type(module).__name__ == "GradSampleModule":
+            inner = module._module
+        if inner is None:
+            return module
+        module = inner
+
+
+def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
+    """Mean of each value over ranks (identity in one process); used so every rank logs the same losses."""
+    if not is_distributed() or not values:
+        return values
+    keys = sorted(values)
+    tensor = torch.tensor([values[key] for key in keys], dtype=torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    tensor /= dist.get_world_size()
+    return {key: float(value) for key, value in zip(keys, tensor.tolist())}

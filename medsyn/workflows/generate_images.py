@@ -1,0 +1,122 @@
+"""Workflow: sample N images per class from a trained generator and write them to disk.
+
+This is the ``_target_`` every generator bundle's ``configs/inference.yaml`` calls:
+
+    generate_images(output_dir="runs/cvae", checkpoint=None, per_class=10, seed=0, out_dir=None)
+
+Reads ``output_dir/checkpoint.pt`` unless ``checkpoint`` names another file. Writes ``out_dir``
+(default ``output_dir/synthetic``) as a class-per-folder image set plus an archive:
+
+    <out_dir>/<class name>/<index:05d>.png     8-bit grey (C=1) or RGB (C=3) PNGs
+    <out_dir>/synthetic.npz                    images float32 [N,C,H,W] in [0,1], labels int64 [N],
+                                               class_names str [K]
+
+The folder is built next to ``out_dir`` and renamed into place, so a reader never sees a partial set.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medsyn.models.registry import load_generator
+from medsyn.report.atomic import write_bytes_atomic
+from medsyn.workflows.train_generator import CHECKPOINT_NAME
+
+__all__ = ["generate_images", "ARCHIVE_NAME", "class_folder_name"]
+
+ARCHIVE_NAME = "synthetic.npz"
+
+
+def class_folder_name(class_name: str) -> str:
+    """A file-system-safe folder name for a class (path separators and control characters replaced)."""
+    safe = re.sub(r"[\\/\x00-\x1f:]", "_", str(class_name)).strip()
+    if safe in ("", ".", ".."):
+        raise ValueError(f"class name {class_name!r} cannot be used as a folder name")
+    return safe
+
+
+def _png_bytes(image: torch.Tensor) -> bytes:
+    """image: float [C,H,W] in [0,1], C in {1, 3} -> PNG bytes (values rounded to 8 bits)."""
+    from PIL import Image
+
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    if pixels.shape[0] == 1:
+        picture = Image.fromarray(pixels[0], mode="L")
+    elif pixels.shape[0] == 3:
+        picture = Image.fromarray(np.moveaxis(pixels, 0, -1), mode="RGB")
+    else:
+        raise ValueError(f"PNG output needs 1 or 3 channels, the generator makes {pixels.shape[0]}")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def generate_images(
+    output_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    per_class: int,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+) -> Path:
+    """Sample ``per_class`` images of every class (classes in index order) and write them; return out_dir."""
+    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    checkpoint_path = Path(checkpoint) if checkpoint is not None else Path(output_dir) / CHECKPOINT_NAME
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {checkpoint_path} does not exist (train first, or pass checkpoint=<file>)"
+        )
+    generator = load_generator(checkpoint_path)
+    class_names = list(getattr(generator, "metadata", {}).get("class_names") or range(generator.num_classes))
+    class_names = [str(name) for name in class_names]
+    if len(class_names) != generator.num_classes:
+        raise ValueError(
+            f"checkpoint {checkpoint_path} names {len(class_names)} classes but the model has {generator.num_classes}"
+        )
+    folders = [class_folder_name(name) for name in class_names]
+    if len(set(folders)) != len(folders):
+        raise ValueError(f"class names {class_names} map to clashing folder names {folders}")
+
+    labels = torch.arange(generator.num_classes).repeat_interleave(per_class)
+    images = generator.sample(labels, seed=seed)
+    expected = (len(labels), *generator.image_shape)
+    if tuple(images.shape) != expected or images.dtype != torch.float32:
+        raise ValueError(f"generator returned {tuple(images.shape)} {images.dtype}, expected {expected} float32")
+
+    out_dir = Path(out_dir) if out_dir is not None else Path(output_dir) / "synthetic"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        counters = [0] * generator.num_classes
+        for image, label in zip(images, labels.tolist()):
+            path = staging / folders[label] / f"{counters[label]:05d}.png"
+            counters[label] += 1
+            write_bytes_atomic(path, _png_bytes(image))
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            images=images.numpy(),
+            labels=labels.numpy(),
+            class_names=np.asarray(class_names),
+        )
+        write_bytes_atomic(staging / ARCHIVE_NAME, buffer.getvalue())
+        if out_dir.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.replace(out_dir, retired / out_dir.name)
+            os.replace(staging, out_dir)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir

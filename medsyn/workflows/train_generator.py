@@ -1,0 +1,161 @@
+"""Workflow: prepare the data splits and train one generator (or one per sigma of a DP sweep).
+
+This is the ``_target_`` every generator bundle's ``configs/train.yaml`` calls:
+
+    train_generator(model="cvae", data={"kind": "digits", "options": {}}, output_dir="runs/cvae",
+                    seed=0, per_class=None, model_config={...}, steps=2000, batch_size=32,
+                    checkpoint_every=200, dp=None, progress=True, distributed=None)
+
+Writes into ``output_dir``:
+    split_manifest.json     the stratified train/val/test split (medsyn.data.sources.prepare_splits)
+    checkpoint.pt           the generator checkpoint (resumed from if it exists)
+    training_summary.json   model, steps, final losses, parameter count, DP epsilon/delta
+
+DP sweep: ``dp = {"noise_multiplier": [0.0, 0.5, 1.0], "max_grad_norm": 1.0}`` trains one model per
+sigma into ``output_dir/sigma_<sigma>/`` (same split, same seed) and returns the list of checkpoints.
+DDP: under ``torchrun`` set ``distributed: gloo`` (CPU) or ``nccl``; rank 0 writes every file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from medsyn.models.registry import build_generator, generator_class
+from medsyn.report.atomic import write_json_atomic
+from medsyn.training.distributed import barrier, init_distributed, is_main_process
+from medsyn.training.settings import DPSettings, TrainingSettings, config_from_mapping
+
+__all__ = ["train_generator", "CHECKPOINT_NAME", "MANIFEST_NAME", "SUMMARY_NAME", "sigma_directory_name"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+MANIFEST_NAME = "split_manifest.json"
+SUMMARY_NAME = "training_summary.json"
+
+
+def sigma_directory_name(sigma: float) -> str:
+    """Folder of one model of a DP sweep, e.g. ``sigma_0.5``."""
+    return f"sigma_{sigma:g}"
+
+
+def _dp_runs(dp: Mapping[str, Any] | None) -> list[dict[str, Any] | None]:
+    """One DP mapping per model to train: [None] without DP, one per sigma for a sweep."""
+    if dp is None:
+        return [None]
+    if not isinstance(dp, Mapping):
+        raise ValueError(f"dp must be a mapping (noise_multiplier, max_grad_norm, delta) or null, got {dp!r}")
+    sigmas = dp.get("noise_multiplier")
+    if isinstance(sigmas, (list, tuple)):
+        if not sigmas:
+            raise ValueError("dp.noise_multiplier is an empty list; give one sigma or a list of sigmas")
+        if len(set(sigmas)) != len(sigmas):
+            raise ValueError(f"dp.noise_multiplier lists a sigma twice: {list(sigmas)}")
+        runs = [{**dp, "noise_multiplier": sigma} for sigma in sigmas]
+    else:
+        runs = [dict(dp)]
+    for run in runs:  # validate every sigma before any training starts
+        config_from_mapping(DPSettings, run, what="dp")
+    return runs
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def train_generator(
+    model: str,
+    data: Mapping[str, Any],
+    output_dir: str | Path,
+    *,
+    seed: int = 0,
+    per_class: int | None = None,
+    model_config: Mapping[str, Any] | None = None,
+    steps: int = 1000,
+    batch_size: int = 32,
+    checkpoint_every: int = 0,
+    dp: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    distributed: str | None = None,
+) -> Path | list[Path]:
+    """Train ``model`` on the training split of ``data``; return the checkpoint path (a list for a sweep).
+
+    model: registry name ("cvae", "stylegan2", "ldm", "ddpm").
+    data: {"kind": <source kind>, "options": {...}} as accepted by medsyn.data.sources.prepare_splits.
+    per_class: scarcity subsample of the training split (k images per class), None for all.
+    model_config: keys of the model's config dataclass (paper defaults for the keys left out).
+    dp: None, or {"noise_multiplier": sigma or [sigmas], "max_grad_norm": C, "delta": d or null}.
+    distributed: None for one process; "gloo"/"nccl"/"auto" to join torchrun's process group.
+    """
+    # Everything that can be checked without data is checked first: a typo fails in milliseconds.
+    generator_class(model)
+    if not isinstance(data, Mapping) or "kind" not in data:
+        raise ValueError(f"data must be a mapping with a 'kind' (and optional 'options'), got {data!r}")
+    unknown = sorted(set(data) - {"kind", "options"})
+    if unknown:
+        raise ValueError(f"unknown data key(s) {unknown}; expected 'kind' and 'options'")
+    if model_config is not None and not isinstance(model_config, Mapping):
+        raise ValueError(f"model_config must be a mapping of {model} config keys, got {model_config!r}")
+    if distributed is not None:
+        if distributed not in ("gloo", "nccl", "auto"):
+            raise ValueError(f"distributed must be null, 'gloo', 'nccl' or 'auto', got {distributed!r}")
+        init_distributed(None if distributed == "auto" else distributed)
+    dp_runs = _dp_runs(dp)
+    for dp_run in dp_runs:
+        TrainingSettings(steps=steps, batch_size=batch_size, checkpoint_every=checkpoint_every, dp=dp_run)
+
+    from medsyn.data.sources import prepare_splits  # the data layer; imported here to keep start-up light
+
+    output_dir = Path(output_dir)
+    splits = prepare_splits(
+        data["kind"],
+        dict(data.get("options") or {}),
+        seed=seed,
+        per_class=per_class,
+        manifest_path=output_dir / MANIFEST_NAME if is_main_process() else None,
+    )
+    train = splits["train"]
+
+    checkpoints = []
+    for dp_run in dp_runs:
+        run_dir = output_dir if len(dp_runs) == 1 else output_dir / sigma_directory_name(dp_run["noise_multiplier"])
+        generator = build_generator(
+            model,
+            num_classes=train.num_classes,
+            image_shape=train.image_shape,
+            **dict(model_config or {}),
+            steps=steps,
+            batch_size=batch_size,
+            checkpoint_every=checkpoint_every,
+            dp=dp_run,
+        )
+        checkpoint = generator.fit(train, run_dir / CHECKPOINT_NAME, seed=seed, progress=progress)
+        if is_main_process():
+            history = getattr(generator, "history", [])
+            write_json_atomic(
+                run_dir / SUMMARY_NAME,
+                _finite_or_none(
+                    {
+                        "model": model,
+                        "checkpoint": str(checkpoint),
+                        "seed": seed,
+                        "steps": steps,
+                        "batch_size": batch_size,
+                        "per_class": per_class,
+                        "data": {"kind": data["kind"], "options": dict(data.get("options") or {})},
+                        "num_train": len(train),
+                        "final_losses": history[-1] if history else {},
+                        "metadata": getattr(generator, "metadata", {}),
+                        "note": "epsilon null means infinite (sigma = 0: clipping without noise)",
+                    }
+                ),
+            )
+        barrier()
+        checkpoints.append(checkpoint)
+    return checkpoints[0] if len(checkpoints) == 1 else checkpoints
