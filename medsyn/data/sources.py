@@ -1,0 +1,150 @@
+"""One entry point for every data source, chosen by name from a registry (so a config picks the data set).
+
+    load_source("digits", size=32)                          -> ImageSet
+    load_source("medmnist", path="pathmnist.npz", size=28)  -> {"train", "val", "test"} official splits
+    load_source("image_folder", path="kvasir/", size=64)    -> ImageSet
+    prepare_splits("digits", {"size": 32}, seed=0, per_class=10, manifest_path="runs/x/split_manifest.json")
+
+``prepare_splits`` is what workflows call: it loads, splits (stratified 80/10/10 from the seed, or the
+source's official splits for MedMNIST), applies the ``per_class`` scarcity subsample to train, and writes
+the split manifest (including files skipped under ``on_error="skip"``).
+
+A new source is a function ``(**options) -> SourceData`` added with :func:`register_source`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from medsyn.data.image_set import ImageSet
+from medsyn.data.source_data import SourceData
+from medsyn.data.split import (
+    DEFAULT_FRACTIONS,
+    SPLIT_NAMES,
+    apply_split,
+    make_split_manifest,
+    official_split_manifest,
+    save_split_manifest,
+)
+
+__all__ = ["SOURCES", "register_source", "read_source", "load_source", "prepare_splits", "source_names"]
+
+SourceLoader = Callable[..., SourceData]
+SOURCES: dict[str, SourceLoader] = {}
+
+
+def register_source(name: str) -> Callable[[SourceLoader], SourceLoader]:
+    """Decorator: make ``loader(**options) -> SourceData`` available as ``load_source(name, **options)``."""
+
+    def add(loader: SourceLoader) -> SourceLoader:
+        if name in SOURCES:
+            raise ValueError(f"data source {name!r} is already registered")
+        SOURCES[name] = loader
+        return loader
+
+    return add
+
+
+def source_names() -> list[str]:
+    return sorted(SOURCES)
+
+
+def read_source(kind: str, **options: Any) -> SourceData:
+    """Load source ``kind`` with its ``options``; returns the images plus what was skipped."""
+    if kind not in SOURCES:
+        raise ValueError(f"unknown data source kind {kind!r}; known kinds: {source_names()}")
+    loader = SOURCES[kind]
+    try:
+        inspect.signature(loader).bind(**options)
+    except TypeError as error:
+        accepted = [p for p in inspect.signature(loader).parameters if p != "kwargs"]
+        raise ValueError(
+            f"data source {kind!r}: bad options {sorted(options)} ({error}); accepted: {accepted}"
+        ) from error
+    return loader(**options)
+
+
+def load_source(kind: str, **options: Any) -> ImageSet | dict[str, ImageSet]:
+    """The ImageSet of source ``kind`` (or its official {"train", "val", "test"} splits)."""
+    return read_source(kind, **options).sets
+
+
+def _concatenate(splits: Mapping[str, ImageSet]) -> ImageSet:
+    """train, val, test concatenated in that order (the item numbering an official-split manifest uses)."""
+    parts = [splits[name] for name in SPLIT_NAMES]
+    class_names = parts[0].class_names
+    for name, part in zip(SPLIT_NAMES, parts):
+        if part.class_names != class_names or part.image_shape != parts[0].image_shape:
+            raise ValueError(
+                f"official split {name!r} of {part.source} differs in class names or image shape"
+            )
+    return ImageSet(
+        torch.cat([part.images for part in parts]),
+        torch.cat([part.labels for part in parts]),
+        class_names,
+        parts[0].source,
+    )
+
+
+def prepare_splits(
+    kind: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    seed: int,
+    per_class: int | None = None,
+    manifest_path: str | os.PathLike | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+) -> dict[str, ImageSet]:
+    """Load source ``kind``, split it and (if ``manifest_path``) write the split manifest.
+
+    Returns {"train", "val", "test"} -> ImageSet. Sources with official splits keep them (``fractions``
+    is then unused); ``per_class=k`` keeps k training images per class in both cases.
+    """
+    loaded = read_source(kind, **dict(options or {}))
+    if loaded.has_official_splits:
+        full = _concatenate(loaded.sets)  # type: ignore[arg-type]
+        sizes = {name: len(loaded.sets[name]) for name in SPLIT_NAMES}  # type: ignore[index]
+        manifest = official_split_manifest(
+            sizes, full.labels, seed=seed, per_class=per_class, source=full.source,
+            class_names=full.class_names, skipped=loaded.skipped,
+        )
+    else:
+        full = loaded.sets  # type: ignore[assignment]
+        manifest = make_split_manifest(
+            full.labels, seed=seed, fractions=fractions, per_class=per_class, source=full.source,
+            class_names=full.class_names, skipped=loaded.skipped,
+        )
+    if manifest_path is not None:
+        save_split_manifest(manifest, manifest_path)
+    return apply_split(full, manifest)
+
+
+# --- registered sources -------------------------------------------------------------------------------------
+
+
+@register_source("digits")
+def _digits(size: int = 32) -> SourceData:
+    from medsyn.data.digits import load_digits_images
+
+    return SourceData(sets=load_digits_images(size))
+
+
+@register_source("medmnist")
+def _medmnist(path: str, size: int | None = None, channels: int | None = None,
+              class_names: Sequence[str] | None = None) -> SourceData:
+    from medsyn.data.medmnist import read_medmnist_npz
+
+    return read_medmnist_npz(path, size=size, channels=channels, class_names=class_names)
+
+
+@register_source("image_folder")
+def _image_folder(path: str, size: int | None = None, channels: int = 3, classes: Sequence[str] | None = None,
+                  class_prefix: str | Sequence[str] | None = None, on_error: str = "raise") -> SourceData:
+    from medsyn.data.image_folder import read_image_folder
+
+    return read_image_folder(path, size=size, channels=channels, classes=classes, class_prefix=class_prefix,
+                             on_error=on_error)

@@ -1,0 +1,319 @@
+"""Split manifests: which item of a data set is in train, val or test, reproducible from a seed.
+
+Paper 000 §3: every data set is split 80/10/10 hold-out with the class distribution kept the same in
+the three subsets (stratified). Data scarcity is simulated by keeping only ``per_class`` training
+images per class; val and test are never subsampled, so scores at different k stay comparable.
+
+The manifest is written as JSON next to the run's results: it is the record of which real images the
+generator saw (privacy metrics use exactly these training members) and which files were skipped as
+unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from medsyn.data.image_set import ImageSet
+from medsyn.report.atomic import write_json_atomic
+
+__all__ = [
+    "SPLIT_NAMES",
+    "DEFAULT_FRACTIONS",
+    "SplitManifest",
+    "make_split_manifest",
+    "official_split_manifest",
+    "save_split_manifest",
+    "load_split_manifest",
+    "apply_split",
+]
+
+SPLIT_NAMES = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)  # paper 000 §3
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class SplitManifest:
+    """Indices (into the loaded ImageSet, sorted) of each split, plus how they were made.
+
+    train/val/test: disjoint item indices; train is after the ``per_class`` subsample
+    seed, fractions, per_class: the arguments that made the split (fractions are train/val/test)
+    strategy: "stratified" (made here from the seed) or "official" (the source's own splits kept)
+    source: the ImageSet's source; num_items: its length (checked by :func:`apply_split`)
+    class_names: the ImageSet's class names
+    class_counts: split name -> images per class in that split
+    skipped: files the source left out with ``on_error="skip"``, each {"file": path, "reason": why}
+    """
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    seed: int
+    fractions: tuple[float, float, float]
+    per_class: int | None
+    source: str
+    num_items: int
+    class_names: tuple[str, ...]
+    class_counts: dict[str, list[int]]
+    strategy: str = "stratified"
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def indices(self, split: str) -> list[int]:
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"split must be one of {SPLIT_NAMES}, got {split!r}")
+        return getattr(self, split)
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped)
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["fractions"] = list(self.fractions)
+        record["class_names"] = list(self.class_names)
+        record["num_skipped"] = self.num_skipped
+        record["version"] = MANIFEST_VERSION
+        return record
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    values = tuple(float(value) for value in fractions)
+    if len(values) != 3 or any(not math.isfinite(v) or v < 0 for v in values):
+        raise ValueError(f"fractions must be three non-negative numbers (train, val, test), got {fractions}")
+    if abs(sum(values) - 1.0) > 1e-6 or values[0] <= 0:
+        raise ValueError(f"fractions must sum to 1 with a positive train fraction, got {fractions!r}")
+    return values  # type: ignore[return-value]
+
+
+def _check_labels(labels: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
+    array = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"labels must be a non-empty 1-D sequence of class indices, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer) or array.min() < 0:
+        raise ValueError(f"labels must be non-negative integers, got dtype {array.dtype}")
+    return array.astype(np.int64)
+
+
+def _check_per_class(per_class: int | None) -> int | None:
+    if per_class is None:
+        return None
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer or None, got {per_class!r}")
+    return int(per_class)
+
+
+def _subsample_train(
+    train: np.ndarray, labels: np.ndarray, per_class: int, seed: int, class_names: Sequence[str]
+) -> np.ndarray:
+    """Keep ``per_class`` random training items of every class present in the training split."""
+    kept = []
+    for class_index in np.unique(labels):
+        members = train[labels[train] == class_index]
+        if len(members) < per_class:
+            name = class_names[class_index] if class_index < len(class_names) else str(class_index)
+            raise ValueError(
+                f"per_class={per_class} but class {name!r} has only {len(members)} training images"
+            )
+        # A stream of its own per class (and apart from the split's), so k=5 and k=10 share nothing by
+        # accident of draw order and adding a class does not reshuffle the others.
+        rng = np.random.default_rng([seed, int(class_index), 1])
+        kept.append(rng.permutation(members)[:per_class])
+    return np.sort(np.concatenate(kept))
+
+
+def _class_counts(
+    labels: np.ndarray, splits: dict[str, np.ndarray], num_classes: int
+) -> dict[str, list[int]]:
+    return {name: np.bincount(labels[idx], minlength=num_classes).tolist() for name, idx in splits.items()}
+
+
+def make_split_manifest(
+    labels: Sequence[int] | np.ndarray | torch.Tensor,
+    *,
+    seed: int,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    per_class: int | None = None,
+    source: str = "",
+    class_names: Sequence[str] | None = None,
+    skipped: Sequence[dict[str, str]] = (),
+) -> SplitManifest:
+    """Stratified train/val/test split of items with class ``labels`` (int [N]).
+
+    Within each class the items are shuffled with a generator seeded by (seed, class) and cut into
+    round(n*f_val) val, round(n*f_test) test and the rest train (so a class of one item goes to train).
+    Every item is in exactly one split; then ``per_class=k`` keeps k random training items per class
+    (ValueError naming per_class if a class has fewer).
+    """
+    label_array = _check_labels(labels)
+    fraction_values = _check_fractions(fractions)
+    per_class = _check_per_class(per_class)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    num_classes = int(label_array.max()) + 1
+    names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(num_classes))
+    if len(names) < num_classes:
+        raise ValueError(f"class_names has {len(names)} names but labels go up to {num_classes - 1}")
+
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
+    for class_index in np.unique(label_array):
+        members = np.flatnonzero(label_array == class_index)
+        shuffled = np.random.default_rng([int(seed), int(class_index)]).permutation(members)
+        n_val = int(round(len(members) * fraction_values[1]))
+        n_test = int(round(len(members) * fraction_values[2]))
+        n_val, n_test = min(n_val, len(members) - 1), min(n_test, max(len(members) - 1 - n_val, 0))
+        parts["val"].append(shuffled[:n_val])
+        parts["test"].append(shuffled[n_val : n_val + n_test])
+        parts["train"].append(shuffled[n_val + n_test :])
+    splits = {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+    if per_class is not None:
+        splits["train"] = _subsample_train(splits["train"], label_array, per_class, int(seed), names)
+    return SplitManifest(
+        train=splits["train"].tolist(),
+        val=splits["val"].tolist(),
+        test=splits["test"].tolist(),
+        seed=int(seed),
+        fractions=fraction_values,
+        per_class=per_class,
+        source=source,
+        num_items=len(label_array),
+        class_names=names,
+        class_counts=_class_counts(label_array, splits, len(names)),
+        strategy="stratified",
+        skipped=[dict(entry) for entry in skipped],
+    )
+
+
+def official_split_manifest(
+    split_sizes: dict[str, int],
+    labels: Sequence[int] | np.ndarray | torch.Tensor,
+    *,
+    seed: int,
+    per_class: int | None = None,
+    source: str = "",
+    class_names: Sequence[str] | None = None,
+    skipped: Sequence[dict[str, str]] = (),
+) -> SplitManifest:
+    """Manifest for a source that ships its own splits (MedMNIST): the items are train, then val, then test
+    concatenated (``split_sizes`` gives each length) and the official assignment is kept; only the
+    ``per_class`` subsample of train is drawn from the seed.
+    """
+    label_array = _check_labels(labels)
+    per_class = _check_per_class(per_class)
+    if set(split_sizes) != set(SPLIT_NAMES) or sum(split_sizes.values()) != len(label_array):
+        raise ValueError(
+            f"split_sizes must give train/val/test sizes summing to {len(label_array)}, got {split_sizes}"
+        )
+    num_classes = int(label_array.max()) + 1
+    names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(num_classes))
+    splits, start = {}, 0
+    for name in SPLIT_NAMES:
+        splits[name] = np.arange(start, start + split_sizes[name])
+        start += split_sizes[name]
+    if per_class is not None:
+        splits["train"] = _subsample_train(splits["train"], label_array, per_class, int(seed), names)
+    fractions = tuple(split_sizes[name] / len(label_array) for name in SPLIT_NAMES)
+    return SplitManifest(
+        train=splits["train"].tolist(),
+        val=splits["val"].tolist(),
+        test=splits["test"].tolist(),
+        seed=int(seed),
+        fractions=fractions,  # type: ignore[arg-type]
+        per_class=per_class,
+        source=source,
+        num_items=len(label_array),
+        class_names=names,
+        class_counts=_class_counts(label_array, splits, len(names)),
+        strategy="official",
+        skipped=[dict(entry) for entry in skipped],
+    )
+
+
+def save_split_manifest(manifest: SplitManifest, path: str | os.PathLike) -> Path:
+    """Write the manifest as JSON (atomically); return the path."""
+    _check_disjoint(manifest, where=str(path))
+    return write_json_atomic(path, manifest.to_json())
+
+
+def _check_disjoint(manifest: SplitManifest, *, where: str) -> None:
+    seen: dict[int, str] = {}
+    for name in SPLIT_NAMES:
+        indices = manifest.indices(name)
+        if len(set(indices)) != len(indices):
+            raise ValueError(f"split manifest {where}: split {name!r} lists an item twice")
+        for index in indices:
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < manifest.num_items:
+                raise ValueError(
+                    f"split manifest {where}: split {name!r} has index {index!r} outside "
+                    f"[0, {manifest.num_items})"
+                )
+            if index in seen:
+                raise ValueError(
+                    f"split manifest {where}: item {index} is in both {seen[index]!r} and {name!r} "
+                    "(the same image in two splits leaks test data into training)"
+                )
+            seen[index] = name
+
+
+def load_split_manifest(path: str | os.PathLike) -> SplitManifest:
+    """Read a manifest written by :func:`save_split_manifest`; checks its splits are disjoint and in range."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"split manifest not found: {path}")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"split manifest {path} is not valid JSON: {error}") from error
+    required = {
+        "train", "val", "test", "seed", "fractions", "per_class", "source", "num_items", "class_names",
+        "class_counts",
+    }
+    if not isinstance(record, dict) or not required <= set(record):
+        missing = sorted(required - set(record)) if isinstance(record, dict) else sorted(required)
+        raise ValueError(f"split manifest {path} lacks keys {missing}")
+    manifest = SplitManifest(
+        train=list(record["train"]),
+        val=list(record["val"]),
+        test=list(record["test"]),
+        seed=record["seed"],
+        fractions=tuple(record["fractions"]),  # type: ignore[arg-type]
+        per_class=record["per_class"],
+        source=record["source"],
+        num_items=record["num_items"],
+        class_names=tuple(record["class_names"]),
+        class_counts=record["class_counts"],
+        strategy=record.get("strategy", "stratified"),
+        skipped=list(record.get("skipped", [])),
+    )
+    _check_disjoint(manifest, where=str(path))
+    return manifest
+
+
+def apply_split(image_set: ImageSet, manifest: SplitManifest) -> dict[str, ImageSet]:
+    """{"train", "val", "test"} -> the subsets of ``image_set`` the manifest names.
+
+    ValueError if the manifest was made for another set (different length, source or class names).
+    """
+    if manifest.num_items != len(image_set):
+        raise ValueError(
+            f"split manifest was made for {manifest.num_items} items of {manifest.source!r}, "
+            f"but the image set from {image_set.source!r} has {len(image_set)}"
+        )
+    if manifest.source and manifest.source != image_set.source:
+        raise ValueError(
+            f"split manifest was made for source {manifest.source!r}, not {image_set.source!r}"
+        )
+    if tuple(manifest.class_names) != tuple(image_set.class_names):
+        raise ValueError(
+            f"split manifest class names {list(manifest.class_names)} differ from the image set's "
+            f"{list(image_set.class_names)}"
+        )
+    _check_disjoint(manifest, where=f"for {image_set.source}")
+    return {name: image_set.subset(manifest.indices(name)) for name in SPLIT_NAMES}
