@@ -1,0 +1,525 @@
+"""Class-conditional StyleGAN2 (paper 000 §4.2.2; Karras et al. 2020) behind medsyn's generator interface.
+
+``StyleGAN2Config`` holds every hyper-parameter; its defaults are the paper's values (cited field by field).
+``ConditionalStyleGAN2`` trains G and D with the non-saturating logistic loss, lazy R1 on D, lazy
+path-length regularisation and style mixing on G, and an exponential moving average of G (``G_ema``)
+that ``sample`` uses. Under DP-SGD only the discriminator is private (paper 001 §3.1): it is the only
+network that reads real images, so G inherits the guarantee by post-processing.
+
+The networks live in ``medsyn.models.stylegan2_layers``. Images are in [-1, 1] inside the model and in
+[0, 1] at the interface.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medsyn.data.image_set import ImageSet
+from medsyn.models.base import check_sample_labels
+from medsyn.models.stylegan2_layers import Discriminator, MappingNetwork, SynthesisNetwork
+from medsyn.training.checkpoint import load_checkpoint
+from medsyn.training.dp import (
+    default_delta,
+    discriminator_hooks_disabled,
+    make_module_private_compatible,
+    make_private,
+    per_sample_mean,
+)
+from medsyn.training.dp import epsilon as dp_epsilon
+from medsyn.training.ema import ExponentialMovingAverage
+from medsyn.training.loop import TrainingRun, run_training
+from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
+
+__all__ = ["StyleGAN2Config", "StyleGAN2Generator", "ConditionalStyleGAN2", "check_image_shape"]
+
+
+@dataclass(frozen=True)
+class StyleGAN2Config:
+    """Model hyper-parameters of the conditional StyleGAN2; defaults are the paper's.
+
+    Sources: [000] paper 000 §4.2.2 (Salme et al.); [SG2] Karras et al. 2020, StyleGAN2 config-f;
+    [ADA] Karras et al. 2020b, StyleGAN2-ADA (conditioning, 'paper256' channel base, EMA).
+    Training length, batch size (32 [000]) and DP-SGD are ``medsyn.training.settings.TrainingSettings``;
+    [000] trained 100 epochs, i.e. steps = 100 * N / 32.
+    """
+
+    # Architecture.
+    z_dim: int = 512  # [000]
+    w_dim: int = 512  # [000]
+    embed_dim: int = 512  # class embedding joined to z [ADA]
+    mapping_layers: int = 8  # [000]
+    mapping_lr_multiplier: float = 0.01  # [SG2]
+    channel_base: int = 16384  # [ADA] paper256: ~49M parameters (G + D) at 256x256; [000]: "~50 million"
+    channel_max: int = 512  # [SG2]
+    mbstd_group_size: int = 4  # [SG2]; 0 disables minibatch standard deviation (always off under DP)
+    # Optimisation (G and D alike).
+    learning_rate: float = 0.0025  # [000]
+    betas: tuple[float, float] = (0.0, 0.99)  # [000]
+    eps: float = 1e-8  # [000]
+    # Regularisation.
+    style_mixing_prob: float = 0.9  # [SG2]
+    r1_gamma: float = 10.0  # [SG2] config-f; 0 disables R1 (always off under DP)
+    r1_interval: int = 16  # [SG2] lazy regularisation
+    pl_weight: float = 2.0  # [SG2]; 0 disables path-length regularisation
+    pl_interval: int = 4  # [SG2]
+    pl_decay: float = 0.01  # [SG2]
+    pl_batch_shrink: int = 2  # [ADA]
+    ema_half_life_images: int = 10_000  # [ADA] ema_kimg = 10 at batch 32
+    # Sampling.
+    truncation_psi: float = 1.0  # 1: no truncation; < 1 pulls w towards its class's mean w
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        positive = ("z_dim", "w_dim", "embed_dim", "mapping_layers", "channel_base", "channel_max",
+                    "r1_interval", "pl_interval", "pl_batch_shrink", "ema_half_life_images")  # fmt: skip
+        for key in positive:
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"stylegan2 config key {key} must be a positive integer, got {value!r}")
+        for key in ("learning_rate", "eps", "mapping_lr_multiplier", "truncation_psi"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"stylegan2 config key {key} must be > 0, got {getattr(self, key)!r}")
+        for key in ("r1_gamma", "pl_weight", "mbstd_group_size"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"stylegan2 config key {key} must be >= 0, got {getattr(self, key)!r}")
+        for key in ("style_mixing_prob", "pl_decay"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"stylegan2 config key {key} must lie in [0, 1], got {getattr(self, key)!r}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"stylegan2 config key betas must be two numbers in [0, 1), got {self.betas}")
+
+
+def check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(C, H, W) with C in {1, 3} and H = W a power of two >= 8, or ValueError naming image_shape."""
+    shape = tuple(int(size) for size in image_shape)
+    if len(shape) != 3:
+        raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
+    channels, height, width = shape
+    if channels not in (1, 3):
+        raise ValueError(f"image_shape: StyleGAN2 needs 1 or 3 image channels, got {channels}")
+    if height != width or height < 8 or height & (height - 1):
+        raise ValueError(
+            f"image_shape: StyleGAN2 needs square images of a power-of-two size >= 8, got {height}x{width}"
+        )
+    return shape  # type: ignore[return-value]
+
+
+class StyleGAN2Generator(nn.Module):
+    """Mapping + synthesis. ``path_length_mean`` is the running mean of the path-length regulariser."""
+
+    def __init__(
+        self, config: StyleGAN2Config, num_classes: int, image_channels: int, image_size: int
+    ) -> None:
+        super().__init__()
+        self.mapping = MappingNetwork(
+            config.z_dim, config.w_dim, num_classes, config.embed_dim,
+            config.mapping_layers, config.mapping_lr_multiplier,
+        )  # fmt: skip
+        self.synthesis = SynthesisNetwork(
+            image_size, image_channels, config.w_dim, config.channel_base, config.channel_max
+        )
+        self.num_ws = self.synthesis.num_ws
+        self.register_buffer("path_length_mean", torch.zeros([]))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """z [B, z_dim], labels int64 [B] -> images [B, C, R, R] (about [-1, 1]); no style mixing."""
+        return self.synthesis(self.mapping(z, labels)[:, None].repeat(1, self.num_ws, 1))
+
+
+class ConditionalStyleGAN2:
+    """Class-conditional StyleGAN2 implementing ``medsyn.models.base.ConditionalGenerator`` and the
+    registry contract (``medsyn.models.registry``).
+
+    Weights are initialised from ``init_seed`` (two models built alike are identical). Under DP
+    (``training.dp``) the discriminator is built without minibatch standard deviation.
+    """
+
+    name = "stylegan2"
+    config_class = StyleGAN2Config
+
+    def __init__(
+        self,
+        config: StyleGAN2Config | None = None,
+        *,
+        num_classes: int,
+        image_shape: tuple[int, int, int],
+        training: TrainingSettings | None = None,
+        init_seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.config = config if config is not None else StyleGAN2Config()
+        if not isinstance(self.config, StyleGAN2Config):
+            raise ValueError(f"config must be a StyleGAN2Config, got {type(self.config).__name__}")
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.training = training if training is not None else TrainingSettings()
+        self.num_classes = num_classes
+        self.image_shape = check_image_shape(image_shape)
+        self.device = torch.device(device)
+        channels, size = self.image_shape[0], self.image_shape[1]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self.G = StyleGAN2Generator(self.config, num_classes, channels, size).to(self.device)
+            self.D = Discriminator(
+                size, channels, num_classes, self.config.channel_base, self.config.channel_max,
+                0 if self.private else self.config.mbstd_group_size,
+            ).to(self.device)  # fmt: skip
+        batch = self.training.batch_size
+        self.ema = ExponentialMovingAverage(self.G, decay=0.5 ** (batch / self.config.ema_half_life_images))
+        self.history: list[dict[str, float]] = []
+        self.metadata: dict[str, Any] = {}
+
+    @property
+    def G_ema(self) -> StyleGAN2Generator:
+        """The moving average of G that ``sample`` uses."""
+        return self.ema.module
+
+    @property
+    def private(self) -> bool:
+        return self.training.dp is not None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any] | StyleGAN2Config | None,
+        *,
+        num_classes: int,
+        image_shape: tuple[int, int, int],
+        training: Mapping[str, Any] | TrainingSettings | None = None,
+        device: str | torch.device = "cpu",
+    ) -> "ConditionalStyleGAN2":
+        """Build from plain mappings (bundle YAML); unknown keys raise ValueError naming them."""
+        if not isinstance(config, StyleGAN2Config):
+            config = config_from_mapping(StyleGAN2Config, config, what="stylegan2 model_config")
+        if not isinstance(training, TrainingSettings):
+            training = config_from_mapping(TrainingSettings, training, what="stylegan2 training settings")
+        return cls(config, num_classes=num_classes, image_shape=image_shape, training=training, device=device)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The ``"config"`` this model's checkpoints store (and must match to load)."""
+        return generator_checkpoint_config(
+            self.config, self.training, num_classes=self.num_classes, image_shape=self.image_shape
+        )
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, *, device: str | torch.device = "cpu"
+    ) -> "ConditionalStyleGAN2":
+        """The trained model stored in ``path`` (a checkpoint of another model raises ValueError)."""
+        payload = load_checkpoint(path, model=cls.name)
+        config = payload["config"]
+        model = cls.from_config(
+            config["model_config"],
+            num_classes=int(config["num_classes"]),
+            image_shape=tuple(config["image_shape"]),
+            training=config["training"],
+            device=device,
+        )
+        model.load_weights(payload)
+        return model
+
+    def load_weights(self, payload: dict) -> None:
+        """Load G, D and G_ema from a checkpoint payload (``load_checkpoint`` result) of this very config."""
+        if payload.get("model") != self.name:
+            raise ValueError(f"checkpoint holds a {payload.get('model')!r} model, not a {self.name!r} model")
+        if payload.get("config") != self.checkpoint_config():
+            differing = _differing_keys(self.checkpoint_config(), payload.get("config") or {})
+            raise ValueError(
+                f"checkpoint was made with a different stylegan2 config; differing keys: {differing}"
+            )
+        state = payload["state"]
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.ema.load_state_dict(state["G_ema"])
+        self.metadata = dict(payload.get("metadata", {}))
+        self.history = list(payload.get("history", []))
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load weights from ``path``; refuses a checkpoint of another model or config."""
+        try:
+            self.load_weights(load_checkpoint(path, model=self.name))
+        except ValueError as error:
+            raise ValueError(f"checkpoint {path}: {error}") from error
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of G and D (G_ema is a copy of G and not counted)."""
+        return sum(p.numel() for p in self.G.parameters()) + sum(p.numel() for p in self.D.parameters())
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        labels: torch.Tensor,
+        seed: int = 0,
+        *,
+        truncation_psi: float | None = None,
+        batch_size: int = 64,
+    ) -> torch.Tensor:
+        """labels int64 [N] in [0, num_classes) -> images float32 [N, C, H, W] in [0, 1], from G_ema.
+
+        Deterministic for a seed (z from a forked, seeded RNG; constant noise inputs), whatever batch_size.
+        truncation_psi < 1 pulls each w towards its class's mean w (estimated from 1024 draws).
+        """
+        labels = check_sample_labels(labels, self.num_classes)
+        psi = self.config.truncation_psi if truncation_psi is None else float(truncation_psi)
+        if not psi > 0:
+            raise ValueError(f"truncation_psi must be > 0, got {psi}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.G_ema.eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            class_w_mean = self._class_w_mean() if psi != 1.0 else None
+            # All z first and constant noise inputs: an image depends on (seed, position), not on batch_size.
+            z_all = torch.randn(len(labels), self.config.z_dim)
+        images = []
+        for start in range(0, len(labels), batch_size):
+            batch_labels = labels[start : start + batch_size].to(self.device)
+            w = self.G_ema.mapping(z_all[start : start + batch_size].to(self.device), batch_labels)
+            if class_w_mean is not None:
+                w = torch.lerp(class_w_mean[batch_labels], w, psi)
+            ws = w[:, None].repeat(1, self.G_ema.num_ws, 1)
+            images_in_minus1_1 = self.G_ema.synthesis(ws, noise_mode="const").clamp(-1, 1)
+            images.append(((images_in_minus1_1 + 1) / 2).float().cpu())
+        if not images:
+            return torch.empty(0, *self.image_shape)
+        return torch.cat(images)
+
+    def _class_w_mean(self, draws: int = 1024) -> torch.Tensor:
+        """Mean w of each class, [num_classes, w_dim]."""
+        z = torch.randn(draws, self.config.z_dim).to(self.device)
+        means = [
+            self.G_ema.mapping(z, torch.full((draws,), c, dtype=torch.int64, device=self.device)).mean(0)
+            for c in range(self.num_classes)
+        ]
+        return torch.stack(means)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self, train: ImageSet, checkpoint_path: str | Path, *, seed: int = 0, progress: bool = True
+    ) -> Path:
+        """Train on ``train`` for ``training.steps`` steps (resuming from ``checkpoint_path`` if it exists).
+
+        Returns the checkpoint path. Under DP the epsilon spent (delta = 1/N unless set) is in the
+        checkpoint's metadata and in ``metadata``.
+        """
+        if train.image_shape != self.image_shape:
+            raise ValueError(
+                f"training set {train.source} has images of shape {train.image_shape}, "
+                f"but this StyleGAN2 was built for image_shape {self.image_shape}"
+            )
+        if train.num_classes != self.num_classes:
+            raise ValueError(
+                f"training set {train.source} has {train.num_classes} classes, "
+                f"but this StyleGAN2 was built for num_classes {self.num_classes}"
+            )
+        trainer = _Trainer(self, num_train=len(train))
+        checkpoint_path = Path(checkpoint_path)
+        run = TrainingRun(
+            model_name=self.name,
+            config=self.checkpoint_config(),
+            stateful=trainer.stateful(),
+            checkpoint_path=checkpoint_path,
+            steps=self.training.steps,
+            batch_size=self.training.batch_size,
+            seed=seed,
+            checkpoint_every=self.training.checkpoint_every,
+            metadata={
+                "class_names": list(train.class_names),
+                "num_train": len(train),
+                "parameter_count": self.parameter_count(),
+                **trainer.metadata(),
+            },
+            progress=progress,
+            poisson_sampling=self.private,
+            metadata_fn=trainer.privacy_metadata,
+        )
+        self.history = run_training(run, train, trainer.step)
+        self.metadata = {**run.metadata, **trainer.privacy_metadata()}
+        return checkpoint_path
+
+
+def _differing_keys(mine: Mapping[str, Any], theirs: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the (nested) keys whose values differ, e.g. ['model_config.w_dim']."""
+    differing = []
+    for key in sorted(set(mine) | set(theirs)):
+        a, b = mine.get(key, "<missing>"), theirs.get(key, "<missing>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            differing += _differing_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            differing.append(f"{prefix}{key}")
+    return differing
+
+
+class _Trainer:
+    """One StyleGAN2 training step (StyleGAN2-ADA's phase order: G main, G path length, D main, D R1).
+
+    Under DP-SGD (paper 001 §3.1) only D is private: D is wrapped by Opacus (per-sample gradients, clipping,
+    noise, RDP accountant), batches are Poisson-sampled, and D's per-sample loss is the pair
+    (real_i, fake_i) so each real image's influence is clipped. Minibatch std (mixes samples) and R1
+    (double backward, unsupported by Opacus' per-sample hooks) are off.
+    """
+
+    def __init__(self, model: ConditionalStyleGAN2, num_train: int) -> None:
+        self.model = model
+        self.config = config = model.config
+        self.device = model.device
+        self.G = model.G
+        self.D: nn.Module = model.D
+        self.dp = model.training.dp
+        self.num_train = num_train
+        self.use_r1 = config.r1_gamma > 0 and self.dp is None
+        self.use_pl = config.pl_weight > 0
+        self.opt_G = self._adam(self.G, config.pl_interval if self.use_pl else None)
+        self.accountant = None
+        if self.dp is None:
+            self.opt_D = self._adam(self.D, config.r1_interval if self.use_r1 else None)
+        else:
+            fixed, _ = make_module_private_compatible(model.D)  # validates D with Opacus' ModuleValidator
+            if fixed is not model.D:  # D has no BatchNorm, so nothing may have been replaced
+                model.D.load_state_dict(fixed.state_dict())
+            batch = min(model.training.batch_size, num_train)
+            self.D, self.opt_D, self.accountant = make_private(
+                model.D,
+                self._adam(model.D, None),
+                noise_multiplier=self.dp.noise_multiplier,
+                max_grad_norm=self.dp.max_grad_norm,
+                sample_rate=batch / num_train,
+                expected_batch_size=batch,
+            )
+            self.delta = self.dp.delta if self.dp.delta is not None else default_delta(num_train)
+
+    def _adam(self, module: nn.Module, lazy_interval: int | None) -> torch.optim.Adam:
+        # Lazy regularisation runs every k steps; StyleGAN2 (Appendix C) rescales lr and betas by k/(k+1)
+        # so that the optimiser's effective step size matches non-lazy training.
+        ratio = lazy_interval / (lazy_interval + 1) if lazy_interval else 1.0
+        beta1, beta2 = self.config.betas
+        return torch.optim.Adam(
+            module.parameters(),
+            lr=self.config.learning_rate * ratio,
+            betas=(beta1**ratio, beta2**ratio),
+            eps=self.config.eps,
+        )
+
+    def stateful(self) -> dict:
+        # The plain D (not Opacus' wrapper) is checkpointed, so weights load into an unwrapped model.
+        stateful = {
+            "G": self.G, "D": self.model.D, "G_ema": self.model.ema, "opt_G": self.opt_G, "opt_D": self.opt_D
+        }  # fmt: skip
+        if self.accountant is not None:
+            stateful["dp_accountant"] = self.accountant
+        return stateful
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "minibatch_std": self.model.D.mbstd is not None,
+            "r1_regularisation": self.use_r1,
+            "path_length_regularisation": self.use_pl,
+            "private_networks": ["D"] if self.dp is not None else [],
+            "dp_notes": (
+                "only the discriminator is private (paper 001 §3.1); minibatch std and R1 are disabled "
+                "under DP-SGD (they mix samples / need a double backward that Opacus cannot clip per sample)"
+                if self.dp is not None
+                else None
+            ),
+        }
+
+    def privacy_metadata(self) -> dict[str, Any]:
+        if self.accountant is None:
+            return {}
+        return {
+            "dp_epsilon": dp_epsilon(self.accountant, self.delta),
+            "dp_delta": self.delta,
+            "dp_noise_multiplier": self.dp.noise_multiplier,
+            "dp_max_grad_norm": self.dp.max_grad_norm,
+        }
+
+    def _randn(self, *shape: int) -> torch.Tensor:
+        # Drawn on the CPU (whose RNG state the checkpoint keeps), then moved: exact resume on any device.
+        return torch.randn(*shape).to(self.device)
+
+    def _generate(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fake images [B, C, R, R] and their ws [B, num_ws, w_dim], with style mixing regularisation."""
+        batch, num_ws = len(labels), self.G.num_ws
+        ws = self.G.mapping(self._randn(batch, self.config.z_dim), labels)[:, None].repeat(1, num_ws, 1)
+        if self.config.style_mixing_prob > 0:
+            # From a random layer on, the styles of a second z (same label) take over (StyleGAN §3.1).
+            cutoff = int(torch.randint(1, num_ws, ()))
+            if float(torch.rand(())) >= self.config.style_mixing_prob:
+                cutoff = num_ws
+            if cutoff < num_ws:
+                mixed = self.G.mapping(self._randn(batch, self.config.z_dim), labels)
+                ws = torch.cat([ws[:, :cutoff], mixed[:, None].repeat(1, num_ws - cutoff, 1)], dim=1)
+        return self.G.synthesis(ws), ws
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> dict[str, float]:
+        config = self.config
+        real = (images.to(self.device) * 2 - 1).detach()
+        labels = labels.to(self.device)
+        losses: dict[str, float] = {}
+        self.G.train()
+        self.D.train()
+        # Fake labels are the real batch's labels, i.e. they follow the training set's class distribution.
+        if len(labels):
+            self.D.requires_grad_(False)
+            # G main: non-saturating logistic loss, softplus(-D(G(z))).
+            self.opt_G.zero_grad(set_to_none=True)
+            fake, _ = self._generate(labels)
+            if self.dp is None:
+                loss_G = F.softplus(-self.D(fake, labels)).mean()
+                loss_G.backward()
+            else:
+                with discriminator_hooks_disabled(self.D):  # G's backward must not record D per-sample grads
+                    loss_G = F.softplus(-self.D(fake, labels)).mean()
+                    loss_G.backward()
+            self.opt_G.step()
+            losses["loss_G"] = float(loss_G.detach())
+
+            # G path-length regularisation, lazily every pl_interval steps (weight scaled by the interval).
+            if self.use_pl and step % config.pl_interval == 0:
+                self.opt_G.zero_grad(set_to_none=True)
+                fake, ws = self._generate(labels[: max(1, len(labels) // config.pl_batch_shrink)])
+                pl_noise = self._randn(*fake.shape) / math.sqrt(fake.shape[2] * fake.shape[3])
+                (pl_grads,) = torch.autograd.grad((fake * pl_noise).sum(), ws, create_graph=True)
+                lengths = pl_grads.square().sum(dim=2).mean(dim=1).sqrt()
+                with torch.no_grad():
+                    self.G.path_length_mean.lerp_(lengths.mean(), config.pl_decay)
+                penalty = (lengths - self.G.path_length_mean).square().mean()
+                (penalty * config.pl_weight * config.pl_interval).backward()
+                self.opt_G.step()
+                losses["path_length_penalty"] = float(penalty.detach())
+            self.D.requires_grad_(True)
+
+        # D main: softplus(D(fake)) + softplus(-D(real)); per sample i the pair (real_i, fake_i).
+        self.opt_D.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            fake = self._generate(labels)[0] if len(labels) else real
+        logits_fake = self.D(fake, labels)
+        logits_real = self.D(real, labels)
+        loss_D = per_sample_mean(F.softplus(logits_fake) + F.softplus(-logits_real))
+        loss_D.backward()
+        self.opt_D.step()
+        losses["loss_D"] = float(loss_D.detach())
+
+        # D R1 penalty on real images, lazily every r1_interval steps: gamma/2 * |grad_x D(x)|^2.
+        if self.use_r1 and step % config.r1_interval == 0:
+            self.opt_D.zero_grad(set_to_none=True)
+            real_input = real.requires_grad_(True)
+            (r1_grads,) = torch.autograd.grad(self.D(real_input, labels).sum(), real_input, create_graph=True)
+            penalty = r1_grads.square().sum(dim=[1, 2, 3]).mean()
+            (penalty * (config.r1_gamma / 2) * config.r1_interval).backward()
+            self.opt_D.step()
+            losses["r1_penalty"] = float(penalty.detach())
+
+        self.model.ema.update(self.G)
+        if self.accountant is not None:
+            losses["epsilon"] = dp_epsilon(self.accountant, self.delta)
+        return losses
