@@ -1,0 +1,114 @@
+"""Privacy gallery (issue 5, 3d): the synthetic images with the highest max-SSIM, each beside the real
+training image it is most similar to, so a reader can judge by eye whether the closest pairs are copies."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medsyn.metrics.validation import as_image_batch, check_same_image_size
+
+__all__ = ["privacy_gallery", "save_privacy_gallery"]
+
+PAIRS_PER_ROW = 8
+
+
+def _per_image(ssim_result: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(ssim_result, dict) and "per_image_values" in ssim_result:
+        values, indices = ssim_result["per_image_values"], ssim_result["per_image_indices"]
+    elif hasattr(ssim_result, "values") and hasattr(ssim_result, "indices"):
+        values, indices = ssim_result.values.detach().cpu().numpy(), ssim_result.indices.detach().cpu().numpy()
+    else:
+        raise ValueError(
+            "ssim_result must be the dict returned by ssim_max_privacy or an SSIMMaxResult, "
+            f"got {type(ssim_result).__name__}"
+        )
+    return np.asarray(values, dtype=np.float64), np.asarray(indices, dtype=np.int64)
+
+
+def privacy_gallery(synthetic: Any, real_train: Any, ssim_result: Any, top: int = 16) -> dict[str, Any]:
+    """The ``top`` synthetic images with the highest max-SSIM and their most similar training images.
+
+    synthetic [m,C,H,W], real_train [n,C,H,W] in [0,1]: the sets ``ssim_result`` was computed on
+    ssim_result: dict from :func:`ssim_max_privacy` or an ``SSIMMaxResult``
+    top: pairs to show (all m when m < top)
+    returns: {"synthetic_indices": [t], "real_indices": [t], "values": [t] (descending),
+              "synthetic_images": float32 [t,C,H,W], "real_images": float32 [t,C,H,W]}
+    """
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"top must be a positive integer, got {top!r}")
+    synthetic_t = as_image_batch(synthetic, "synthetic")
+    real_t = as_image_batch(real_train, "real_train")
+    check_same_image_size(synthetic_t, "synthetic", real_t, "real_train")
+    values, indices = _per_image(ssim_result)
+    if values.shape != (synthetic_t.shape[0],) or indices.shape != values.shape:
+        raise ValueError(
+            f"ssim_result holds {values.shape[0]} values but synthetic has {synthetic_t.shape[0]} images: "
+            "pass the result computed on these images"
+        )
+    if indices.min() < 0 or indices.max() >= real_t.shape[0]:
+        raise ValueError(f"ssim_result indices must lie in [0, {real_t.shape[0]}) (real_train), got {indices.min()}..{indices.max()}")
+    order = np.argsort(-values, kind="stable")[: int(top)]  # highest similarity first; ties keep index order
+    real_order = indices[order]
+    return {
+        "synthetic_indices": order.tolist(),
+        "real_indices": real_order.tolist(),
+        "values": values[order].tolist(),
+        "synthetic_images": synthetic_t[torch.as_tensor(order, dtype=torch.long)].cpu().numpy(),
+        "real_images": real_t[torch.as_tensor(real_order, dtype=torch.long)].cpu().numpy(),
+    }
+
+
+def _to_display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    # [C,H,W] -> what imshow takes: grey [H,W] with a grey colour map, or RGB [H,W,3]
+    if image.shape[0] == 1:
+        return image[0], "gray"
+    if image.shape[0] == 3:
+        return np.transpose(image, (1, 2, 0)), None
+    return image.mean(axis=0), "gray"
+
+
+def save_privacy_gallery(path: str | os.PathLike, gallery: dict[str, Any], *, title: str | None = None) -> Path:
+    """Write the gallery as a PNG (pairs: synthetic above its nearest training image, labelled with the
+    max-SSIM), atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from medsyn.report.atomic import write_bytes_atomic
+
+    for key in ("synthetic_images", "real_images", "values", "synthetic_indices", "real_indices"):
+        if key not in gallery:
+            raise ValueError(f"gallery is missing {key!r}: pass the dict returned by privacy_gallery")
+    count = len(gallery["values"])
+    if count == 0:
+        raise ValueError("gallery is empty")
+    columns = min(count, PAIRS_PER_ROW)
+    pair_rows = math.ceil(count / PAIRS_PER_ROW)
+    figure = Figure(figsize=(1.4 * columns, 2.9 * pair_rows + (0.4 if title else 0)), dpi=100)
+    axes = figure.subplots(2 * pair_rows, columns, squeeze=False)
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for i in range(count):
+        row, column = 2 * (i // PAIRS_PER_ROW), i % PAIRS_PER_ROW
+        for offset, key, label in (
+            (0, "synthetic_images", f"syn {gallery['synthetic_indices'][i]}\nSSIM {gallery['values'][i]:.3f}"),
+            (1, "real_images", f"train {gallery['real_indices'][i]}"),
+        ):
+            image, cmap = _to_display(np.asarray(gallery[key][i]))
+            axis = axes[row + offset, column]
+            axis.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+            axis.set_title(label, fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return write_bytes_atomic(path, buffer.getvalue())
