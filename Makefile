@@ -9,7 +9,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 OUTPUT_DIR ?= runs/quickstart
 
-.PHONY: install demo test bench ctest lint clean
+.PHONY: install demo test bench ctest cuda-check lint clean
 
 install: $(STAMP)
 
@@ -34,6 +34,17 @@ test: install
 
 bench: install
 	$(BIN)/python -m pytest -q benchmarks --benchmark-only
+
+# Standalone C++ tests of the CPU kernels under ASan/UBSan (no Python needed; also run by `make test`).
+ctest:
+	cmake -S . -B build/ctest -DMEDSYN_BUILD_TESTS=ON -DMEDSYN_SANITIZE=ON
+	cmake --build build/ctest --parallel 2
+	ctest --test-dir build/ctest --output-on-failure
+
+# Compile and link the CUDA kernels without Python (fails when nvcc is missing).
+cuda-check:
+	cmake -S . -B build/cuda-check -DMEDSYN_CUDA=ON
+	cmake --build build/cuda-check --parallel 2 --target medsyn_cuda
 
 lint: install
 	$(BIN)/python -m ruff check medsyn tests benchmarks

@@ -1,0 +1,183 @@
+// Standalone test of the CPU SSIM-max kernel (no Python): compares against a naive float64 SSIM that
+// evaluates the full 2-D window at every valid pixel. Run by ctest, also under ASan/UBSan.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "cpu/ssim_max.h"
+
+namespace {
+
+int failures = 0;
+
+#define EXPECT(condition, ...)                          \
+  do {                                                  \
+    if (!(condition)) {                                 \
+      std::printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+      std::printf(__VA_ARGS__);                         \
+      std::printf("\n");                                \
+      ++failures;                                       \
+    }                                                   \
+  } while (0)
+
+medsyn::SsimWindow uniform_window(int win) {
+  const double n = static_cast<double>(win) * win;
+  return {std::vector<double>(win, 1.0 / win), n / (n - 1.0), 1e-4, 9e-4};
+}
+
+medsyn::SsimWindow gaussian_window() {
+  std::vector<double> w(11);
+  double sum = 0.0;
+  for (int k = 0; k < 11; ++k) sum += (w[k] = std::exp(-0.5 * (k - 5) * (k - 5) / (1.5 * 1.5)));
+  for (double& v : w) v /= sum;
+  return {w, 1.0, 1e-4, 9e-4};
+}
+
+// Naive float64 SSIM of two [C,H,W] images: direct 2-D window sums, no precomputation, no sliding.
+double naive_ssim(const float* x, const float* y, const medsyn::ImageGeometry& g, const medsyn::SsimWindow& w) {
+  const int64_t win = static_cast<int64_t>(w.weights.size());
+  const int64_t hv = g.height - win + 1, wv = g.width - win + 1;
+  double total = 0.0;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const float* xp = x + c * g.height * g.width;
+    const float* yp = y + c * g.height * g.width;
+    for (int64_t i = 0; i < hv; ++i) {
+      for (int64_t j = 0; j < wv; ++j) {
+        double mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
+        for (int64_t a = 0; a < win; ++a) {
+          for (int64_t b = 0; b < win; ++b) {
+            const double weight = w.weights[a] * w.weights[b];
+            const double u = xp[(i + a) * g.width + j + b], v = yp[(i + a) * g.width + j + b];
+            mx += weight * u;
+            my += weight * v;
+            sxx += weight * u * u;
+            syy += weight * v * v;
+            sxy += weight * u * v;
+          }
+        }
+        const double vx = w.covariance_scale * (sxx - mx * mx), vy = w.covariance_scale * (syy - my * my);
+        const double cov = w.covariance_scale * (sxy - mx * my);
+        total += ((2 * mx * my + w.c1) * (2 * cov + w.c2)) / ((mx * mx + my * my + w.c1) * (vx + vy + w.c2));
+      }
+    }
+  }
+  return total / static_cast<double>(g.channels * hv * wv);
+}
+
+std::vector<float> random_images(int64_t count, const medsyn::ImageGeometry& g, std::mt19937& rng) {
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  std::vector<float> images(count * g.channels * g.height * g.width);
+  for (float& v : images) v = uniform(rng);
+  return images;
+}
+
+void check_scan(const std::vector<float>& syn, int64_t ns, const std::vector<float>& real, int64_t nr,
+                const medsyn::ImageGeometry& g, const medsyn::SsimWindow& w, int64_t top_k, const char* name) {
+  const int64_t image = g.channels * g.height * g.width;
+  std::vector<double> values(ns * top_k);
+  std::vector<int64_t> indices(ns * top_k);
+  medsyn::ssim_max_scan(syn.data(), ns, real.data(), nr, g, w, top_k, values.data(), indices.data());
+  for (int64_t s = 0; s < ns; ++s) {
+    std::vector<double> reference(nr);
+    for (int64_t r = 0; r < nr; ++r) reference[r] = naive_ssim(&syn[s * image], &real[r * image], g, w);
+    // Expected top-k by brute force: repeatedly take the best remaining (ties -> smaller index).
+    std::vector<bool> taken(nr, false);
+    for (int64_t k = 0; k < top_k; ++k) {
+      int64_t best = -1;
+      for (int64_t r = 0; r < nr; ++r)
+        if (!taken[r] && (best < 0 || reference[r] > reference[best] + 1e-12)) best = r;
+      taken[best] = true;
+      const double got = values[s * top_k + k];
+      const int64_t got_index = indices[s * top_k + k];
+      EXPECT(std::fabs(got - reference[best]) < 1e-10, "%s: s=%lld k=%lld value %.15f expected %.15f", name,
+             static_cast<long long>(s), static_cast<long long>(k), got, reference[best]);
+      EXPECT(got_index >= 0 && got_index < nr && std::fabs(reference[got_index] - got) < 1e-10,
+             "%s: s=%lld k=%lld index %lld does not reach the value", name, static_cast<long long>(s),
+             static_cast<long long>(k), static_cast<long long>(got_index));
+      if (k > 0) EXPECT(values[s * top_k + k - 1] >= got, "%s: top-k not sorted", name);
+    }
+  }
+}
+
+void test_random_images() {
+  std::mt19937 rng(7);
+  for (const auto& g : {medsyn::ImageGeometry{1, 17, 23}, medsyn::ImageGeometry{3, 12, 11}}) {
+    const auto syn = random_images(5, g, rng);
+    auto real = random_images(9, g, rng);
+    const int64_t image = g.channels * g.height * g.width;
+    for (int64_t q = 0; q < image; ++q) real[4 * image + q] = 0.9f * syn[2 * image + q] + 0.05f;
+    check_scan(syn, 5, real, 9, g, uniform_window(7), 3, "uniform random");
+    check_scan(syn, 5, real, 9, g, uniform_window(3), 1, "uniform 3x3 random");
+    if (g.height >= 11 && g.width >= 11) check_scan(syn, 5, real, 9, g, gaussian_window(), 2, "gaussian random");
+  }
+}
+
+void test_constant_images() {
+  const medsyn::ImageGeometry g{1, 14, 16};
+  const int64_t image = g.height * g.width;
+  const float levels[] = {0.0f, 0.25f, 0.8f, 1.0f};
+  std::vector<float> images(4 * image);
+  for (int64_t n = 0; n < 4; ++n)
+    for (int64_t q = 0; q < image; ++q) images[n * image + q] = levels[n];
+  check_scan(images, 4, images, 4, g, uniform_window(7), 4, "constant uniform");
+  check_scan(images, 4, images, 4, g, gaussian_window(), 2, "constant gaussian");
+  // Identical constant images score exactly 1 (C1, C2 > 0 keep the ratio defined).
+  std::vector<double> values(4);
+  medsyn::ssim_pairs(images.data(), images.data(), 4, g, uniform_window(7), values.data());
+  for (double v : values) EXPECT(std::fabs(v - 1.0) < 1e-11, "identical constants give %.17f", v);
+}
+
+void test_ties_go_to_smallest_index() {
+  std::mt19937 rng(3);
+  const medsyn::ImageGeometry g{1, 10, 10};
+  const auto a = random_images(1, g, rng);
+  const auto noise = random_images(40, g, rng);
+  std::vector<float> real(noise);
+  for (int64_t r : {13, 21, 37})
+    for (int64_t q = 0; q < 100; ++q) real[r * 100 + q] = a[q];
+  std::vector<double> values(3);
+  std::vector<int64_t> indices(3);
+  medsyn::ssim_max_scan(a.data(), 1, real.data(), 40, g, uniform_window(7), 3, values.data(), indices.data());
+  EXPECT(indices[0] == 13 && indices[1] == 21 && indices[2] == 37, "tie order %lld %lld %lld",
+         static_cast<long long>(indices[0]), static_cast<long long>(indices[1]), static_cast<long long>(indices[2]));
+  EXPECT(std::fabs(values[0] - 1.0) < 1e-14, "self-similarity %.17f", values[0]);
+}
+
+void test_bad_arguments_throw() {
+  const medsyn::ImageGeometry g{1, 5, 5};
+  std::vector<float> images(25, 0.5f);
+  std::vector<double> values(1);
+  std::vector<int64_t> indices(1);
+  bool threw = false;
+  try {
+    medsyn::ssim_max_scan(images.data(), 1, images.data(), 1, g, uniform_window(7), 1, values.data(), indices.data());
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  EXPECT(threw, "a 7x7 window on 5x5 images must throw");
+  threw = false;
+  try {
+    medsyn::ssim_max_scan(images.data(), 1, images.data(), 1, g, uniform_window(3), 2, values.data(), indices.data());
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  EXPECT(threw, "top_k > n_real must throw");
+}
+
+}  // namespace
+
+int main() {
+  test_random_images();
+  test_constant_images();
+  test_ties_go_to_smallest_index();
+  test_bad_arguments_throw();
+  if (failures) {
+    std::printf("%d check(s) failed\n", failures);
+    return 1;
+  }
+  std::printf("test_ssim_max: all checks passed\n");
+  return 0;
+}

@@ -1,0 +1,38 @@
+"""Builds the standalone C++ tests (csrc/tests, no Python/pybind11) with ASan + UBSan and runs them
+through ctest, so `make test` exercises the CPU kernels under the sanitizers (same as `make ctest`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="2", ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_cpp_kernels_pass_ctest_under_sanitizers(tmp_path_factory):
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake not found on PATH")
+    ctest = str(Path(cmake).with_name("ctest")) if Path(cmake).with_name("ctest").exists() else shutil.which("ctest")
+    build = tmp_path_factory.mktemp("ctest-build")
+    configure = [cmake, "-S", str(ROOT), "-B", str(build), "-DMEDSYN_BUILD_TESTS=ON", "-DMEDSYN_SANITIZE=ON"]
+    if shutil.which("ninja"):
+        configure += ["-G", "Ninja"]
+    for command in (configure, [cmake, "--build", str(build), "--parallel", "2"]):
+        done = _run(command, ROOT)
+        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    cache = (build / "CMakeCache.txt").read_text()
+    assert "MEDSYN_SANITIZE:BOOL=ON" in cache
+    done = _run([ctest, "--test-dir", str(build), "--output-on-failure"], ROOT)
+    assert done.returncode == 0, f"ctest failed:\n{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
+    assert "100% tests passed" in done.stdout
