@@ -158,12 +158,19 @@ class CVAE:
         self.num_classes = num_classes
         self.image_shape = tuple(int(size) for size in image_shape)
         self.training = training if training is not None else TrainingSettings()
-        network = CVAENetwork(config, num_classes=num_classes, image_shape=self.image_shape)
+        self.network = self._build_network(seed=0)
+        self.metadata: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []
+
+    def _build_network(self, seed: int) -> nn.Module:
+        """A freshly initialised network; initial weights depend only on ``seed`` (not on global RNG state)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = CVAENetwork(self.config, num_classes=self.num_classes, image_shape=self.image_shape)
         self.batchnorm_replaced_by_groupnorm = False
         if self.training.dp is not None:
             network, self.batchnorm_replaced_by_groupnorm = make_module_private_compatible(network)
-        self.network = network
-        self.metadata: dict[str, Any] = {}
+        return network
 
     @classmethod
     def from_config(
@@ -196,7 +203,9 @@ class CVAE:
                 f"training set {train.source} has images of shape {train.image_shape}, model expects {self.image_shape}"
             )
         settings = self.training
-        network = self.network
+        # Re-initialised from the seed so a run is a function of (config, data, seed) alone; a resumed run
+        # then overwrites these weights with the checkpoint's.
+        network = self.network = self._build_network(seed)
         optimizer = torch.optim.Adam(
             network.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
         )

@@ -24,6 +24,7 @@ __all__ = [
     "wrap_data_parallel",
     "unwrap",
     "all_reduce_mean",
+    "broadcast_buffers",
 ]
 
 
@@ -94,3 +95,16 @@ def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     tensor /= dist.get_world_size()
     return {key: float(value) for key, value in zip(keys, tensor.tolist())}
+
+
+def broadcast_buffers(module: nn.Module) -> None:
+    """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every rank.
+
+    DDP keeps parameters identical but each rank's last forward updates its buffers from its own shard
+    (SyncBatchNorm needs GPUs), so the loop calls this at the end: all ranks then hold rank 0's state,
+    which is also what rank 0's checkpoint holds.
+    """
+    if not is_distributed():
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from medsyn.data.image_set import ImageSet
 from medsyn.training.batches import PoissonBatches, ShuffledBatches, shard_batch
 from medsyn.training.checkpoint import load_checkpoint, save_checkpoint
-from medsyn.training.distributed import all_reduce_mean, barrier, rank_and_world_size
+from medsyn.training.distributed import all_reduce_mean, barrier, broadcast_buffers, rank_and_world_size
 
 __all__ = ["Stateful", "TrainingRun", "run_training"]
 
@@ -138,6 +138,10 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
         bar.set_postfix({key: f"{value:.4g}" for key, value in losses.items()})
         if run.checkpoint_every and (step + 1) % run.checkpoint_every == 0 and step + 1 < run.steps:
             save(step + 1)
+    if world_size > 1:
+        for obj in run.stateful.values():
+            if isinstance(obj, torch.nn.Module):
+                broadcast_buffers(obj)
     if start < run.steps or not checkpoint_path.exists():
         save(run.steps)
     return history
