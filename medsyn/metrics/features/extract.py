@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from medsyn.metrics.features.registry import get_feature_extractor, load_feature_extractor
+from medsyn.metrics.features.tf1_resize import resize_bilinear_tf1
 from medsyn.metrics.validation import as_image_batch
 
 __all__ = ["extract_features", "prepare_images"]
@@ -37,10 +38,13 @@ def prepare_images(
     elif channels != input_channels:
         raise ValueError(f"images must have {input_channels} channel(s) for this extractor, got {channels}")
     if input_size is not None and images.shape[-2:] != (input_size, input_size):
-        antialias = resize_mode in ("bilinear", "bicubic")
-        images = F.interpolate(
-            images, size=(input_size, input_size), mode=resize_mode, align_corners=False, antialias=antialias
-        )
+        if resize_mode == "tf1_bilinear":  # torch-fidelity-compatible extractors
+            images = resize_bilinear_tf1(images, (input_size, input_size))
+        else:
+            antialias = resize_mode in ("bilinear", "bicubic")
+            images = F.interpolate(
+                images, size=(input_size, input_size), mode=resize_mode, align_corners=False, antialias=antialias
+            )
     mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     return (images - mean_t) / std_t

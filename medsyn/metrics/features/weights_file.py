@@ -34,7 +34,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def load_state_dict_strict(model: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
     """Load ``path`` into ``model`` requiring identical keys and shapes; ValueError naming the file, the
-    architecture and the first mismatching keys otherwise."""
+    architecture and the first mismatching keys otherwise.
+
+    ``model`` may be built on the "meta" device (no memory, no random initialisation: VGG16's 138M
+    parameters take seconds to initialise only to be overwritten); the file's tensors are then assigned,
+    cast to the dtype the architecture declares.
+    """
     state = read_state_dict(path)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -55,5 +60,7 @@ def load_state_dict_strict(model: torch.nn.Module, path: str | os.PathLike) -> t
         raise ValueError(
             f"weights file {Path(path)} does not match the {type(model).__name__} architecture: " + "; ".join(parts)
         )
-    model.load_state_dict(state, strict=True)
+    state = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    on_meta = any(t.is_meta for t in expected.values())
+    model.load_state_dict(state, strict=True, assign=on_meta)
     return model
