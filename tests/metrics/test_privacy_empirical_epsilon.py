@@ -1,6 +1,7 @@
 """Empirical epsilon: kNN density against known densities, the dimension factor, Isomap on real data only,
 and the victim/ablated experiment wiring."""
 
+import json
 import math
 
 import numpy as np
@@ -176,6 +177,7 @@ def test_experiment_trains_victim_and_ablated_on_neighbouring_sets():
     assert summary["n_trials"] == 2 and summary["seeds"] == [0, 1] and summary["query_indices"] == query
     assert summary["value"] > 1.0  # the victim reproduces the lone minority sample, the ablated cannot
     assert math.isfinite(summary["max"])
+    json.dumps(result, allow_nan=False)  # the report writes it as is
 
 
 def test_experiment_bad_arguments():

@@ -1,5 +1,6 @@
 """sampling_speed: warm-up excluded, fixed count c per call, finite positive rate, bad input."""
 
+import json
 import math
 
 import pytest
@@ -33,6 +34,7 @@ def test_warmup_and_repeats_call_counts_and_rate():
     # value = total samples / total time, consistent with the recorded seconds
     assert result["value"] == pytest.approx(15 / max(result["total_seconds"], 1e-12), rel=1e-6)
     assert result["torch_threads"] == torch.get_num_threads()
+    json.dumps(result, allow_nan=False)
 
 
 def test_rate_with_a_fake_clock_excludes_warmup(monkeypatch):
