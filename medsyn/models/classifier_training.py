@@ -1,0 +1,247 @@
+"""Train and evaluate a downstream classifier (paper 000 §4.1.4, Appendix A).
+
+    model, history = train_classifier(train, val, arch="cnn4", seed=0, augment=False)
+    scores = evaluate_classifier(model, test)            # {"accuracy": ..., "macro_f1": ...}
+
+Training is cross-entropy with Adam, ``epochs`` passes over a seeded shuffle, and the weights kept are those
+of the epoch with the lowest loss on the REAL validation set (Appendix A); ties keep the earlier epoch.
+Images are fed as they are, in [0, 1]: no normalisation, so no statistics of any split leak into training.
+With ``augment=True`` every training batch is transformed on the fly by ``geometric_augment`` (the paper's
+"Geometric DA": rotations, horizontal and vertical flips), drawn from a generator seeded by ``seed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medsyn.data.image_set import ImageSet
+from medsyn.models.classifiers import build_classifier, classifier_hyperparameters
+
+__all__ = [
+    "GEOMETRIC_DA",
+    "geometric_augment",
+    "train_classifier",
+    "evaluate_classifier",
+    "predict_logits",
+    "macro_f1_score",
+]
+
+# Paper 000 §4.1.4 names the transforms (rotations, horizontal and vertical flips) but not their ranges;
+# these are medsyn's choices: a uniform angle in [-15, 15] degrees (zero padding) and each flip with p=0.5.
+GEOMETRIC_DA: dict[str, float] = {"max_rotation_degrees": 15.0, "hflip_probability": 0.5, "vflip_probability": 0.5}
+
+_EVAL_BATCH = 256
+# Offsets that keep the augmentation stream and the shuffle stream of one seed independent.
+_AUGMENT_STREAM = 7_919
+
+
+def geometric_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random rotation and random flips per image, for the whole batch at once.
+
+    images: float [N,C,H,W] in [0,1] -> float [N,C,H,W] in [0,1] (bilinear rotation, zeros outside).
+    ``generator`` (CPU) decides every random draw, so a seeded generator gives the same batch again.
+    """
+    count = images.shape[0]
+    angles = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(GEOMETRIC_DA["max_rotation_degrees"])
+    hflip = torch.rand(count, generator=generator) < GEOMETRIC_DA["hflip_probability"]
+    vflip = torch.rand(count, generator=generator) < GEOMETRIC_DA["vflip_probability"]
+    # A flip is a sign on one axis of the sampling grid, so rotation and flips are one affine map per image.
+    x_sign = 1.0 - 2.0 * hflip.to(images.dtype)
+    y_sign = 1.0 - 2.0 * vflip.to(images.dtype)
+    cos, sin = torch.cos(angles).to(images.dtype), torch.sin(angles).to(images.dtype)
+    theta = torch.zeros(count, 2, 3, dtype=images.dtype)
+    theta[:, 0, 0] = cos * x_sign
+    theta[:, 0, 1] = -sin * y_sign
+    theta[:, 1, 0] = sin * x_sign
+    theta[:, 1, 1] = cos * y_sign
+    theta = theta.to(images.device)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    rotated = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return rotated.clamp_(0.0, 1.0)
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_compatible(reference: ImageSet, other: ImageSet, reference_name: str, other_name: str) -> None:
+    if not isinstance(other, ImageSet):
+        raise ValueError(f"{other_name} must be an ImageSet, got {type(other).__name__}")
+    if other.image_shape != reference.image_shape:
+        raise ValueError(
+            f"{other_name} ({other.source}) has images of shape (C,H,W)={other.image_shape} but "
+            f"{reference_name} ({reference.source}) has {reference.image_shape}"
+        )
+    if tuple(other.class_names) != tuple(reference.class_names):
+        raise ValueError(
+            f"{other_name} ({other.source}) has classes {list(other.class_names)} but {reference_name} "
+            f"({reference.source}) has {list(reference.class_names)}"
+        )
+
+
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = _EVAL_BATCH) -> torch.Tensor:
+    """Logits float [N, K] of ``model`` in eval mode (restored afterwards), in batches, without gradients."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            outputs = [model(images[start : start + batch_size].to(device)).float().cpu()
+                       for start in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outputs)
+
+
+def _mean_loss(model: nn.Module, data: ImageSet) -> tuple[float, float]:
+    logits = predict_logits(model, data.images)
+    loss = F.cross_entropy(logits, data.labels, reduction="mean").item()
+    accuracy = (logits.argmax(1) == data.labels).double().mean().item()
+    return loss, accuracy
+
+
+def train_classifier(
+    train: ImageSet,
+    val: ImageSet,
+    *,
+    arch: str = "small_cnn",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    augment: bool = False,
+    progress: bool = False,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict]:
+    """Train ``arch`` on ``train``; keep the epoch with the lowest cross-entropy on ``val``.
+
+    train, val: ImageSets with the same image shape and classes (val is REAL validation data, never test).
+    epochs, batch_size, lr: default to ``CLASSIFIER_HYPERPARAMETERS[arch]`` (paper 000 Appendix A).
+    Returns the model (best epoch's weights, eval mode, on ``device``) and a JSON-serialisable history:
+    {"arch", "seed", "augment", "epochs", "batch_size", "lr", "train_size", "best_epoch", "best_val_loss",
+     "per_epoch": [{"epoch", "train_loss", "val_loss", "val_accuracy"}, ...]} (epochs count from 1).
+    """
+    if not isinstance(train, ImageSet):
+        raise ValueError(f"train must be an ImageSet, got {type(train).__name__}")
+    _check_compatible(train, val, "train", "val")
+    if len(train) == 0:
+        raise ValueError(f"train ({train.source}) is empty")
+    if len(val) == 0:
+        raise ValueError(f"val ({val.source}) is empty: the best epoch is chosen by validation loss")
+    hyper = classifier_hyperparameters(arch)
+    epochs = _check_positive_int(hyper.epochs if epochs is None else epochs, "epochs")
+    batch_size = _check_positive_int(hyper.batch_size if batch_size is None else batch_size, "batch_size")
+    lr = hyper.lr if lr is None else lr
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(augment, bool):
+        raise ValueError(f"augment must be a bool, got {augment!r}")
+
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
+        torch.manual_seed(seed)
+        model = build_classifier(arch, num_classes=train.num_classes, image_shape=train.image_shape)
+        dropout_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    model.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(lr))
+    shuffle = torch.Generator().manual_seed(seed)
+    augmentation = torch.Generator().manual_seed(seed + _AUGMENT_STREAM)
+
+    per_epoch: list[dict] = []
+    best_state, best_epoch, best_loss = None, 0, math.inf
+    epoch_range = range(1, epochs + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_range = tqdm(epoch_range, desc=f"train {arch}", leave=False)
+    with torch.random.fork_rng(devices=[]):  # dropout (vgg16) draws from the global RNG: seed it too
+        torch.manual_seed(dropout_seed)
+        for epoch in epoch_range:
+            model.train()
+            order = torch.randperm(len(train), generator=shuffle)
+            total_loss = 0.0
+            for start in range(0, len(train), batch_size):
+                index = order[start : start + batch_size]
+                images = train.images[index]
+                if augment:
+                    images = geometric_augment(images, augmentation)
+                logits = model(images.to(device))
+                loss = F.cross_entropy(logits, train.labels[index].to(device))
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total_loss += loss.item() * len(index)
+            val_loss, val_accuracy = _mean_loss(model, val)
+            if not math.isfinite(val_loss):
+                raise ValueError(f"training {arch} diverged at epoch {epoch}: validation loss {val_loss}; lower lr={lr}")
+            per_epoch.append({
+                "epoch": epoch,
+                "train_loss": total_loss / len(train),
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+            })
+            if val_loss < best_loss:
+                best_loss, best_epoch = val_loss, epoch
+                best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    model.eval()
+    history = {
+        "arch": arch,
+        "seed": seed,
+        "augment": augment,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": float(lr),
+        "train_size": len(train),
+        "best_epoch": best_epoch,
+        "best_val_loss": best_loss,
+        "per_epoch": per_epoch,
+    }
+    return model, history
+
+
+def macro_f1_score(labels: torch.Tensor, predictions: torch.Tensor) -> float:
+    """Unweighted mean of per-class F1 over the classes present in ``labels`` or ``predictions``
+    (scikit-learn's ``f1_score(average="macro")`` convention; a class with no true and no predicted
+    positives is skipped, an undefined precision or recall counts as 0)."""
+    labels = labels.long().cpu()
+    predictions = predictions.long().cpu()
+    classes = torch.unique(torch.cat([labels, predictions]))
+    scores = []
+    for cls in classes:
+        true_positive = ((predictions == cls) & (labels == cls)).sum().item()
+        false_positive = ((predictions == cls) & (labels != cls)).sum().item()
+        false_negative = ((predictions != cls) & (labels == cls)).sum().item()
+        # F1 = 2TP / (2TP + FP + FN): equals 2PR/(P+R) and is 0 when TP = 0.
+        scores.append(2 * true_positive / (2 * true_positive + false_positive + false_negative))
+    return float(sum(scores) / len(scores))
+
+
+def evaluate_classifier(model: nn.Module, test: ImageSet, top_k: int = 1) -> dict[str, float]:
+    """{"accuracy": top-k accuracy in [0,1], "macro_f1": macro F1 of the top-1 prediction in [0,1]} on ``test``."""
+    if not isinstance(test, ImageSet):
+        raise ValueError(f"test must be an ImageSet, got {type(test).__name__}")
+    if len(test) == 0:
+        raise ValueError(f"test ({test.source}) is empty")
+    _check_positive_int(top_k, "top_k")
+    if top_k > test.num_classes:
+        raise ValueError(f"top_k={top_k} exceeds the number of classes ({test.num_classes})")
+    logits = predict_logits(model, test.images)
+    if logits.ndim != 2 or logits.shape[1] != test.num_classes:
+        raise ValueError(
+            f"model outputs logits of shape {tuple(logits.shape)} but test ({test.source}) has "
+            f"{test.num_classes} classes"
+        )
+    top = logits.topk(top_k, dim=1).indices
+    accuracy = (top == test.labels[:, None]).any(dim=1).double().mean().item()
+    return {"accuracy": float(accuracy), "macro_f1": macro_f1_score(test.labels, logits.argmax(dim=1))}
