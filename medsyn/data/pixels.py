@@ -81,6 +81,12 @@ def stack_images(images: list[torch.Tensor], size: int | None, names: list[str])
     """
     if not images:
         raise ValueError("no images to stack")
+    for image, name in zip(images, names):
+        if image.shape[0] != images[0].shape[0]:
+            raise ValueError(
+                f"{name}: {image.shape[0]} channel(s) but {names[0]} has {images[0].shape[0]}; "
+                "convert colour to grey (or grey to RGB) so every image has the same channels"
+            )
     if size is None:
         first = tuple(images[0].shape)
         for image, name in zip(images, names):

@@ -14,13 +14,19 @@ A new source is a function ``(**options) -> SourceData`` added with :func:`regis
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from medsyn.data.chexpert import read_chexpert
+from medsyn.data.dicom_folder import read_dicom_folder
+from medsyn.data.image_folder import read_image_folder
 from medsyn.data.image_set import ImageSet
+from medsyn.data.medmnist import read_medmnist_npz
+from medsyn.data.nifti_folder import read_nifti_folder
 from medsyn.data.source_data import SourceData
 from medsyn.data.split import (
     DEFAULT_FRACTIONS,
@@ -61,7 +67,7 @@ def read_source(kind: str, **options: Any) -> SourceData:
     try:
         inspect.signature(loader).bind(**options)
     except TypeError as error:
-        accepted = [p for p in inspect.signature(loader).parameters if p != "kwargs"]
+        accepted = list(inspect.signature(loader).parameters)
         raise ValueError(
             f"data source {kind!r}: bad options {sorted(options)} ({error}); accepted: {accepted}"
         ) from error
@@ -116,14 +122,22 @@ def prepare_splits(
         full = loaded.sets  # type: ignore[assignment]
         manifest = make_split_manifest(
             full.labels, seed=seed, fractions=fractions, per_class=per_class, source=full.source,
-            class_names=full.class_names, skipped=loaded.skipped,
+            class_names=full.class_names, skipped=loaded.skipped, groups=loaded.groups,
         )
+    if loaded.item_ids is not None:
+        if len(loaded.item_ids) != manifest.num_items:
+            raise ValueError(
+                f"source {kind!r} returned {len(loaded.item_ids)} item ids for {manifest.num_items} items"
+            )
+        manifest.item_ids = list(loaded.item_ids)
     if manifest_path is not None:
         save_split_manifest(manifest, manifest_path)
     return apply_split(full, manifest)
 
 
 # --- registered sources -------------------------------------------------------------------------------------
+# Each reader takes the data path as ``path`` plus keyword options, and imports its heavy dependency
+# (pydicom, nibabel, Pillow) only when called.
 
 
 @register_source("digits")
@@ -133,18 +147,13 @@ def _digits(size: int = 32) -> SourceData:
     return SourceData(sets=load_digits_images(size))
 
 
-@register_source("medmnist")
-def _medmnist(path: str, size: int | None = None, channels: int | None = None,
-              class_names: Sequence[str] | None = None) -> SourceData:
-    from medsyn.data.medmnist import read_medmnist_npz
-
-    return read_medmnist_npz(path, size=size, channels=channels, class_names=class_names)
-
-
-@register_source("image_folder")
-def _image_folder(path: str, size: int | None = None, channels: int = 3, classes: Sequence[str] | None = None,
-                  class_prefix: str | Sequence[str] | None = None, on_error: str = "raise") -> SourceData:
-    from medsyn.data.image_folder import read_image_folder
-
-    return read_image_folder(path, size=size, channels=channels, classes=classes, class_prefix=class_prefix,
-                             on_error=on_error)
+register_source("medmnist")(read_medmnist_npz)
+register_source("image_folder")(read_image_folder)
+register_source("dicom_folder")(read_dicom_folder)
+register_source("nifti_folder")(read_nifti_folder)
+register_source("chexpert")(read_chexpert)
+# Paper 000 §3 class-per-folder data sets, 256 x 256 RGB. Corn is PlantVillage restricted to the classes
+# whose folder name starts with "Corn" (PlantVillage names them "Corn_(maize)___Common_rust_", ...).
+register_source("kvasir")(functools.partial(read_image_folder, size=256, channels=3))
+register_source("plantvillage")(functools.partial(read_image_folder, size=256, channels=3))
+register_source("corn")(functools.partial(read_image_folder, size=256, channels=3, class_prefix="Corn"))

@@ -51,6 +51,8 @@ class SplitManifest:
     class_names: the ImageSet's class names
     class_counts: split name -> images per class in that split
     skipped: files the source left out with ``on_error="skip"``, each {"file": path, "reason": why}
+    item_ids: optional name of every item (file path, #frame/#slice) so the manifest says which files
+        were training members without needing the loader
     """
 
     train: list[int]
@@ -65,6 +67,7 @@ class SplitManifest:
     class_counts: dict[str, list[int]]
     strategy: str = "stratified"
     skipped: list[dict[str, str]] = field(default_factory=list)
+    item_ids: list[str] | None = None
 
     def indices(self, split: str) -> list[int]:
         if split not in SPLIT_NAMES:
@@ -135,6 +138,23 @@ def _class_counts(
     return {name: np.bincount(labels[idx], minlength=num_classes).tolist() for name, idx in splits.items()}
 
 
+def _units(
+    labels: np.ndarray, groups: Sequence[str] | None, class_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(unit index of each item, class of each unit): items themselves, or their groups."""
+    if groups is None:
+        return np.arange(len(labels)), labels
+    if len(groups) != len(labels):
+        raise ValueError(f"groups has {len(groups)} entries but labels has {len(labels)}")
+    names, unit_of_item = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    # A group's class is its most common item class (ties: the smaller index); a patient with images of
+    # several classes stays whole, and stratification holds for the groups.
+    votes = np.zeros((len(names), max(len(class_names), int(labels.max()) + 1)), dtype=np.int64)
+    np.add.at(votes, (unit_of_item, labels), 1)
+    unit_labels = votes.argmax(axis=1)
+    return unit_of_item, unit_labels
+
+
 def make_split_manifest(
     labels: Sequence[int] | np.ndarray | torch.Tensor,
     *,
@@ -144,6 +164,7 @@ def make_split_manifest(
     source: str = "",
     class_names: Sequence[str] | None = None,
     skipped: Sequence[dict[str, str]] = (),
+    groups: Sequence[str] | None = None,
 ) -> SplitManifest:
     """Stratified train/val/test split of items with class ``labels`` (int [N]).
 
@@ -151,6 +172,9 @@ def make_split_manifest(
     round(n*f_val) val, round(n*f_test) test and the rest train (so a class of one item goes to train).
     Every item is in exactly one split; then ``per_class=k`` keeps k random training items per class
     (ValueError naming per_class if a class has fewer).
+
+    groups: optional group name per item (file, volume or patient). Then whole groups are shuffled and cut
+    (counts are in groups), so no group straddles two splits; a group counts as its most common class.
     """
     label_array = _check_labels(labels)
     fraction_values = _check_fractions(fractions)
@@ -162,9 +186,11 @@ def make_split_manifest(
     if len(names) < num_classes:
         raise ValueError(f"class_names has {len(names)} names but labels go up to {num_classes - 1}")
 
+    # The unit that is shuffled and cut: an item, or a whole group of items.
+    unit_of_item, unit_labels = _units(label_array, groups, names)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
-    for class_index in np.unique(label_array):
-        members = np.flatnonzero(label_array == class_index)
+    for class_index in np.unique(unit_labels):
+        members = np.flatnonzero(unit_labels == class_index)
         shuffled = np.random.default_rng([int(seed), int(class_index)]).permutation(members)
         n_val = int(round(len(members) * fraction_values[1]))
         n_test = int(round(len(members) * fraction_values[2]))
@@ -172,7 +198,9 @@ def make_split_manifest(
         parts["val"].append(shuffled[:n_val])
         parts["test"].append(shuffled[n_val : n_val + n_test])
         parts["train"].append(shuffled[n_val + n_test :])
-    splits = {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+    splits = {
+        name: np.flatnonzero(np.isin(unit_of_item, np.concatenate(chunks))) for name, chunks in parts.items()
+    }
     if per_class is not None:
         splits["train"] = _subsample_train(splits["train"], label_array, per_class, int(seed), names)
     return SplitManifest(
@@ -291,6 +319,7 @@ def load_split_manifest(path: str | os.PathLike) -> SplitManifest:
         class_counts=record["class_counts"],
         strategy=record.get("strategy", "stratified"),
         skipped=list(record.get("skipped", [])),
+        item_ids=record.get("item_ids"),
     )
     _check_disjoint(manifest, where=str(path))
     return manifest

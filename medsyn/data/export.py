@@ -1,0 +1,260 @@
+"""Write synthetic images to disk as DICOM, PNG or NIfTI, each with a labels CSV medsyn can read back.
+
+    export_dicom(images, labels, "out/dicom", reference=real_file, generator="ddpm", class_names=names)
+    export_png(images, labels, "out/png", class_names=names)      # out/png/<class>/synthetic_000000.png
+    export_nifti(images, labels, "out/nifti", class_names=names)  # out/nifti/synthetic_000000.nii.gz
+
+DICOM export is built for sharing outside the hospital: each file is a new Secondary Capture object
+(ImageType DERIVED\\SECONDARY, Conversion Type SYN = synthetic image, BurnedInAnnotation NO, Patient Identity
+Removed YES) with new Study/Series/SOP Instance UIDs, and ImageComments / DerivationDescription stating that
+the image is synthetic and which generator made it. From ``reference`` only image-description attributes
+are copied (:data:`REFERENCE_ATTRIBUTES`: modality, photometric interpretation, pixel spacing, bits, view
+position), each checked against its value representation so no free text can ride along. Nothing else of
+the reference is read into the output: no patient, study, visit, institution, operator or device
+identifiers, no dates or times, no comments, no private tags, no UIDs. All files go to ``out_dir``
+atomically; nothing is written next to the reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from medsyn.report.atomic import write_bytes_atomic, write_text_atomic
+
+__all__ = ["REFERENCE_ATTRIBUTES", "export_dicom", "export_png", "export_nifti"]
+
+SECONDARY_CAPTURE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+# The only attributes ever taken from a reference, with the pattern each value must match (so a reference
+# that hides text in them does not leak it).
+_CODE = re.compile(r"^[A-Z0-9_ ]{1,16}$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+REFERENCE_ATTRIBUTES = (
+    "Modality", "PhotometricInterpretation", "PixelSpacing", "ImagerPixelSpacing", "BitsStored",
+    "ViewPosition",
+)
+
+
+def _check_images(images: torch.Tensor | np.ndarray, labels, class_names: Sequence[str] | None):
+    array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if array.ndim != 4 or array.shape[1] not in (1, 3) or len(array) == 0:
+        raise ValueError(f"images must be float [N, 1 or 3, H, W] with N > 0, got shape {array.shape}")
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise ValueError("images must be finite and lie in [0, 1]")
+    label_array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if label_array.shape != (len(array),) or not np.issubdtype(label_array.dtype, np.integer):
+        raise ValueError(f"labels must be int [{len(array)}], got {label_array.shape} {label_array.dtype}")
+    if label_array.min() < 0 or (class_names is not None and label_array.max() >= len(class_names)):
+        raise ValueError(f"labels must lie in [0, {len(class_names) if class_names else 'classes'})")
+    if class_names is None:
+        class_names = [str(c) for c in range(int(label_array.max()) + 1)]
+    names = list(class_names)
+    return array.astype(np.float64), label_array.astype(np.int64), names
+
+
+def _labels_csv(paths: list[str], labels: np.ndarray, names: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "label"])
+    writer.writerows([path, names[label]] for path, label in zip(paths, labels))
+    return buffer.getvalue()
+
+
+def _reference_attributes(reference, rows: int) -> dict[str, object]:
+    """The allowed image-description attributes of ``reference`` (a path or pydicom Dataset), validated."""
+    import pydicom
+
+    if reference is None:
+        return {}
+    if not isinstance(reference, pydicom.Dataset):
+        reference_path = Path(reference)
+        if not reference_path.is_file():
+            raise FileNotFoundError(f"reference DICOM not found: {reference_path}")
+        reference = pydicom.dcmread(io.BytesIO(reference_path.read_bytes()), stop_before_pixels=True)
+    kept: dict[str, object] = {}
+    for keyword in ("Modality", "PhotometricInterpretation", "ViewPosition"):
+        value = str(reference.get(keyword, "") or "").strip()
+        if _CODE.match(value):
+            kept[keyword] = value
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = reference.get(keyword)
+        if value is not None and len(value) == 2 and all(_NUMBER.match(str(v).strip()) for v in value):
+            # The synthetic image covers the same field of view with ``rows`` rows.
+            scale = float(reference.get("Rows", rows) or rows) / rows
+            kept[keyword] = [f"{float(v) * scale:.6g}" for v in value]
+    bits = reference.get("BitsStored")
+    if bits is not None and int(bits) in (8, 16):
+        kept["BitsStored"] = int(bits)
+    return kept
+
+
+def export_dicom(
+    images: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray | Sequence[int],
+    out_dir: str | os.PathLike,
+    reference=None,
+    generator: str = "medsyn generator",
+    class_names: Sequence[str] | None = None,
+    bits: int = 16,
+) -> list[Path]:
+    """Write each image (float [N, C, H, W] in [0, 1]) as a Secondary Capture DICOM file; return the paths.
+
+    Grey images are stored with ``bits`` (8 or 16; a reference's BitsStored wins) as MONOCHROME2 (or
+    MONOCHROME1, inverted, if the reference is MONOCHROME1); colour as 8-bit RGB. ``out_dir/labels.csv``
+    maps each file to its class name (readable by the ``dicom_folder`` source).
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    import medsyn
+
+    array, label_array, names = _check_images(images, labels, class_names)
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits!r}")
+    out_dir = Path(out_dir)
+    _, channels, rows, columns = array.shape
+    description = _reference_attributes(reference, rows)
+    if channels == 3:
+        description["PhotometricInterpretation"] = "RGB"
+        description["BitsStored"] = 8
+    elif description.get("PhotometricInterpretation") not in ("MONOCHROME1", "MONOCHROME2"):
+        description["PhotometricInterpretation"] = "MONOCHROME2"
+    stored_bits = int(description.pop("BitsStored", bits))
+    study_uid, series_uid = generate_uid(), generate_uid()
+    paths, names_written = [], []
+    for index, (image, label) in enumerate(zip(array, label_array)):
+        statement = (
+            f"SYNTHETIC IMAGE generated by {generator} (medsyn {medsyn.__version__}); class {names[label]}; "
+            "not an acquisition of any patient"
+        )
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE_SOP_CLASS
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = SECONDARY_CAPTURE_SOP_CLASS
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        # Type 2 attributes of the Patient/Study modules: present and empty (or a non-identifying marker).
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "SYNTHETIC", "SYNTHETIC", "", ""
+        ds.StudyDate = ds.StudyTime = ds.ReferringPhysicianName = ds.StudyID = ds.AccessionNumber = ""
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = "synthetic image: no patient data used in the file"
+        ds.Modality = description.get("Modality", "OT")
+        ds.SeriesNumber, ds.InstanceNumber = 1, index + 1
+        ds.SeriesDescription = f"synthetic {generator}"
+        ds.ConversionType = "SYN"  # PS3.3 C.8.6.1: Synthetic Image
+        ds.SecondaryCaptureDeviceManufacturer = "medsyn"
+        ds.SecondaryCaptureDeviceManufacturerModelName = str(generator)[:64]
+        ds.SecondaryCaptureDeviceSoftwareVersions = medsyn.__version__
+        ds.ImageType = ["DERIVED", "SECONDARY"]
+        ds.BurnedInAnnotation = "NO"
+        ds.ImageComments = statement
+        ds.DerivationDescription = statement
+        ds.PatientOrientation = ""
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing", "ViewPosition"):
+            if keyword in description:
+                setattr(ds, keyword, description[keyword])
+        ds.Rows, ds.Columns = rows, columns
+        ds.SamplesPerPixel = channels
+        ds.PhotometricInterpretation = description["PhotometricInterpretation"]
+        ds.PixelRepresentation = 0
+        if channels == 3:
+            ds.PlanarConfiguration = 0
+            ds.BitsAllocated = ds.BitsStored = 8
+            ds.HighBit = 7
+            pixels = np.round(image.transpose(1, 2, 0) * 255).astype(np.uint8)
+        else:
+            ds.BitsAllocated = 8 if stored_bits == 8 else 16
+            ds.BitsStored, ds.HighBit = stored_bits, stored_bits - 1
+            grey = 1.0 - image[0] if ds.PhotometricInterpretation == "MONOCHROME1" else image[0]
+            maximum = 2**stored_bits - 1
+            pixels = np.round(grey * maximum).astype(np.uint8 if stored_bits == 8 else np.uint16)
+            ds.WindowCenter, ds.WindowWidth = f"{(maximum + 1) / 2:g}", f"{maximum + 1:g}"
+        ds.PixelData = pixels.tobytes()
+        buffer = io.BytesIO()
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+        name = f"synthetic_{index:06d}.dcm"
+        paths.append(write_bytes_atomic(out_dir / name, buffer.getvalue()))
+        names_written.append(name)
+    write_text_atomic(out_dir / "labels.csv", _labels_csv(names_written, label_array, names))
+    return paths
+
+
+def export_png(
+    images: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray | Sequence[int],
+    out_dir: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    bits: int = 8,
+) -> list[Path]:
+    """Write ``out_dir/<class name>/synthetic_<i>.png`` (8- or 16-bit grey, 8-bit RGB) + ``labels.csv``.
+
+    The class-per-folder layout is what the ``image_folder`` source reads.
+    """
+    from PIL import Image
+
+    array, label_array, names = _check_images(images, labels, class_names)
+    if bits not in (8, 16) or (bits == 16 and array.shape[1] == 3):
+        raise ValueError(f"bits must be 8, or 16 for grey images, got {bits!r}")
+    out_dir = Path(out_dir)
+    paths, relative = [], []
+    for index, (image, label) in enumerate(zip(array, label_array)):
+        if array.shape[1] == 3:
+            picture = Image.fromarray(np.round(image.transpose(1, 2, 0) * 255).astype(np.uint8), mode="RGB")
+        elif bits == 16:
+            picture = Image.fromarray(np.round(image[0] * 65535).astype(np.uint16))
+        else:
+            picture = Image.fromarray(np.round(image[0] * 255).astype(np.uint8), mode="L")
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        name = f"{names[label]}/synthetic_{index:06d}.png"
+        paths.append(write_bytes_atomic(out_dir / name, buffer.getvalue()))
+        relative.append(name)
+    write_text_atomic(out_dir / "labels.csv", _labels_csv(relative, label_array, names))
+    return paths
+
+
+def export_nifti(
+    images: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray | Sequence[int],
+    out_dir: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    generator: str = "medsyn generator",
+) -> list[Path]:
+    """Write each image as ``out_dir/synthetic_<i>.nii.gz`` (float32 [W, H, 1] or [W, H, 1, 3]; identity
+    affine; ``descrip`` says it is synthetic) + ``labels.csv`` (readable by the ``nifti_folder`` source).
+
+    Axis order follows NIfTI's (i = column, j = row), so slicing axis 2 gives back the [H, W] image.
+    """
+    import nibabel as nib
+
+    array, label_array, names = _check_images(images, labels, class_names)
+    out_dir = Path(out_dir)
+    paths, relative = [], []
+    for index, image in enumerate(array):
+        volume = image.transpose(2, 1, 0)[:, :, None, :].astype(np.float32)  # [W, H, 1, C]
+        volume = volume[..., 0] if volume.shape[-1] == 1 else volume
+        nifti = nib.Nifti1Image(volume, affine=np.eye(4))
+        nifti.header["descrip"] = f"synthetic {generator}"[:79].encode("ascii", "replace")
+        name = f"synthetic_{index:06d}.nii.gz"
+        paths.append(write_bytes_atomic(out_dir / name, _nifti_bytes(nifti)))
+        relative.append(name)
+    write_text_atomic(out_dir / "labels.csv", _labels_csv(relative, label_array, names))
+    return paths
+
+
+def _nifti_bytes(image) -> bytes:
+    """A gzipped single-file NIfTI in memory (so the write itself can be atomic)."""
+    import gzip
+
+    return gzip.compress(image.to_bytes(), mtime=0)

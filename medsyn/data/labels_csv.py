@@ -1,0 +1,101 @@
+"""Labels from a spreadsheet: a CSV mapping a file path (or a DICOM SOPInstanceUID) to a class name.
+
+    path,label                         SOPInstanceUID,label
+    patient1/img1.dcm,pneumonia        1.2.840.113619.2.1.1.1,pneumonia
+    patient2/img7.dcm,normal           ...
+
+The key column is found by name (``path``, ``file``, ``filename``, ``SOPInstanceUID``; or give
+``key_column``); the class column is ``label`` unless ``label_column`` says otherwise. Paths are relative to
+the data folder (absolute paths are used as they are). Class indices follow ``class_names`` when given,
+otherwise the sorted distinct labels.
+
+Bad input: a missing CSV -> FileNotFoundError; a missing column, an empty key or label, a key listed twice,
+or a label outside ``class_names`` -> ValueError naming the CSV and its row (or, under ``on_error="skip"``,
+the row is left out and listed as ``<csv>:row <n>``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from medsyn.data.read_errors import SkippedFiles
+
+__all__ = ["KEY_COLUMNS", "LabelTable", "read_labels_csv"]
+
+KEY_COLUMNS = ("path", "file", "filename", "SOPInstanceUID")
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """key -> class index, in CSV row order.
+
+    key_kind: "path" (keys are file paths as written in the CSV) or "SOPInstanceUID"
+    rows: CSV row number (1 = first data row) of each key, for error messages
+    """
+
+    csv_path: Path
+    key_kind: str
+    labels: dict[str, int]
+    rows: dict[str, int]
+    class_names: tuple[str, ...]
+
+
+def read_labels_csv(
+    csv_path: str | os.PathLike,
+    *,
+    key_column: str | None = None,
+    label_column: str = "label",
+    class_names: Sequence[str] | None = None,
+    skipped: SkippedFiles | None = None,
+) -> LabelTable:
+    """Read a labels CSV (see module doc). ``skipped`` collects bad rows under ``on_error="skip"``."""
+    csv_path = Path(csv_path)
+    skipped = skipped if skipped is not None else SkippedFiles("raise")
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"labels CSV not found: {csv_path}")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            records = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"labels CSV {csv_path} is not readable CSV text: {error}") from error
+    if key_column is None:
+        key_column = next((name for name in KEY_COLUMNS if name in header), None)
+        if key_column is None:
+            raise ValueError(
+                f"labels CSV {csv_path}: no key column; expected one of {KEY_COLUMNS}, got {header}"
+            )
+    for column in (key_column, label_column):
+        if column not in header:
+            raise ValueError(f"labels CSV {csv_path}: missing column {column!r} (columns: {header})")
+    if not records:
+        raise ValueError(f"labels CSV {csv_path} has no data rows")
+
+    raw: dict[str, str] = {}
+    rows: dict[str, int] = {}
+    for row_number, record in enumerate(records, start=1):
+        where = f"{csv_path}:row {row_number}"
+        key = (record.get(key_column) or "").strip()
+        label = (record.get(label_column) or "").strip()
+        if not key or not label:
+            skipped.bad_file(where, f"empty {key_column!r} or {label_column!r}")
+            continue
+        if key in raw:
+            skipped.bad_file(where, f"{key!r} is already listed on row {rows[key]} (one label per image)")
+            continue
+        if class_names is not None and label not in class_names:
+            skipped.bad_file(where, f"unknown label {label!r}; expected one of {list(class_names)}")
+            continue
+        raw[key] = label
+        rows[key] = row_number
+    if not raw:
+        raise ValueError(f"labels CSV {csv_path}: no usable rows")
+    names = tuple(class_names) if class_names is not None else tuple(sorted(set(raw.values())))
+    index = {name: position for position, name in enumerate(names)}
+    kind = "SOPInstanceUID" if key_column == "SOPInstanceUID" else "path"
+    return LabelTable(csv_path, kind, {key: index[label] for key, label in raw.items()}, rows, names)

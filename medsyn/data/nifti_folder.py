@@ -1,0 +1,191 @@
+"""A folder of NIfTI volumes cut into 2D slices, with labels from a CSV (file path -> label) or folder names.
+
+    read_nifti_folder("/data/mri", labels_csv="/data/labels.csv", axis=2, slices="middle", size=64)
+
+Each volume (nibabel, scaling slope/intercept applied) is scaled to [0, 1] either by a fixed intensity
+``window`` [low, high] or by per-volume ``percentiles`` [p_low, p_high] (default [0.5, 99.5], robust to a
+few hot voxels), then cut along ``axis`` into 2D slices: every slice (``slices="all"``), the middle one, or
+an explicit list of slice indices. Slices of one volume share a split group, so a volume never straddles
+train and test. 4D volumes use ``volume`` (default 0) of the last axis.
+
+Bad input (each names the file): not NIfTI or unreadable, NaN/inf voxels, fewer than 3 dimensions, a slice
+index out of range, a constant volume under percentile scaling -> ValueError, or skipped with
+``on_error="skip"``. Files are read, never written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from medsyn.data.image_folder import list_class_folders
+from medsyn.data.image_set import ImageSet
+from medsyn.data.labels_csv import read_labels_csv
+from medsyn.data.pixels import min_max_to_unit_range, stack_images
+from medsyn.data.read_errors import SkippedFiles
+from medsyn.data.source_data import SourceData
+
+__all__ = ["NIFTI_SUFFIXES", "read_nifti_folder", "load_nifti_folder", "nifti_slices"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+DEFAULT_PERCENTILES = (0.5, 99.5)
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES) and not path.name.startswith(".")
+
+
+def _read_volume(data: bytes, *, where: str, volume: int) -> np.ndarray:
+    """NIfTI file bytes -> float64 array with >= 3 dims (scaling applied)."""
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
+
+    try:
+        raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        image = nib.Nifti1Image.from_bytes(raw) if raw[344:348] in (b"n+1\x00", b"ni1\x00") else \
+            nib.Nifti2Image.from_bytes(raw)
+        array = np.asarray(image.get_fdata(dtype=np.float64))
+    except (
+        ImageFileError, HeaderDataError, OSError, EOFError, ValueError, TypeError, zlib.error, gzip.BadGzipFile,
+    ) as error:
+        raise ValueError(f"{where}: not a readable NIfTI file ({type(error).__name__}: {error})") from error
+    if array.ndim == 4:
+        if not 0 <= volume < array.shape[3]:
+            raise ValueError(f"{where}: volume={volume} outside the {array.shape[3]} volumes of this 4D file")
+        array = array[..., volume]
+    while array.ndim > 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 3:
+        raise ValueError(f"{where}: expected a 3D (or 4D) volume, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{where}: volume contains NaN or inf voxels")
+    return array
+
+
+def nifti_slices(
+    volume: np.ndarray,
+    *,
+    where: str,
+    axis: int = 2,
+    slices: str | Sequence[int] = "all",
+    window: Sequence[float] | None = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+) -> np.ndarray:
+    """float [X, Y, Z] volume -> float32 [S, 1, H, W] slices in [0, 1] (see module doc)."""
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
+    if window is not None:
+        low, high = (float(v) for v in window)
+    else:
+        p_low, p_high = (float(v) for v in percentiles)
+        if not 0 <= p_low < p_high <= 100:
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles!r}")
+        low, high = np.percentile(volume, [p_low, p_high])
+        if high <= low:
+            low, high = float(volume.min()), float(volume.max())
+        if high <= low:
+            raise ValueError(f"{where}: constant volume (all voxels {low}); percentile scaling is undefined")
+    unit = min_max_to_unit_range(volume, low, high, where=where)
+    stacked = np.moveaxis(unit, axis, 0)  # [S, a, b]
+    if slices == "all":
+        chosen = list(range(stacked.shape[0]))
+    elif slices == "middle":
+        chosen = [stacked.shape[0] // 2]
+    elif isinstance(slices, str):
+        raise ValueError(f"slices must be 'all', 'middle' or a list of indices, got {slices!r}")
+    else:
+        chosen = [int(s) for s in slices]
+        bad = [s for s in chosen if not 0 <= s < stacked.shape[0]]
+        if bad:
+            raise ValueError(f"{where}: slice indices {bad} outside [0, {stacked.shape[0]}) on axis {axis}")
+    # NIfTI's first in-plane axis is i (columns): transpose so rows run along j, as radiologists view it.
+    return np.ascontiguousarray(stacked[chosen].transpose(0, 2, 1)[:, None]).astype(np.float32)
+
+
+def read_nifti_folder(
+    path: str | os.PathLike,
+    *,
+    labels_csv: str | os.PathLike | None = None,
+    label_column: str = "label",
+    class_names: Sequence[str] | None = None,
+    axis: int = 2,
+    slices: str | Sequence[int] = "all",
+    window: Sequence[float] | None = None,
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    volume: int = 0,
+    size: int | None = None,
+    on_error: str = "raise",
+) -> SourceData:
+    """Read NIfTI volumes into float32 [N, 1, size, size] slices in [0, 1] (see module doc)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"NIfTI folder not found: {root}")
+    skipped = SkippedFiles(on_error)
+    if labels_csv is None:
+        folders = list_class_folders(root, class_names)
+        pairs = []
+        for class_index, folder in enumerate(folders):
+            files = sorted(p for p in folder.rglob("*") if p.is_file() and _is_nifti(p))
+            if not files:
+                raise ValueError(f"class folder {folder} has no NIfTI files (.nii, .nii.gz)")
+            pairs += [(p, class_index) for p in files]
+        names = tuple(folder.name for folder in folders)
+    else:
+        table = read_labels_csv(labels_csv, key_column=None, label_column=label_column,
+                                class_names=class_names, skipped=skipped)
+        if table.key_kind != "path":
+            raise ValueError(f"labels CSV {labels_csv}: NIfTI labels need a path column")
+        pairs = []
+        for key, label in table.labels.items():
+            file_path = Path(key) if Path(key).is_absolute() else root / key
+            if not file_path.is_file():
+                skipped.bad_file(file_path, f"listed in {labels_csv} row {table.rows[key]} but not found",
+                                 missing=True)
+                continue
+            pairs.append((file_path, label))
+        names = table.class_names
+
+    images: list[torch.Tensor] = []
+    labels: list[int] = []
+    item_ids: list[str] = []
+    groups: list[str] = []
+    for file_path, label in pairs:
+        where = str(file_path)
+        try:
+            array = _read_volume(file_path.read_bytes(), where=where, volume=volume)
+            unit = nifti_slices(array, where=where, axis=axis, slices=slices, window=window,
+                                percentiles=percentiles)
+        except ValueError as error:
+            skipped.bad_file(file_path, str(error).removeprefix(f"{where}: "))
+            continue
+        relative = str(file_path.relative_to(root)) if file_path.is_relative_to(root) else where
+        for position, image in enumerate(unit):
+            images.append(torch.from_numpy(image))
+            labels.append(label)
+            item_ids.append(f"{relative}#slice{position}")
+            groups.append(relative)
+    skipped.warn_if_any(str(root))
+    counts = torch.bincount(torch.tensor(labels, dtype=torch.int64), minlength=len(names)).tolist()
+    empty = [name for name, count in zip(names, counts) if count == 0]
+    if not images or empty:
+        raise ValueError(f"NIfTI folder {root}: no readable images for class(es) {empty or list(names)}")
+    image_set = ImageSet(
+        images=stack_images(images, size, [str(root / item) for item in item_ids]),
+        labels=torch.tensor(labels, dtype=torch.int64),
+        class_names=names,
+        source=str(root),
+    )
+    return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids, groups=groups)
+
+
+def load_nifti_folder(path: str | os.PathLike, **options) -> ImageSet:
+    """ImageSet of NIfTI slices (see :func:`read_nifti_folder`)."""
+    return read_nifti_folder(path, **options).sets  # type: ignore[return-value]
