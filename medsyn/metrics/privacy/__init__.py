@@ -11,6 +11,7 @@ from medsyn.metrics.privacy.empirical_epsilon import (
     minority_class_queries,
     run_empirical_epsilon_experiment,
 )
+from medsyn.metrics.privacy.figures import save_dcr_ecdf_plot, save_isomap_scatter
 from medsyn.metrics.privacy.gallery import privacy_gallery, save_privacy_gallery
 from medsyn.metrics.privacy.knn_density import knn_log_density
 from medsyn.metrics.privacy.ssim_max_protocol import ssim_max_privacy
@@ -23,6 +24,8 @@ __all__ = [
     "minority_class_queries",
     "privacy_gallery",
     "run_empirical_epsilon_experiment",
+    "save_dcr_ecdf_plot",
+    "save_isomap_scatter",
     "save_privacy_gallery",
     "ssim_max_privacy",
 ]
