@@ -1,0 +1,80 @@
+"""train_generator / generate_images: files written, DP sigma sweep, explicit checkpoints, and config errors
+that fail before any training."""
+
+import json
+
+import numpy as np
+import pytest
+
+from medsyn.training.checkpoint import load_checkpoint
+from medsyn.workflows.generate_images import generate_images
+from medsyn.workflows.train_generator import train_generator
+
+DIGITS = {"kind": "digits", "options": {"size": 16}}
+TINY = {"hidden_dims": [4, 8], "latent_dim": 4}
+
+
+def _train(output_dir, **overrides):
+    arguments = dict(seed=0, per_class=6, model_config=TINY, steps=4, batch_size=12, progress=False)
+    arguments.update(overrides)
+    return train_generator("cvae", DIGITS, output_dir, **arguments)
+
+
+def test_train_writes_manifest_checkpoint_and_summary_then_images_come_from_an_explicit_checkpoint(tmp_path):
+    checkpoint = _train(tmp_path / "run")
+    assert checkpoint == tmp_path / "run" / "checkpoint.pt"
+    payload = load_checkpoint(checkpoint, model="cvae")
+    assert payload["step"] == 4 and payload["metadata"]["num_train"] == 60  # per_class 6 x 10 classes
+    assert json.loads((tmp_path / "run" / "split_manifest.json").read_text())
+    summary = json.loads((tmp_path / "run" / "training_summary.json").read_text())
+    assert summary["num_train"] == 60 and set(summary["final_losses"]) == {"loss", "reconstruction", "kl"}
+
+    out = generate_images(tmp_path / "elsewhere", checkpoint=checkpoint, per_class=2, seed=1, out_dir=tmp_path / "png")
+    assert out == tmp_path / "png"
+    archive = np.load(out / "synthetic.npz")
+    assert archive["images"].shape == (20, 1, 16, 16) and sorted(p.name for p in out.iterdir())[0] == "0"
+    # a second run replaces the folder as a whole (no stale images from the first)
+    generate_images(tmp_path / "elsewhere", checkpoint=checkpoint, per_class=1, seed=1, out_dir=out)
+    assert len(list((out / "3").glob("*.png"))) == 1 and np.load(out / "synthetic.npz")["labels"].shape == (10,)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".png")]  # staging folders cleaned up
+
+
+def test_dp_sigma_sweep_trains_one_model_per_sigma_with_its_epsilon(tmp_path):
+    checkpoints = _train(tmp_path, dp={"noise_multiplier": [0.0, 0.5, 2.0], "max_grad_norm": 1.0})
+    assert checkpoints == [tmp_path / f"sigma_{s}" / "checkpoint.pt" for s in ("0", "0.5", "2")]
+    summaries = [json.loads((c.parent / "training_summary.json").read_text()) for c in checkpoints]
+    epsilons = [s["metadata"]["dp"]["epsilon"] for s in summaries]
+    assert epsilons[0] is None  # sigma 0: infinite epsilon, written as null
+    assert 0 < epsilons[2] < epsilons[1]
+    assert all(s["metadata"]["batchnorm_replaced_by_groupnorm"] for s in summaries)
+    assert all(s["metadata"]["dp"]["delta"] == 1 / 60 for s in summaries)
+    assert (tmp_path / "split_manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model": "gan"}, "unknown model 'gan'"),
+        ({"data": {"options": {}}}, "'kind'"),
+        ({"data": {"kind": "digits", "option": {}}}, "'option'"),
+        ({"dp": {"noise_multiplier": -1.0}}, "noise_multiplier"),
+        ({"dp": {"noise_multiplier": [1.0, 1.0]}}, "twice"),
+        ({"dp": {"noise_multiplier": 1.0, "clip": 1.0}}, "'clip'"),
+        ({"steps": -3}, "steps"),
+        ({"distributed": "mpi"}, "distributed"),
+        ({"model_config": {"hidden_dims": [4, 8, 16, 32, 64]}}, "divisible by 32"),
+    ],
+)
+def test_config_errors_fail_before_training_and_name_the_key(tmp_path, overrides, message):
+    arguments = {"model": "cvae", "data": DIGITS, "output_dir": tmp_path, "model_config": TINY, "steps": 2,
+                 "progress": False, **overrides}
+    with pytest.raises(ValueError, match=message):
+        train_generator(**arguments)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_generate_images_refuses_missing_checkpoint_and_bad_counts(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint.pt"):
+        generate_images(tmp_path, per_class=2)
+    with pytest.raises(ValueError, match="per_class"):
+        generate_images(tmp_path, per_class=0)
