@@ -32,12 +32,19 @@ from medsyn.training.dp import (
     make_private,
     per_sample_mean,
 )
+from medsyn.training.distributed import is_distributed, rank_and_world_size
 from medsyn.training.dp import epsilon as dp_epsilon
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
 
-__all__ = ["StyleGAN2Config", "StyleGAN2Generator", "ConditionalStyleGAN2", "check_image_shape"]
+__all__ = [
+    "StyleGAN2Config",
+    "STYLEGAN2_PRESETS",
+    "StyleGAN2Generator",
+    "ConditionalStyleGAN2",
+    "check_image_shape",
+]
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,23 @@ class StyleGAN2Config:
                 raise ValueError(f"stylegan2 config key {key} must lie in [0, 1], got {getattr(self, key)!r}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"stylegan2 config key betas must be two numbers in [0, 1), got {self.betas}")
+
+
+# Named starting points for ``from_config(..., {"preset": name, **overrides})``; "paper" is the dataclass
+# defaults. "tiny" trains recognisable 32x32 digits in a few hundred CPU steps (channels 32 -> 8).
+STYLEGAN2_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "tiny": {
+        "z_dim": 64,
+        "w_dim": 64,
+        "embed_dim": 64,
+        "mapping_layers": 2,
+        "channel_base": 256,
+        "channel_max": 32,
+        "r1_gamma": 0.1,  # StyleGAN2-ADA's heuristic 0.0002 * res^2 / batch is ~0.01-0.1 at 32x32
+        "ema_half_life_images": 1000,  # runs are short: average over the last ~30 steps, not ~300
+    },
+}
 
 
 def check_image_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -195,8 +219,16 @@ class ConditionalStyleGAN2:
         training: Mapping[str, Any] | TrainingSettings | None = None,
         device: str | torch.device = "cpu",
     ) -> "ConditionalStyleGAN2":
-        """Build from plain mappings (bundle YAML); unknown keys raise ValueError naming them."""
+        """Build from plain mappings (bundle YAML); unknown keys raise ValueError naming them.
+
+        config may hold ``preset`` (a key of ``STYLEGAN2_PRESETS``); its other keys override the preset.
+        """
         if not isinstance(config, StyleGAN2Config):
+            config = dict(config or {})
+            preset = config.pop("preset", "paper")
+            if preset not in STYLEGAN2_PRESETS:
+                raise ValueError(f"unknown stylegan2 preset {preset!r}; known presets: {sorted(STYLEGAN2_PRESETS)}")
+            config = {**STYLEGAN2_PRESETS[preset], **config}
             config = config_from_mapping(StyleGAN2Config, config, what="stylegan2 model_config")
         if not isinstance(training, TrainingSettings):
             training = config_from_mapping(TrainingSettings, training, what="stylegan2 training settings")
@@ -444,7 +476,24 @@ class _Trainer:
 
     def _randn(self, *shape: int) -> torch.Tensor:
         # Drawn on the CPU (whose RNG state the checkpoint keeps), then moved: exact resume on any device.
+        # Under DDP every rank shares one RNG state; each draws for all ranks and keeps its own slice, so
+        # ranks get independent latents and stay in step.
+        rank, world_size = rank_and_world_size()
+        if world_size > 1:
+            return torch.randn(world_size, *shape)[rank].to(self.device)
         return torch.randn(*shape).to(self.device)
+
+    def _backward(self, loss: torch.Tensor, module: nn.Module) -> None:
+        """loss.backward(), then under DDP the mean of ``module``'s gradients over ranks (as StyleGAN2-ADA
+        does by hand: DDP's own reducer does not support the double backward of R1 and path length)."""
+        loss.backward()
+        if is_distributed():
+            world_size = rank_and_world_size()[1]
+            for parameter in module.parameters():
+                if parameter.grad is None:  # every rank has the same graph, so the same grads are None
+                    continue
+                torch.distributed.all_reduce(parameter.grad)
+                parameter.grad /= world_size
 
     def _generate(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fake images [B, C, R, R] and their ws [B, num_ws, w_dim], with style mixing regularisation."""
@@ -475,7 +524,7 @@ class _Trainer:
             fake, _ = self._generate(labels)
             if self.dp is None:
                 loss_G = F.softplus(-self.D(fake, labels)).mean()
-                loss_G.backward()
+                self._backward(loss_G, self.G)
             else:
                 with discriminator_hooks_disabled(self.D):  # G's backward must not record D per-sample grads
                     loss_G = F.softplus(-self.D(fake, labels)).mean()
@@ -493,7 +542,7 @@ class _Trainer:
                 with torch.no_grad():
                     self.G.path_length_mean.lerp_(lengths.mean(), config.pl_decay)
                 penalty = (lengths - self.G.path_length_mean).square().mean()
-                (penalty * config.pl_weight * config.pl_interval).backward()
+                self._backward(penalty * config.pl_weight * config.pl_interval, self.G)
                 self.opt_G.step()
                 losses["path_length_penalty"] = float(penalty.detach())
             self.D.requires_grad_(True)
@@ -505,7 +554,7 @@ class _Trainer:
         logits_fake = self.D(fake, labels)
         logits_real = self.D(real, labels)
         loss_D = per_sample_mean(F.softplus(logits_fake) + F.softplus(-logits_real))
-        loss_D.backward()
+        self._backward(loss_D, self.D)
         self.opt_D.step()
         losses["loss_D"] = float(loss_D.detach())
 
@@ -515,7 +564,7 @@ class _Trainer:
             real_input = real.requires_grad_(True)
             (r1_grads,) = torch.autograd.grad(self.D(real_input, labels).sum(), real_input, create_graph=True)
             penalty = r1_grads.square().sum(dim=[1, 2, 3]).mean()
-            (penalty * (config.r1_gamma / 2) * config.r1_interval).backward()
+            self._backward(penalty * (config.r1_gamma / 2) * config.r1_interval, self.D)
             self.opt_D.step()
             losses["r1_penalty"] = float(penalty.detach())
 

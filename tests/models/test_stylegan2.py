@@ -9,7 +9,7 @@ import torch
 
 from medsyn.data.digits import load_digits_images
 from medsyn.models.registry import build_generator, load_generator
-from medsyn.models.stylegan2 import ConditionalStyleGAN2, StyleGAN2Config
+from medsyn.models.stylegan2 import STYLEGAN2_PRESETS, ConditionalStyleGAN2, StyleGAN2Config
 from medsyn.models.stylegan2_layers import ModulatedConv2d
 
 # A StyleGAN2 small enough to train tens of steps in seconds on one CPU core.
@@ -201,3 +201,45 @@ def test_dp_run_keeps_only_the_discriminator_private_and_reports_epsilon(digits1
     assert metadata["dp_epsilon"] == pytest.approx(model.history[-1]["epsilon"])
     # More steps spend more privacy.
     assert model.history[0]["epsilon"] < model.history[-1]["epsilon"]
+
+
+def test_presets_set_defaults_that_explicit_keys_override():
+    model = build_generator("stylegan2", num_classes=10, image_shape=(1, 32, 32), preset="tiny", w_dim=48)
+    assert model.config.z_dim == STYLEGAN2_PRESETS["tiny"]["z_dim"] and model.config.w_dim == 48
+    assert build_generator("stylegan2", num_classes=2, image_shape=(3, 8, 8), preset="paper").config == StyleGAN2Config()
+    with pytest.raises(ValueError, match="preset"):
+        build_generator("stylegan2", num_classes=2, image_shape=(3, 8, 8), preset="huge")
+
+
+def _train_on_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        train = load_digits_images(16).subset(torch.arange(64))
+        model = tiny_model(steps=4)
+        model.fit(train, f"{out_dir}/checkpoint.pt", seed=1, progress=False)
+        torch.save({"G": model.G.state_dict(), "D": model.D.state_dict()}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_train_in_step(tmp_path):
+    """DDP: gradients are averaged over ranks (R1 and path length included), so both ranks end identical."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_train_on_rank, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    for network in ("G", "D"):
+        for name, weight in rank0[network].items():
+            torch.testing.assert_close(weight, rank1[network][name], rtol=0, atol=0, msg=f"{network}.{name}")
+    checkpoint = ConditionalStyleGAN2.from_checkpoint(tmp_path / "checkpoint.pt")
+    torch.testing.assert_close(checkpoint.G.state_dict()["synthesis.const"], rank0["G"]["synthesis.const"])
+    fresh = tiny_model()
+    assert not torch.equal(fresh.G.state_dict()["synthesis.const"], rank0["G"]["synthesis.const"])  # it trained
