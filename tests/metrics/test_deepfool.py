@@ -1,0 +1,155 @@
+"""Batched DeepFool against torchattacks.DeepFool (the reference) and against the closed form on linear models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medsyn.data.digits import load_digits_images
+from medsyn.data.image_set import ImageSet
+from medsyn.metrics.robustness import adversarial_accuracy, deepfool
+from medsyn.models.classifier_training import evaluate_classifier, train_classifier
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    digits = load_digits_images(size=32)
+    order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(1))
+    train, val, test = digits.subset(order[:400]), digits.subset(order[400:500]), digits.subset(order[500:564])
+    model, _ = train_classifier(train, val, arch="small_cnn", epochs=2, batch_size=32, lr=3e-3, seed=0)
+    return model, test
+
+
+def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(images).argmax(1) == labels).double().mean().item()
+
+
+def test_matches_torchattacks_in_float64(digits_model):
+    torchattacks = pytest.importorskip("torchattacks")
+    model, test = digits_model
+    model64 = _double_copy(model)
+    images, labels = test.images.double(), test.labels
+    assert _accuracy(model64, images, labels) > 0.6  # a model worth attacking
+    ours = deepfool(model64, images, labels, steps=5, overshoot=0.02, num_classes=10)
+    reference = torchattacks.DeepFool(model64, steps=5, overshoot=0.02)(images, labels)
+    # float64 leaves no room for rounding to decide near-boundary ties: the two must agree image by image.
+    assert torch.allclose(ours, reference, atol=1e-9)
+    ours_accuracy, reference_accuracy = _accuracy(model64, ours, labels), _accuracy(model64, reference, labels)
+    assert abs(ours_accuracy - reference_accuracy) <= 0.01
+    assert ours_accuracy < _accuracy(model64, images, labels) - 0.05  # the attack does something
+
+
+def test_matches_torchattacks_in_float32(digits_model):
+    torchattacks = pytest.importorskip("torchattacks")
+    model, test = digits_model
+    images, labels = test.images, test.labels
+    ours = deepfool(model, images, labels, steps=5)
+    reference = torchattacks.DeepFool(model, steps=5, overshoot=0.02)(images, labels)
+    # In float32, batched and single-image convolutions round differently. After 5 clamped steps some
+    # images sit within ~1e-6 logits of a boundary, where that rounding can pick the class: so compare the
+    # images (almost all equal) and allow a few near-tie predictions to differ.
+    per_image = (ours - reference).flatten(1).abs().amax(1)
+    assert (per_image < 1e-4).double().mean() >= 0.95
+    assert abs(_accuracy(model, ours, labels) - _accuracy(model, reference, labels)) <= 0.05
+
+
+def _double_copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).double().eval()
+
+
+def _linear_deepfool_numpy(weight, bias, image, label, steps, overshoot):
+    """DeepFool on f(x) = W x + b, float64 numpy, one image, the textbook loop (no clamping)."""
+    x = image.copy()
+    for _ in range(steps):
+        logits = weight @ x + bias
+        if logits.argmax() != label:
+            break
+        best = None
+        for k in range(len(bias)):
+            if k == label:
+                continue
+            w_gap, f_gap = weight[k] - weight[label], logits[k] - logits[label]
+            distance = abs(f_gap) / np.linalg.norm(w_gap)
+            if best is None or distance < best[0]:
+                best = (distance, f_gap, w_gap)
+        _, f_gap, w_gap = best
+        x = x + (1 + overshoot) * abs(f_gap) / np.dot(w_gap, w_gap) * w_gap
+    return x
+
+
+def test_linear_model_closed_form():
+    generator = torch.Generator().manual_seed(0)
+    count, classes, shape = 40, 5, (2, 3, 3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(18, classes)).double()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.randn(classes, 18, generator=generator, dtype=torch.float64))
+        model[1].bias.copy_(torch.randn(classes, generator=generator, dtype=torch.float64))
+    images = torch.randn(count, *shape, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, classes, (count,), generator=generator)
+    ours = deepfool(model, images, labels, steps=3, overshoot=0.02, clamp=None, batch_size=7)
+    weight, bias = model[1].weight.detach().numpy(), model[1].bias.detach().numpy()
+    for index in range(count):
+        expected = _linear_deepfool_numpy(weight, bias, images[index].flatten().numpy(), int(labels[index]), 3, 0.02)
+        np.testing.assert_allclose(ours[index].flatten().numpy(), expected, atol=1e-10)
+    # On a linear model one step with overshoot crosses the nearest boundary of every correct image.
+    assert _accuracy(model, ours, labels) == 0.0
+
+
+def test_misclassified_images_are_untouched_and_labels_default_to_predictions(digits_model):
+    model, test = digits_model
+    images = test.images[:32]
+    with torch.no_grad():
+        predictions = model(images).argmax(1)
+    wrong_labels = (predictions + 1) % 10
+    assert torch.equal(deepfool(model, images, wrong_labels), images)
+    by_prediction = deepfool(model, images)  # labels=None: attack the model's own predictions
+    assert torch.equal(by_prediction, deepfool(model, images, predictions))
+    assert not torch.equal(by_prediction, images)
+    assert by_prediction.min() >= 0 and by_prediction.max() <= 1  # clamped like torchattacks
+
+
+def test_batch_size_does_not_change_the_result(digits_model):
+    model, test = digits_model
+    model64 = _double_copy(model)
+    images = test.images[:48].double()
+    whole = deepfool(model64, images, test.labels[:48], batch_size=256)
+    pieces = deepfool(model64, images, test.labels[:48], batch_size=5)
+    assert torch.allclose(whole, pieces, atol=1e-10)
+
+
+def test_adversarial_accuracy_and_model_mode(digits_model):
+    model, test = digits_model
+    model.train()
+    robust = adversarial_accuracy(model, test, steps=5)
+    assert model.training  # restored
+    model.eval()
+    clean = evaluate_classifier(model, test)["accuracy"]
+    assert 0.0 <= robust < clean
+    assert robust == pytest.approx(_accuracy(model, deepfool(model, test.images, test.labels, steps=5), test.labels))
+
+
+def test_bad_input(digits_model):
+    model, test = digits_model
+    images, labels = test.images[:4], test.labels[:4]
+    cases = [
+        (dict(images=images.clone().fill_(float("nan"))), "images contains NaN"),
+        (dict(images=images[0]), r"images must be a float tensor \[N,C,H,W\]"),
+        (dict(images=images * 2), "clamp"),
+        (dict(labels=labels[:3]), "labels must be an integer tensor"),
+        (dict(labels=labels + 10), r"labels must lie in \[0, 10\)"),
+        (dict(steps=0), "steps"),
+        (dict(num_classes=3), "num_classes=3 but the model outputs 10"),
+        (dict(overshoot=-1.0), "overshoot"),
+        (dict(clamp=(1.0, 0.0)), "clamp"),
+    ]
+    for override, match in cases:
+        arguments = {"images": images, "labels": labels, **override}
+        with pytest.raises(ValueError, match=match):
+            deepfool(model, arguments.pop("images"), arguments.pop("labels"), **arguments)
+    with pytest.raises(ValueError, match="test .* is empty"):
+        adversarial_accuracy(model, ImageSet(images[:0], labels[:0], test.class_names))
