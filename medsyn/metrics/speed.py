@@ -61,7 +61,9 @@ def sampling_speed(
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     count = int(labels.shape[0])
 
-    with torch.inference_mode():
+    # no_grad, not inference_mode: a generator that creates and caches tensors while sampling (noise
+    # buffers, scheduler tables) must still be usable for training afterwards
+    with torch.no_grad():
         for _ in range(warmup):
             output = sample_fn(labels)
             _count_samples(output, count)

@@ -79,7 +79,7 @@ def register_domain_extractor(
     std = tuple(std) if std is not None else (1.0,) * channels
     wrapped = PenultimateFeatures(classifier, layer_name)
     device = next((p.device for p in wrapped.parameters()), torch.device("cpu"))
-    with torch.inference_mode():
+    with torch.no_grad():
         probe = wrapped(torch.zeros(1, channels, height, width, device=device))
     return register_feature_extractor(
         FeatureExtractorSpec(

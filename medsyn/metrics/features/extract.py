@@ -77,7 +77,9 @@ def extract_features(
         )
     network = load_feature_extractor(extractor_name).to(device)
     outputs = []
-    with torch.inference_mode():
+    # no_grad, not inference_mode: inference tensors cannot be modified in place later, and the features
+    # are handed to metric code that may normalise them in place
+    with torch.no_grad():
         for start in range(0, batch.shape[0], batch_size):
             chunk = batch[start : start + batch_size].to(device)
             prepared = prepare_images(

@@ -48,6 +48,12 @@ def test_resize_to_input_size_preserves_a_constant_image(toy_extractor):
     np.testing.assert_allclose(features.numpy(), np.full((2, 3), (0.75 - 0.5) / 0.25), atol=1e-6)
 
 
+def test_features_are_ordinary_tensors(toy_extractor):
+    features = extract_features(torch.rand(2, 3, 8, 8), "toy_means")
+    assert not features.is_inference() and not features.requires_grad
+    features.mul_(2.0)  # downstream code may normalise in place
+
+
 def test_prepare_images_output_shape():
     out = prepare_images(torch.rand(2, 1, 32, 32), 224, (0.1,) * 3, (0.2,) * 3)
     assert out.shape == (2, 3, 224, 224)
