@@ -10,4 +10,5 @@ PYBIND11_MODULE(_kernels, m) {
   m.def("openmp_max_threads", []() { return omp_get_max_threads(); },
         "Number of OpenMP threads the kernels will use (OMP_NUM_THREADS or the core count).");
   medsyn::register_ssim(m);
+  medsyn::register_neighbors(m);
 }

@@ -12,4 +12,5 @@
 
 namespace medsyn {
 void register_ssim(pybind11::module_& m);  // csrc/cpu/ssim_max_bindings.cpp
+void register_neighbors(pybind11::module_& m);  // csrc/cpu/neighbors_bindings.cpp
 }  // namespace medsyn

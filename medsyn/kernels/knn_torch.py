@@ -8,14 +8,14 @@ grows with n x m. Decisions are nevertheless exact:
   (centred norms, ``f(d) = 2 (d + 16) 2^-24``: rounding of the centring, the norms, the dot product
   summed in any order, and the final additions; see ``rounding_bound_factor``);
 * a membership test ``d_ij^2 <= r^2`` whose float32 value lies within that bound of ``r^2`` is recomputed
-  in float64 as a sum of squared differences;
+  exactly (error-free transformations summed in double-double, rounded once to float64: ``exact_sq_rows``);
 * top-k scans keep ``k + EXTRA_CANDIDATES`` float32 candidates per row, recompute them in float64, and
   certify the result: every point that was not kept has float32 value >= the largest kept one ``T``, so
   its exact value is >= ``T - B_max``; if that is not strictly above the k-th exact value, the row is
   rescanned exactly in float64 (rare: many exact duplicates, or a rounding-sized gap).
 
-"Exact" means float64 arithmetic on the float32 values the features were converted to (the public API
-converts inputs to float32 once). Ties are broken by the smaller reference index.
+"Exact" means the exact squared distances of the float32 values the features were converted to (the public API
+converts inputs to float32 once), rounded once to float64. Ties are broken by the smaller reference index.
 
 Shapes: features float32 [n, d]; squared distances float64; indices int64.
 """
@@ -39,7 +39,7 @@ EXTRA_CANDIDATES = 8
 DEFAULT_BLOCK_ROWS = 1024
 DEFAULT_BLOCK_COLS = 2048
 _UNIT_ROUNDOFF_F32 = 2.0**-24
-_PAIR_CHUNK = 4096  # pairs recomputed in float64 at a time (bounds memory to PAIR_CHUNK x d doubles)
+_PAIR_CHUNK = 512  # pairs recomputed exactly at a time (bounds memory to a few PAIR_CHUNK x d doubles)
 
 
 def rounding_bound_factor(dim: int) -> float:
@@ -56,13 +56,48 @@ def _bound_abs(dim: int) -> float:
     return dim * 2.0**-120
 
 
+def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """s + e == a + b exactly (Knuth)."""
+    s = a + b
+    bv = s - a
+    return s, (a - (s - bv)) + (b - bv)
+
+
+def _two_square(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """p + e == h * h exactly (Dekker's product with Veltkamp's split; torch has no fused multiply-add)."""
+    p = h * h
+    c = 134217729.0 * h  # 2^27 + 1
+    hh = c - (c - h)
+    hl = h - hh
+    return p, ((hh * hh - p) + 2.0 * hh * hl) + hl * hl
+
+
+def exact_sq_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared distances of row pairs a[p], b[p] (float32 [P, d]) -> float64 [P], rounded once.
+
+    Error-free transformations summed in double-double (as the C++ kernel, which sums sequentially; this
+    sums as a tree): the result is the exact value rounded once (up to ~d 2^-100 relative), so equal exact
+    distances give equal doubles whatever the order, and ties at a radius are decided as exact arithmetic.
+    """
+    x, y = a.double(), -b.double()
+    h, l = _two_sum(x, y)
+    hi, sq_err = _two_square(h)
+    lo = sq_err + 2.0 * h * l  # l^2 < 2^-106 h^2 is dropped
+    while hi.shape[1] > 1:
+        if hi.shape[1] % 2:
+            hi = torch.nn.functional.pad(hi, (0, 1))
+            lo = torch.nn.functional.pad(lo, (0, 1))
+        hi, err = _two_sum(hi[:, 0::2], hi[:, 1::2])
+        lo = lo[:, 0::2] + lo[:, 1::2] + err
+    return (hi + lo)[:, 0]
+
+
 def exact_sq_distances(a: torch.Tensor, a_index: torch.Tensor, b: torch.Tensor, b_index: torch.Tensor) -> torch.Tensor:
-    """float64 squared distances ||a[a_index[p]] - b[b_index[p]]||^2 for each pair p -> [P]."""
+    """Exact (once-rounded) float64 squared distances ||a[a_index[p]] - b[b_index[p]]||^2 -> [P]."""
     out = torch.empty(a_index.shape[0], dtype=torch.float64, device=a.device)
     for start in range(0, a_index.shape[0], _PAIR_CHUNK):
         stop = start + _PAIR_CHUNK
-        diff = a[a_index[start:stop]].double() - b[b_index[start:stop]].double()
-        out[start:stop] = diff.square().sum(1)
+        out[start:stop] = exact_sq_rows(a[a_index[start:stop]], b[b_index[start:stop]])
     return out
 
 
@@ -144,7 +179,8 @@ def _exact_row_topk(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     parts = []
     for start in range(0, reference.shape[0], _PAIR_CHUNK):
-        parts.append((reference[start : start + _PAIR_CHUNK].double() - query.double()).square().sum(1))
+        chunk = reference[start : start + _PAIR_CHUNK]
+        parts.append(exact_sq_rows(query.expand_as(chunk), chunk))
     row_values = torch.cat(parts)
     if self_offset is not None:
         own = row + self_offset

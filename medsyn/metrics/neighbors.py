@@ -46,7 +46,7 @@ def _cpp_backend(module: Any) -> SimpleNamespace:
 
     def knn_sq_distances(queries, reference, k, *, self_offset=None, **blocks):
         values, indices = module.knn_sq_distances(
-            as_numpy(queries), as_numpy(reference), int(k), -(2**62) if self_offset is None else int(self_offset),
+            as_numpy(queries), as_numpy(reference), int(k), None if self_offset is None else int(self_offset),
             int(blocks.get("block_rows", 0) or 0), int(blocks.get("block_cols", 0) or 0),
         )
         return torch.from_numpy(values), torch.from_numpy(indices)

@@ -11,9 +11,10 @@ Conventions (as torch-fidelity and the reference ``prdc`` package):
 * density   = (1 / (k m)) sum_j sum_i 1[d(s_j, r_i) <= radius_i]   (m synthetic points);
 * coverage  = fraction of real i whose nearest synthetic point lies within radius_i.
 
-Every decision is exact (float64 recompute of anything within float32 rounding of a radius, exact radii);
+Every decision is exact (exact recompute of anything within float32 rounding of a radius, exact radii);
 memory stays O((n + m) d): the distance matrices are never formed (see ``medsyn.kernels.knn_torch``).
-Features are converted once to float32; "exact" is float64 arithmetic on those float32 values.
+Features are converted once to float32; "exact" means exact squared distances of those float32 values,
+rounded once to float64 (so exact ties, e.g. a synthetic copy of a real point, are decided as ties).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -71,6 +73,27 @@ def test_ball_membership_matches_oracle_with_ties():
     assert (sq == center_r[:, None]).sum() > 10  # ties at the radius really occur
 
 
+def exact_fraction_sq(a: np.ndarray, b: np.ndarray) -> Fraction:
+    return sum((Fraction(float(x)) - Fraction(float(y))) ** 2 for x, y in zip(a, b))
+
+
+def test_exact_sq_rows_is_the_exact_value_rounded_once():
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(40, 33)).astype(np.float32)
+    b = (a + rng.normal(size=(40, 33)) * 1e-4).astype(np.float32)  # near-duplicates: heavy cancellation
+    b[:5] = rng.normal(size=(5, 33)).astype(np.float32) * 1e-12  # exponent gaps > 2^29: the difference is inexact
+    got = knn_torch.exact_sq_rows(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    expected = np.array([float(exact_fraction_sq(x, y)) for x, y in zip(a, b)])  # float(Fraction) rounds once
+    np.testing.assert_array_equal(got, expected)
+    # summation order does not matter: permuting the features gives bitwise the same values
+    perm = rng.permutation(33)
+    np.testing.assert_array_equal(knn_torch.exact_sq_rows(torch.from_numpy(a[:, perm]), torch.from_numpy(b[:, perm])).numpy(), got)
+    kernels = compiled_kernels()
+    if kernels is not None:  # the C++ kernel (sequential double-double) gives the same doubles
+        values, _ = kernels.knn_sq_distances(a[:1], b[:1], 1, None, 0, 0)
+        assert values[0, 0] == got[0]
+
+
 def test_rounding_bound_covers_observed_float32_error():
     # The bound must hold; check it on adversarial data (large common offset, d = 2048).
     rng = np.random.default_rng(2)
@@ -83,3 +106,37 @@ def test_rounding_bound_covers_observed_float32_error():
     bound = tiles.bound(pa[1], pb[1])
     assert (error <= bound).all()
     assert error.max() > 0  # the float32 tile is not exact, so the bound is doing work
+
+
+def compiled_kernels():
+    try:
+        import medsyn._kernels as kernels
+    except ImportError:
+        return None
+    return kernels if hasattr(kernels, "knn_sq_distances") else None
+
+
+@pytest.mark.skipif(compiled_kernels() is None, reason="medsyn._kernels with the k-NN kernels is not built")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_torch_twin_equals_the_compiled_kernels(seed):
+    kernels = compiled_kernels()
+    rng = np.random.default_rng(seed)
+    # mixture of continuous values and duplicated lattice points, 100+ rows so several tiles are used
+    x = np.concatenate([rng.normal(size=(70, 37)), rng.integers(0, 2, size=(40, 37))]).astype(np.float32)
+    y = np.concatenate([rng.normal(size=(60, 37)), x[75:100]]).astype(np.float32)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for k in (1, 4):
+        tv, ti = knn_torch.knn_sq_distances_self(xt, k, block=32)
+        cv, ci = kernels.knn_sq_distances_self(x, k, 48)
+        np.testing.assert_array_equal(cv, tv.numpy())  # both exact, rounded once: bitwise equal
+        np.testing.assert_array_equal(ci, ti.numpy())
+        tv, ti = knn_torch.knn_sq_distances(yt, xt, k, self_offset=None)
+        cv, ci = kernels.knn_sq_distances(y, x, k, None, 48, 96)
+        np.testing.assert_array_equal(cv, tv.numpy())
+        np.testing.assert_array_equal(ci, ti.numpy())
+    radii_x = knn_torch.knn_sq_distances_self(xt, 3)[0][:, 2]
+    radii_y = knn_torch.knn_sq_distances_self(yt, 3)[0][:, 2]
+    torch_result = knn_torch.ball_membership(xt, radii_x, yt, radii_y)
+    cpp_result = kernels.ball_membership(x, radii_x.contiguous().numpy(), y, radii_y.contiguous().numpy(), 48, 48)
+    for twin, compiled in zip(torch_result, cpp_result):
+        np.testing.assert_array_equal(twin.numpy().astype(np.int64), compiled.astype(np.int64))

@@ -76,6 +76,24 @@ def test_duplicates_and_exact_ties_on_an_integer_lattice(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_synthetic_copies_of_real_points_tie_exactly_at_radii(backend):
+    # memorisation: copies of real points make d(real_i, copy) equal to real_i's own k-NN distances
+    rng = np.random.default_rng(12)
+    real = rng.normal(size=(110, 37)).astype(np.float32)
+    fake = np.concatenate([real[70:100], rng.normal(size=(40, 37))]).astype(np.float32)
+    assert_same(prdc(real, fake, k=3, backend=backend), oracle_prdc(real, fake, 3))
+
+
+def test_backends_agree_exactly():
+    if "cpp" not in BACKENDS:
+        pytest.skip("medsyn._kernels with the k-NN kernels is not built")
+    rng = np.random.default_rng(13)
+    real = np.concatenate([rng.normal(size=(150, 20)), rng.integers(0, 2, size=(60, 20))]).astype(np.float32)
+    fake = np.concatenate([real[100:180], rng.normal(size=(90, 20))]).astype(np.float32)
+    assert prdc(real, fake, k=5, backend="cpp") == prdc(real, fake, k=5, backend="torch")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_large_offset_and_norms_still_exact(backend):
     # features with norm ~ 1e3 and small spread: float32 ||a||^2+||b||^2-2ab alone would be useless here
     rng = np.random.default_rng(3)
