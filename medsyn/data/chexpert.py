@@ -19,7 +19,6 @@ import csv
 import math
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

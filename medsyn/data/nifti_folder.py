@@ -16,7 +16,6 @@ index out of range, a constant volume under percentile scaling -> ValueError, or
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import zlib
 from pathlib import Path
@@ -47,14 +46,21 @@ def _read_volume(data: bytes, *, where: str, volume: int) -> np.ndarray:
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
     from nibabel.spatialimages import HeaderDataError
+    from nibabel.wrapstruct import WrapStructError
 
     try:
-        raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-        image = nib.Nifti1Image.from_bytes(raw) if raw[344:348] in (b"n+1\x00", b"ni1\x00") else \
-            nib.Nifti2Image.from_bytes(raw)
+        raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data  # gzip magic: .nii.gz
+        # Single-file NIfTI-1 has its magic at byte 344, NIfTI-2 at byte 4.
+        if raw[344:348] == b"n+1\x00":
+            image = nib.Nifti1Image.from_bytes(raw)
+        elif raw[4:8] == b"n+2\x00":
+            image = nib.Nifti2Image.from_bytes(raw)
+        else:
+            raise ValueError("no single-file NIfTI-1 or NIfTI-2 magic in the header")
         array = np.asarray(image.get_fdata(dtype=np.float64))
     except (
-        ImageFileError, HeaderDataError, OSError, EOFError, ValueError, TypeError, zlib.error, gzip.BadGzipFile,
+        ImageFileError, HeaderDataError, WrapStructError, OSError, EOFError, ValueError, TypeError,
+        zlib.error,
     ) as error:
         raise ValueError(f"{where}: not a readable NIfTI file ({type(error).__name__}: {error})") from error
     if array.ndim == 4:
