@@ -60,8 +60,10 @@ class SamePaddingConv2d(nn.Conv2d):
             total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
             pads.append((total // 2, total - total // 2))
         (top, bottom), (left, right) = pads
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom))
+        if top == bottom and left == right:
+            # symmetric (all stride-1 layers): let the convolution pad, no extra padded copy of x
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
+        x = F.pad(x, (left, right, top, bottom))
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
