@@ -95,8 +95,8 @@ class DDPMConfig:
     learning_rate: Adam [Ho: 2e-4].
     ema_decay: EMA of the weights used for sampling [Ho: 0.9999].
     label_dropout: probability of training on the "no class" token [CFG: 0.1 and 0.2 tried].
-    sampler, sampling_steps, eta, guidance_scale: defaults of ``sample`` (see DiffusionSamplingConfig);
-        guidance_scale 1 means no guidance [CFG's w = guidance_scale - 1].
+    sampler, sampling_steps, eta, guidance_scale: defaults of ``sample`` (see DiffusionSamplingConfig)
+        [Ho: ancestral sampling over all T steps]; guidance_scale 1 means no guidance [CFG's w = s - 1].
     """
 
     channels: tuple[int, ...] = (128, 256, 256, 256)
@@ -111,7 +111,7 @@ class DDPMConfig:
     learning_rate: float = 2e-4
     ema_decay: float = 0.9999
     label_dropout: float = 0.1
-    sampler: str = "ddim"
+    sampler: str = "ddpm"
     sampling_steps: int = 50
     eta: float = 0.0
     guidance_scale: float = 1.0

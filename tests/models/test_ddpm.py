@@ -17,6 +17,7 @@ TINY = dict(
     norm_num_groups=4,
     num_head_channels=8,
     num_train_timesteps=40,
+    sampler="ddim",
     sampling_steps=4,
     ema_decay=0.9,
 )
