@@ -1,7 +1,8 @@
 """One DICOM data set -> display-ready frames, float32 [F, C, H, W] in [0, 1].
 
 The order follows the DICOM grey-scale pipeline (PS3.4 N.2): stored values -> Modality LUT (Rescale
-Slope/Intercept, or a Modality LUT Sequence) -> VOI (a VOI LUT Sequence, or Window Center/Width with the
+Slope/Intercept, or a Modality LUT Sequence; per frame from the functional groups of enhanced multi-frame
+objects) -> VOI (a VOI LUT Sequence, or Window Center/Width with the
 VOI LUT Function LINEAR / LINEAR_EXACT / SIGMOID, or a window you configure in modality units such as HU)
 -> MONOCHROME1 inverted so that bright means high signal in every image. Colour images (RGB, and YBR_*
 which pydicom converts to RGB; PALETTE COLOR through its lookup table) are scaled by their bit depth and
@@ -102,31 +103,74 @@ def _apply_voi_lut_table(values: np.ndarray, item, where: str) -> np.ndarray:
     return np.clip(table[index] / (2**bits - 1), 0.0, 1.0)
 
 
-def _grey_frames(pixels: np.ndarray, ds, window: str | Sequence[float], where: str) -> np.ndarray:
+# Attributes of the grey pipeline; enhanced multi-frame objects carry them per frame in functional groups.
+_GREY_PIPELINE = (
+    "PhotometricInterpretation", "BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept",
+    "RescaleType", "ModalityLUTSequence", "WindowCenter", "WindowWidth", "VOILUTFunction", "VOILUTSequence",
+)
+_FUNCTIONAL_GROUP_MACROS = (
+    ("PixelValueTransformationSequence", ("RescaleSlope", "RescaleIntercept", "RescaleType")),
+    ("FrameVOILUTSequence", ("WindowCenter", "WindowWidth", "VOILUTFunction")),
+)
+
+
+def _frame_view(ds, frame_number: int):
+    """The grey-pipeline attributes that apply to frame ``frame_number`` (0-based): top level, overridden by
+    the Shared and then the Per-frame Functional Groups (where enhanced CT/MR objects keep them)."""
+    from pydicom import Dataset
+
+    view = Dataset()
+    for keyword in _GREY_PIPELINE:
+        if keyword in ds:
+            setattr(view, keyword, ds[keyword].value)
+    groups = []
+    if len(ds.get("SharedFunctionalGroupsSequence", [])) > 0:
+        groups.append(ds.SharedFunctionalGroupsSequence[0])
+    if len(ds.get("PerFrameFunctionalGroupsSequence", [])) > frame_number:
+        groups.append(ds.PerFrameFunctionalGroupsSequence[frame_number])
+    for group in groups:
+        for macro, keywords in _FUNCTIONAL_GROUP_MACROS:
+            if len(group.get(macro, [])) > 0:
+                item = group[macro][0]
+                for keyword in keywords:
+                    if keyword in item:
+                        setattr(view, keyword, item[keyword].value)
+    return view
+
+
+def _grey_frame(pixels: np.ndarray, view, window: str | Sequence[float], where: str) -> np.ndarray:
+    """One stored frame [H, W] -> float [H, W] in [0, 1] through the pipeline attributes in ``view``."""
     from pydicom.pixels import apply_modality_lut
 
-    modality = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
+    modality = np.asarray(apply_modality_lut(pixels, view), dtype=np.float64)
     if not np.isfinite(modality).all():
         raise ValueError(f"{where}: pixel data contain NaN or inf")
-    has_voi_lut = "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0
-    has_window = "WindowCenter" in ds and "WindowWidth" in ds and ds.WindowCenter is not None
+    has_voi_lut = len(view.get("VOILUTSequence", [])) > 0
+    has_window = view.get("WindowCenter") is not None and view.get("WindowWidth") is not None
     if not isinstance(window, str):
         center, width = (float(v) for v in window)
-        frames = window_to_unit_range(modality, center, width, "LINEAR")
-    elif window in ("auto", "file") and has_voi_lut:
-        frames = _apply_voi_lut_table(modality, ds.VOILUTSequence[0], where)
-    elif window in ("auto", "file") and has_window:
-        frames = window_to_unit_range(
-            modality, _first(ds.WindowCenter), _first(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR"))
-        )
-    elif window == "file":
+        return window_to_unit_range(modality, center, width, "LINEAR")
+    if window in ("auto", "file") and has_voi_lut:
+        return _apply_voi_lut_table(modality, view.VOILUTSequence[0], where)
+    if window in ("auto", "file") and has_window:
+        function = str(view.get("VOILUTFunction", "LINEAR") or "LINEAR")
+        return window_to_unit_range(modality, _first(view.WindowCenter), _first(view.WindowWidth), function)
+    if window == "file":
         raise ValueError(f"{where}: window='file' but the file has no VOI LUT or Window Center/Width")
-    else:  # "minmax", or "auto" without a window in the file: each frame's own range
-        frames = np.stack([
-            min_max_to_unit_range(frame, frame.min(), frame.max(), where=where) if frame.max() > frame.min()
-            else np.zeros_like(frame, dtype=np.float32)
-            for frame in modality.reshape((-1,) + modality.shape[-2:])
-        ]).reshape(modality.shape)
+    # "minmax", or "auto" without a window in the file: the frame's own range
+    if modality.max() == modality.min():
+        return np.zeros_like(modality, dtype=np.float32)
+    return min_max_to_unit_range(modality, modality.min(), modality.max(), where=where)
+
+
+def _grey_frames(
+    pixels: np.ndarray, ds, frame_numbers: Sequence[int], window: str | Sequence[float], where: str
+) -> np.ndarray:
+    """Stored frames [F, H, W] (original frame numbers ``frame_numbers``) -> float32 [F, H, W] in [0, 1]."""
+    frames = np.stack([
+        _grey_frame(frame, _frame_view(ds, number), window, where)
+        for frame, number in zip(pixels, frame_numbers)
+    ])
     if str(ds.PhotometricInterpretation).strip() == "MONOCHROME1":
         frames = 1.0 - frames  # MONOCHROME1: the lowest value is displayed white
     return np.asarray(frames, dtype=np.float32)
@@ -175,8 +219,10 @@ def dicom_frames(
     # Give every array a frame axis: [F, H, W] grey or [F, H, W, 3] colour.
     if number_of_frames == 1:
         pixels = pixels[None]
+    frame_numbers = list(range(number_of_frames))
     if frames == "middle":
-        pixels = pixels[number_of_frames // 2][None]
+        frame_numbers = [number_of_frames // 2]
+        pixels = pixels[frame_numbers]
     if is_colour:
         unit = _colour_frames(pixels, ds)
         if unit.ndim == 3:  # palette lookup of [F, H, W] gives [F, H, W, 3]; RGB already has it
@@ -187,7 +233,7 @@ def dicom_frames(
                 axis=1, keepdims=True
             )
     elif photometric in ("MONOCHROME1", "MONOCHROME2"):
-        unit = _grey_frames(pixels, ds, window, where)[:, None]
+        unit = _grey_frames(pixels, ds, frame_numbers, window, where)[:, None]
     else:
         raise ValueError(f"{where}: unsupported Photometric Interpretation {photometric!r}")
     unit = np.clip(unit, 0.0, 1.0).astype(np.float32)

@@ -138,3 +138,26 @@ def test_rle_and_jpeg2000_lossless_decode_identically_to_uncompressed():
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         dicom_frames(_bundled("MR_small.dcm"), where="mr", **kwargs)
+
+
+def test_enhanced_multiframe_functional_groups_per_frame():
+    """Rescale and window from the Shared / Per-frame Functional Groups (enhanced CT/MR layout)."""
+    ds = _bundled("rtdose.dcm")  # 15 frames
+    shared, transformation = Dataset(), Dataset()
+    transformation.RescaleSlope, transformation.RescaleIntercept = 2.0, -1000.0
+    shared.PixelValueTransformationSequence = Sequence([transformation])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame = []
+    for frame in range(15):
+        group, voi = Dataset(), Dataset()
+        voi.WindowCenter, voi.WindowWidth = 2_000_000 + 20_000 * frame, 1_000_000
+        group.FrameVOILUTSequence = Sequence([voi])
+        per_frame.append(group)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    out = dicom_frames(ds, where="enhanced")
+    stored = ds.pixel_array.astype(np.float64)
+    for frame in (0, 7, 14):
+        expected = window_to_unit_range(stored[frame] * 2.0 - 1000.0, 2_000_000 + 20_000 * frame, 1_000_000)
+        np.testing.assert_allclose(out[frame, 0], expected, atol=1e-6)
+    middle = dicom_frames(ds, where="enhanced", frames="middle")
+    np.testing.assert_allclose(middle[0], out[7], atol=1e-7)
