@@ -227,7 +227,8 @@ class ConditionalStyleGAN2:
             config = dict(config or {})
             preset = config.pop("preset", "paper")
             if preset not in STYLEGAN2_PRESETS:
-                raise ValueError(f"unknown stylegan2 preset {preset!r}; known presets: {sorted(STYLEGAN2_PRESETS)}")
+                known = sorted(STYLEGAN2_PRESETS)
+                raise ValueError(f"unknown stylegan2 preset {preset!r}; known presets: {known}")
             config = {**STYLEGAN2_PRESETS[preset], **config}
             config = config_from_mapping(StyleGAN2Config, config, what="stylegan2 model_config")
         if not isinstance(training, TrainingSettings):
