@@ -36,6 +36,7 @@ from medsyn.models.diffusion_sampling import (
     noise_prediction_loss,
     reverse_diffusion,
 )
+from medsyn.training.device import resolve_device
 from medsyn.training.distributed import unwrap, wrap_data_parallel
 from medsyn.training.dp import default_delta, epsilon, make_module_private_compatible, make_private, per_sample_mean
 from medsyn.training.ema import ExponentialMovingAverage
@@ -249,11 +250,14 @@ def fit_noise_predictor(
     to scaled latents). Adam at ``learning_rate``; EMA of the weights; under ``training.dp`` the whole
     network is trained with DP-SGD (Poisson batches, per-sample clipping, RDP epsilon at
     delta = 1 / len(train) unless set). Resumes from ``checkpoint_path``. extra_stateful: more objects to
-    checkpoint (e.g. the LDM's frozen autoencoder).
+    checkpoint (e.g. the LDM's frozen autoencoder, already on ``training.device``).
+    Trains on ``training.device``; the returned network and EMA are back on the CPU.
     Returns (trained plain network, EMA, loss history, metadata incl. "dp" with "epsilon").
     """
     metadata = dict(metadata)
     metadata["batchnorm_replaced_by_groupnorm"] = False
+    device = resolve_device(training.device)
+    network = network.to(device)
     if training.dp is not None:
         # The MONAI U-Net has GroupNorm only; fix() is a no-op then, and validation names any layer
         # Opacus cannot handle.
@@ -298,7 +302,7 @@ def fit_noise_predictor(
             # Opacus the empty per-sample gradients directly; the step then adds pure noise, as DP-SGD must.
             for parameter in network.parameters():
                 if parameter.requires_grad:
-                    parameter.grad_sample = torch.zeros((0, *parameter.shape), dtype=parameter.dtype)
+                    parameter.grad_sample = parameter.new_zeros((0, *parameter.shape))
             optimizer.step()
             ema.update(network)
             return {"loss": 0.0}
@@ -324,10 +328,12 @@ def fit_noise_predictor(
         progress=progress,
         poisson_sampling=training.dp is not None,
         metadata_fn=metadata_fn,
+        device=device,
     )
     history = run_training(run, train, step)
     final_metadata = {**metadata, **(metadata_fn() if metadata_fn else {})}
-    return unwrap(trained), ema, history, final_metadata
+    ema.module.cpu()  # sampling and checkpoints are device-independent
+    return unwrap(trained).cpu(), ema, history, final_metadata
 
 
 def sample_in_chunks(

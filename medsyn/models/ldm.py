@@ -46,6 +46,7 @@ from medsyn.models.ddpm import (
 )
 from medsyn.models.diffusion_sampling import NoiseSchedule
 from medsyn.training.batches import ShuffledBatches
+from medsyn.training.device import resolve_device
 from medsyn.training.distributed import wrap_data_parallel
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
@@ -365,6 +366,7 @@ class ConditionalLDM:
             "autoencoder_losses": "l1 + kl_weight * kl" + (" + adversarial" if self.discriminator else "")
             + " (no LPIPS: its weights are not available offline)",
         }
+        self.codec.to(resolve_device(self.training.device))
         if not checkpoint_path.exists():  # stage 2 has not started: (finish) stage 1 first
             self._fit_autoencoder(train, autoencoder_checkpoint_path(checkpoint_path), seed, progress, metadata)
             self.codec.scale_factor.fill_(self._latent_scale_factor(train, seed))
@@ -387,6 +389,7 @@ class ConditionalLDM:
             metadata=metadata,
             extra_stateful={"codec": self.codec},
         )
+        self.codec.cpu()  # sampling and checkpoints are device-independent
         self.metadata["scale_factor"] = float(self.codec.scale_factor)
         return checkpoint_path
 
@@ -394,7 +397,8 @@ class ConditionalLDM:
         """1 / std of the posterior means of the first training batch (the batch stage 2 starts with)."""
         first_batch = ShuffledBatches(len(train), self.training.batch_size, seed).next()
         self.codec.eval()
-        latents = self.codec.posterior_mean(train.images[first_batch])
+        device = self.codec.scale_factor.device
+        latents = self.codec.posterior_mean(train.images[first_batch].to(device))
         std = float(latents.std())
         if not std > 0 or not math.isfinite(std):
             raise ValueError(f"the autoencoder's latents of {train.source} have std {std}; cannot scale them")
@@ -410,6 +414,7 @@ class ConditionalLDM:
         trained = wrap_data_parallel(autoencoder)
         adversarial = None
         if self.discriminator is not None:
+            self.discriminator.to(self.codec.scale_factor.device)
             adversarial = PatchAdversarialLoss(criterion="least_squares")
             discriminator = wrap_data_parallel(self.discriminator)
             discriminator_optimizer = torch.optim.Adam(
@@ -455,9 +460,12 @@ class ConditionalLDM:
             checkpoint_every=self.training.checkpoint_every,
             metadata=metadata,
             progress=progress,
+            device=self.codec.scale_factor.device,
         )
         self.autoencoder_history = run_training(run, train, step)
         autoencoder.requires_grad_(False)
+        if self.discriminator is not None:
+            self.discriminator.cpu()
 
     # ------------------------------------------------------------------ checkpoints
     def load_weights(self, payload: dict) -> None:
