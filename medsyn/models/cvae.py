@@ -29,6 +29,7 @@ from torch import nn
 
 from medsyn.data.image_set import ImageSet
 from medsyn.models.base import check_sample_labels
+from medsyn.training.device import resolve_device
 from medsyn.training.distributed import unwrap, wrap_data_parallel
 from medsyn.training.dp import default_delta, epsilon, make_module_private_compatible, make_private, per_sample_mean
 from medsyn.training.loop import TrainingRun, run_training
@@ -205,7 +206,8 @@ class CVAE:
         settings = self.training
         # Re-initialised from the seed so a run is a function of (config, data, seed) alone; a resumed run
         # then overwrites these weights with the checkpoint's.
-        network = self.network = self._build_network(seed)
+        device = resolve_device(settings.device)
+        network = self.network = self._build_network(seed).to(device)
         optimizer = torch.optim.Adam(
             network.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
         )
@@ -267,10 +269,11 @@ class CVAE:
             progress=progress,
             poisson_sampling=settings.dp is not None,
             metadata_fn=metadata_fn,
+            device=device,
         )
         self.history = run_training(run, train, step)
         self.metadata = {**metadata, **(metadata_fn() if metadata_fn else {})}
-        self.network = unwrap(trained)
+        self.network = unwrap(trained).cpu()  # sampling and checkpoints are device-independent
         return Path(checkpoint_path)
 
     def load_weights(self, payload: dict) -> None:

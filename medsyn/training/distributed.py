@@ -25,6 +25,7 @@ __all__ = [
     "unwrap",
     "all_reduce_mean",
     "broadcast_buffers",
+    "shutdown_distributed",
 ]
 
 
@@ -72,7 +73,9 @@ def wrap_data_parallel(module: nn.Module) -> nn.Module:
     """
     if not is_distributed():
         return module
-    return nn.parallel.DistributedDataParallel(module)
+    device = next(module.parameters()).device
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -108,3 +111,9 @@ def broadcast_buffers(module: nn.Module) -> None:
         return
     for buffer in module.buffers():
         dist.broadcast(buffer.data, src=0)
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group (after the last barrier), if one is up."""
+    if is_distributed():
+        dist.destroy_process_group()

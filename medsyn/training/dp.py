@@ -28,14 +28,15 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
-from opacus import GradSampleModule
-from opacus.accountants import RDPAccountant
-from opacus.optimizers import DPOptimizer
-from opacus.validators import ModuleValidator
 from torch import nn
+
+if TYPE_CHECKING:  # opacus takes seconds to import; non-private runs never need it
+    from opacus import GradSampleModule
+    from opacus.accountants import RDPAccountant
+    from opacus.optimizers import DPOptimizer
 
 # Opacus records per-sample gradients with full backward hooks; on the first layer (whose input, the data,
 # needs no gradient) torch warns on every backward. That is expected here and would flood the logs.
@@ -57,6 +58,8 @@ def make_module_private_compatible(module: nn.Module) -> tuple[nn.Module, bool]:
     Returns (fixed module, whether a BatchNorm was replaced); the flag belongs in the run's metadata as
     ``"batchnorm_replaced_by_groupnorm"``. Raises ValueError when a layer is still incompatible.
     """
+    from opacus.validators import ModuleValidator
+
     had_batchnorm = any(isinstance(layer, nn.modules.batchnorm._BatchNorm) for layer in module.modules())
     fixed = ModuleValidator.fix(module)
     errors = ModuleValidator.validate(fixed, strict=False)
@@ -73,8 +76,8 @@ def make_private(
     max_grad_norm: float,
     sample_rate: float,
     expected_batch_size: int,
-    accountant: RDPAccountant | None = None,
-) -> tuple[GradSampleModule, DPOptimizer, RDPAccountant]:
+    accountant: "RDPAccountant | None" = None,
+) -> "tuple[GradSampleModule, DPOptimizer, RDPAccountant]":
     """Wrap ``module``/``optimizer`` for DP-SGD and attach an RDP accountant to every optimiser step.
 
     module: already made compatible (``make_module_private_compatible``); its parameters are the ones
@@ -94,6 +97,11 @@ def make_private(
         raise ValueError(f"dp sample_rate must lie in (0, 1], got {sample_rate}")
     if expected_batch_size < 1:
         raise ValueError(f"dp expected_batch_size must be >= 1, got {expected_batch_size}")
+    from opacus import GradSampleModule
+    from opacus.accountants import RDPAccountant
+    from opacus.optimizers import DPOptimizer
+    from opacus.validators import ModuleValidator
+
     errors = ModuleValidator.validate(module, strict=False)
     if errors:
         raise ValueError(
@@ -112,7 +120,7 @@ def make_private(
     return private_module, private_optimizer, accountant
 
 
-def epsilon(accountant: RDPAccountant, delta: float) -> float:
+def epsilon(accountant: "RDPAccountant", delta: float) -> float:
     """The (epsilon, delta)-DP epsilon spent so far (RDP accountant); 0 before the first step and inf
     when any step used sigma = 0."""
     if not 0.0 < delta < 1.0:
@@ -142,7 +150,7 @@ def per_sample_mean(per_sample_losses: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def discriminator_hooks_disabled(private_module: GradSampleModule) -> Iterator[None]:
+def discriminator_hooks_disabled(private_module: "GradSampleModule") -> Iterator[None]:
     """Stop recording per-sample gradients (e.g. while a GAN generator back-propagates through a private
     discriminator); the hooks are re-enabled on exit."""
     private_module.disable_hooks()

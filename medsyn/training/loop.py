@@ -47,6 +47,8 @@ class TrainingRun:
         is evaluated at each save and merged over it.
     poisson_sampling: Poisson batches with sample rate batch_size / len(train) (DP-SGD) instead of
         shuffled fixed-size batches.
+    device: where each batch is moved before ``step_fn`` (the modules must already be there); the
+        training set itself stays on the CPU.
     """
 
     model_name: str
@@ -61,6 +63,7 @@ class TrainingRun:
     progress: bool = True
     poisson_sampling: bool = False
     metadata_fn: Callable[[], dict[str, Any]] | None = None
+    device: torch.device | str = "cpu"
 
 
 def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dict[str, float]]:
@@ -77,6 +80,7 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
     if len(train) == 0:
         raise ValueError(f"training set {train.source} is empty")
     rank, world_size = rank_and_world_size()
+    device = torch.device(run.device)
     if run.poisson_sampling:
         if world_size > 1:
             raise ValueError("Poisson sampling (DP-SGD) is not supported together with DDP; run DP in one process")
@@ -102,6 +106,8 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
             obj.load_state_dict(payload["state"][key])
         batches.load_state_dict(payload["batches"])
         torch.set_rng_state(payload["torch_rng"])
+        if payload.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
         history = list(payload["history"])
     else:
         torch.manual_seed(run.seed)
@@ -120,6 +126,7 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
                     "state": {key: obj.state_dict() for key, obj in run.stateful.items()},
                     "batches": batches.state_dict(),
                     "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     "history": history,
                     "metadata": metadata,
                     "world_size": world_size,
@@ -132,7 +139,9 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
     )
     for step in bar:
         index = shard_batch(batches.next(), rank, world_size)
-        losses = {key: float(value) for key, value in step_fn(train.images[index], train.labels[index], step).items()}
+        images = train.images[index].to(device, non_blocking=True)
+        labels = train.labels[index].to(device, non_blocking=True)
+        losses = {key: float(value) for key, value in step_fn(images, labels, step).items()}
         losses = all_reduce_mean(losses)
         history.append(losses)
         bar.set_postfix({key: f"{value:.4g}" for key, value in losses.items()})

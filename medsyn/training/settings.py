@@ -61,18 +61,23 @@ class TrainingSettings:
     batch_size: images per step (under DP: the expected size of a Poisson batch).
     checkpoint_every: write a checkpoint every this many steps (0: only at the end).
     dp: DP-SGD settings, or None for ordinary training.
+    device: "cpu" (default), "cuda", "cuda:<i>" or "auto" (medsyn.training.device.resolve_device).
+        Not part of the resume identity: a run may continue on another device.
     """
 
     steps: int = 1000
     batch_size: int = 32
     checkpoint_every: int = 0
     dp: DPSettings | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for key, minimum in (("steps", 0), ("batch_size", 1), ("checkpoint_every", 0)):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:<index>' or 'auto', got {self.device!r}")
         if isinstance(self.dp, Mapping):
             object.__setattr__(self, "dp", config_from_mapping(DPSettings, self.dp, what="dp"))
         elif self.dp is not None and not isinstance(self.dp, DPSettings):

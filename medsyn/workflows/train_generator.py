@@ -24,7 +24,14 @@ from typing import Any, Mapping
 
 from medsyn.models.registry import build_generator, generator_class
 from medsyn.report.atomic import write_json_atomic
-from medsyn.training.distributed import barrier, init_distributed, is_main_process
+from medsyn.training.device import resolve_device
+from medsyn.training.distributed import (
+    barrier,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    shutdown_distributed,
+)
 from medsyn.training.settings import DPSettings, TrainingSettings, config_from_mapping
 
 __all__ = ["train_generator", "CHECKPOINT_NAME", "MANIFEST_NAME", "SUMMARY_NAME", "sigma_directory_name"]
@@ -83,6 +90,7 @@ def train_generator(
     dp: Mapping[str, Any] | None = None,
     progress: bool = True,
     distributed: str | None = None,
+    device: str = "cpu",
 ) -> Path | list[Path]:
     """Train ``model`` on the training split of ``data``; return the checkpoint path (a list for a sweep).
 
@@ -92,6 +100,7 @@ def train_generator(
     model_config: keys of the model's config dataclass (paper defaults for the keys left out).
     dp: None, or {"noise_multiplier": sigma or [sigmas], "max_grad_norm": C, "delta": d or null}.
     distributed: None for one process; "gloo"/"nccl"/"auto" to join torchrun's process group.
+    device: "cpu", "cuda", "cuda:<i>" or "auto" (under DDP with CUDA, each rank uses GPU LOCAL_RANK).
     """
     # Everything that can be checked without data is checked first: a typo fails in milliseconds.
     generator_class(model)
@@ -102,17 +111,40 @@ def train_generator(
         raise ValueError(f"unknown data key(s) {unknown}; expected 'kind' and 'options'")
     if model_config is not None and not isinstance(model_config, Mapping):
         raise ValueError(f"model_config must be a mapping of {model} config keys, got {model_config!r}")
-    if distributed is not None:
-        if distributed not in ("gloo", "nccl", "auto"):
-            raise ValueError(f"distributed must be null, 'gloo', 'nccl' or 'auto', got {distributed!r}")
-        init_distributed(None if distributed == "auto" else distributed)
+    if distributed is not None and distributed not in ("gloo", "nccl", "auto"):
+        raise ValueError(f"distributed must be null, 'gloo', 'nccl' or 'auto', got {distributed!r}")
+    resolve_device(device)
     dp_runs = _dp_runs(dp)
     for dp_run in dp_runs:
         TrainingSettings(steps=steps, batch_size=batch_size, checkpoint_every=checkpoint_every, dp=dp_run)
+    owns_process_group = distributed is not None and not is_distributed()
+    if distributed is not None:
+        init_distributed(None if distributed == "auto" else distributed)
+    try:
+        return _prepare_and_train(
+            model, data, Path(output_dir), seed=seed, per_class=per_class, model_config=model_config,
+            dp_runs=dp_runs, progress=progress,
+            training={"steps": steps, "batch_size": batch_size, "checkpoint_every": checkpoint_every, "device": device},
+        )
+    finally:
+        if owns_process_group:
+            shutdown_distributed()
 
+
+def _prepare_and_train(
+    model: str,
+    data: Mapping[str, Any],
+    output_dir: Path,
+    *,
+    seed: int,
+    per_class: int | None,
+    model_config: Mapping[str, Any] | None,
+    dp_runs: list[dict[str, Any] | None],
+    progress: bool,
+    training: dict[str, Any],
+) -> Path | list[Path]:
     from medsyn.data.sources import prepare_splits  # the data layer; imported here to keep start-up light
 
-    output_dir = Path(output_dir)
     splits = prepare_splits(
         data["kind"],
         dict(data.get("options") or {}),
@@ -130,9 +162,7 @@ def train_generator(
             num_classes=train.num_classes,
             image_shape=train.image_shape,
             **dict(model_config or {}),
-            steps=steps,
-            batch_size=batch_size,
-            checkpoint_every=checkpoint_every,
+            **training,
             dp=dp_run,
         )
         checkpoint = generator.fit(train, run_dir / CHECKPOINT_NAME, seed=seed, progress=progress)
@@ -145,8 +175,8 @@ def train_generator(
                         "model": model,
                         "checkpoint": str(checkpoint),
                         "seed": seed,
-                        "steps": steps,
-                        "batch_size": batch_size,
+                        "steps": training["steps"],
+                        "batch_size": training["batch_size"],
                         "per_class": per_class,
                         "data": {"kind": data["kind"], "options": dict(data.get("options") or {})},
                         "num_train": len(train),

@@ -43,7 +43,8 @@ def _train_on_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
 
 
 def test_two_gloo_processes_end_with_the_same_weights(tmp_path):
-    mp.spawn(_train_on_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    # fork: the children inherit the already-imported torch/medsyn instead of re-importing them (seconds each)
+    mp.start_processes(_train_on_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork")
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert rank0["history"] == rank1["history"] and len(rank0["history"]) == 6
     for name, weight in rank0["weights"].items():

@@ -78,3 +78,15 @@ def test_generate_images_refuses_missing_checkpoint_and_bad_counts(tmp_path):
         generate_images(tmp_path, per_class=2)
     with pytest.raises(ValueError, match="per_class"):
         generate_images(tmp_path, per_class=0)
+
+
+def test_device_setting_is_validated_before_training(tmp_path):
+    from medsyn.training.device import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    for bad in ("tpu", "", "gpu0"):
+        with pytest.raises(ValueError, match="device"):
+            resolve_device(bad)
+    with pytest.raises(ValueError, match="device"):
+        _train(tmp_path, device="tpu")
