@@ -32,6 +32,7 @@ from medsyn.data.split import (
     DEFAULT_FRACTIONS,
     SPLIT_NAMES,
     apply_split,
+    load_split_manifest,
     make_split_manifest,
     official_split_manifest,
     save_split_manifest,
@@ -104,35 +105,53 @@ def prepare_splits(
     per_class: int | None = None,
     manifest_path: str | os.PathLike | None = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    existing_manifest: str | os.PathLike | None = None,
 ) -> dict[str, ImageSet]:
     """Load source ``kind``, split it and (if ``manifest_path``) write the split manifest.
 
     Returns {"train", "val", "test"} -> ImageSet. Sources with official splits keep them (``fractions``
     is then unused); ``per_class=k`` keeps k training images per class in both cases.
+
+    existing_manifest: reuse this manifest instead of drawing a split (``seed``, ``per_class`` and
+        ``fractions`` are then ignored), e.g. to score a new synthetic set against the same real split.
+        ValueError if the source no longer matches it (item count, source, classes, or item names).
     """
     loaded = read_source(kind, **dict(options or {}))
     if loaded.has_official_splits:
         full = _concatenate(loaded.sets)  # type: ignore[arg-type]
+    else:
+        full = loaded.sets  # type: ignore[assignment]
+    if loaded.item_ids is not None and len(loaded.item_ids) != len(full):
+        raise ValueError(f"source {kind!r} returned {len(loaded.item_ids)} item ids for {len(full)} items")
+
+    if existing_manifest is not None:
+        manifest = load_split_manifest(existing_manifest)
+        if manifest.item_ids is not None and loaded.item_ids is not None and manifest.item_ids != loaded.item_ids:
+            changed = next(
+                (f"{a!r} -> {b!r}" for a, b in zip(manifest.item_ids, loaded.item_ids) if a != b),
+                f"{len(manifest.item_ids)} -> {len(loaded.item_ids)} items",
+            )
+            raise ValueError(
+                f"split manifest {existing_manifest} does not match the files of {full.source} now "
+                f"(first difference: {changed})"
+            )
+    elif loaded.has_official_splits:
         sizes = {name: len(loaded.sets[name]) for name in SPLIT_NAMES}  # type: ignore[index]
         manifest = official_split_manifest(
             sizes, full.labels, seed=seed, per_class=per_class, source=full.source,
             class_names=full.class_names, skipped=loaded.skipped,
         )
     else:
-        full = loaded.sets  # type: ignore[assignment]
         manifest = make_split_manifest(
             full.labels, seed=seed, fractions=fractions, per_class=per_class, source=full.source,
             class_names=full.class_names, skipped=loaded.skipped, groups=loaded.groups,
         )
-    if loaded.item_ids is not None:
-        if len(loaded.item_ids) != manifest.num_items:
-            raise ValueError(
-                f"source {kind!r} returned {len(loaded.item_ids)} item ids for {manifest.num_items} items"
-            )
+    if loaded.item_ids is not None and manifest.item_ids is None:
         manifest.item_ids = list(loaded.item_ids)
+    splits = apply_split(full, manifest)
     if manifest_path is not None:
         save_split_manifest(manifest, manifest_path)
-    return apply_split(full, manifest)
+    return splits
 
 
 # --- registered sources -------------------------------------------------------------------------------------

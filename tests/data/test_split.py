@@ -166,3 +166,30 @@ def test_unknown_source_and_bad_options():
         prepare_splits("nope", {}, seed=0)
     with pytest.raises(ValueError, match="'digits': bad options.*sizee"):
         prepare_splits("digits", {"sizee": 8}, seed=0)
+
+
+def test_prepare_splits_reuses_an_existing_manifest(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for index in range(10):
+            Image.fromarray(rng.integers(0, 256, (4, 4), dtype=np.uint8)).save(root / name / f"{index}.png")
+    first = prepare_splits("image_folder", {"path": str(root), "channels": 1}, seed=0, per_class=3,
+                           manifest_path=tmp_path / "m.json")
+    again = prepare_splits("image_folder", {"path": str(root), "channels": 1}, seed=99,
+                           existing_manifest=tmp_path / "m.json")
+    for name in ("train", "val", "test"):
+        torch.testing.assert_close(again[name].images, first[name].images)
+    # a file replaced by another name: same count, different items -> refused, naming the difference
+    (root / "a" / "3.png").rename(root / "a" / "3b.png")
+    with pytest.raises(ValueError, match=r"m.json does not match .*'a/3.png' -> 'a/3b.png'"):
+        prepare_splits("image_folder", {"path": str(root), "channels": 1}, seed=0,
+                       existing_manifest=tmp_path / "m.json")
+    (root / "a" / "3b.png").rename(root / "a" / "3.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "b" / "new.png")
+    with pytest.raises(ValueError, match="does not match .*20 -> 21 items"):
+        prepare_splits("image_folder", {"path": str(root), "channels": 1}, seed=0,
+                       existing_manifest=tmp_path / "m.json")
