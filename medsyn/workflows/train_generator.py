@@ -115,6 +115,8 @@ def train_generator(
         raise ValueError(f"distributed must be null, 'gloo', 'nccl' or 'auto', got {distributed!r}")
     resolve_device(device)
     dp_runs = _dp_runs(dp)
+    if distributed is not None and dp is not None:
+        raise ValueError("dp (DP-SGD) runs in one process: set distributed to null or dp to null")
     for dp_run in dp_runs:
         TrainingSettings(steps=steps, batch_size=batch_size, checkpoint_every=checkpoint_every, dp=dp_run)
     owns_process_group = distributed is not None and not is_distributed()

@@ -62,6 +62,7 @@ def test_dp_sigma_sweep_trains_one_model_per_sigma_with_its_epsilon(tmp_path):
         ({"dp": {"noise_multiplier": 1.0, "clip": 1.0}}, "'clip'"),
         ({"steps": -3}, "steps"),
         ({"distributed": "mpi"}, "distributed"),
+        ({"distributed": "gloo", "dp": {"noise_multiplier": 1.0}}, "one process"),
         ({"model_config": {"hidden_dims": [4, 8, 16, 32, 64]}}, "divisible by 32"),
     ],
 )
