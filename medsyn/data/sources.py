@@ -126,7 +126,8 @@ def prepare_splits(
 
     if existing_manifest is not None:
         manifest = load_split_manifest(existing_manifest)
-        if manifest.item_ids is not None and loaded.item_ids is not None and manifest.item_ids != loaded.item_ids:
+        both_named = manifest.item_ids is not None and loaded.item_ids is not None
+        if both_named and manifest.item_ids != loaded.item_ids:
             changed = next(
                 (f"{a!r} -> {b!r}" for a, b in zip(manifest.item_ids, loaded.item_ids) if a != b),
                 f"{len(manifest.item_ids)} -> {len(loaded.item_ids)} items",
