@@ -550,17 +550,25 @@ class _Trainer:
 
         # D main: softplus(D(fake)) + softplus(-D(real)); per sample i the pair (real_i, fake_i).
         self.opt_D.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            fake = self._generate(labels)[0] if len(labels) else real
-        logits_fake = self.D(fake, labels)
-        logits_real = self.D(real, labels)
-        loss_D = per_sample_mean(F.softplus(logits_fake) + F.softplus(-logits_real))
-        self._backward(loss_D, self.D)
-        self.opt_D.step()
-        losses["loss_D"] = float(loss_D.detach())
+        if len(labels) == 0:
+            # An empty Poisson batch (DP only): Opacus' functorch path cannot vmap over zero samples, so D
+            # gets empty per-sample gradients and the DP optimiser takes DP-SGD's pure-noise step.
+            for parameter in self.model.D.parameters():
+                parameter.grad_sample = torch.zeros(0, *parameter.shape, device=parameter.device)
+            self.opt_D.step()
+            losses["loss_D"] = 0.0
+        else:
+            with torch.no_grad():
+                fake = self._generate(labels)[0]
+            logits_fake = self.D(fake, labels)
+            logits_real = self.D(real, labels)
+            loss_D = per_sample_mean(F.softplus(logits_fake) + F.softplus(-logits_real))
+            self._backward(loss_D, self.D)
+            self.opt_D.step()
+            losses["loss_D"] = float(loss_D.detach())
 
         # D R1 penalty on real images, lazily every r1_interval steps: gamma/2 * |grad_x D(x)|^2.
-        if self.use_r1 and step % config.r1_interval == 0:
+        if self.use_r1 and step % config.r1_interval == 0 and len(labels):
             self.opt_D.zero_grad(set_to_none=True)
             real_input = real.requires_grad_(True)
             (r1_grads,) = torch.autograd.grad(self.D(real_input, labels).sum(), real_input, create_graph=True)

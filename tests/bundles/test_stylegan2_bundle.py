@@ -21,9 +21,15 @@ TRAIN_CONFIGS = f"['{CONFIGS / 'train.yaml'}','{CONFIGS / 'tiny.yaml'}']"
 def _bundle_run(*arguments: str) -> None:
     command = [sys.executable, "-m", "monai.bundle", "run", *arguments]
     result = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output}"
 
 
 def test_train_then_generate_through_monai_bundle_run(tmp_path):
@@ -39,7 +45,8 @@ def test_train_then_generate_through_monai_bundle_run(tmp_path):
     summary = json.loads((output_dir / "training_summary.json").read_text())
     assert summary["metadata"]["minibatch_std"] is True and summary["metadata"]["private_networks"] == []
 
-    _bundle_run("--config_file", str(CONFIGS / "inference.yaml"), "--output_dir", str(output_dir), "--per_class", "2")
+    inference = str(CONFIGS / "inference.yaml")
+    _bundle_run("--config_file", inference, "--output_dir", str(output_dir), "--per_class", "2")
     synthetic = output_dir / "synthetic"
     archive = np.load(synthetic / "synthetic.npz")
     assert archive["images"].shape == (20, 1, 32, 32) and archive["images"].dtype == np.float32
@@ -54,8 +61,9 @@ def test_train_then_generate_through_monai_bundle_run(tmp_path):
 
 def test_dp_sigma_sweep_trains_one_private_discriminator_per_sigma(tmp_path):
     output_dir = tmp_path / "dp"
+    sweep = "{'noise_multiplier': [0.5, 2.0], 'max_grad_norm': 1.0}"
     _bundle_run("--config_file", TRAIN_CONFIGS, "--output_dir", str(output_dir), "--steps", "3",
-                "--progress", "False", "--dp", "{'noise_multiplier': [0.5, 2.0], 'max_grad_norm': 1.0}")  # fmt: skip
+                "--progress", "False", "--dp", sweep)  # fmt: skip
     epsilons = []
     for sigma in ("0.5", "2"):
         payload = load_checkpoint(output_dir / f"sigma_{sigma}" / "checkpoint.pt", model="stylegan2")

@@ -245,3 +245,14 @@ def test_two_gloo_processes_train_in_step(tmp_path):
     fresh = tiny_model()
     # it trained:
     assert not torch.equal(fresh.G.state_dict()["synthesis.const"], rank0["G"]["synthesis.const"])
+
+
+def test_dp_survives_empty_poisson_batches_with_a_pure_noise_step(digits16, tmp_path):
+    tiny_set = digits16.subset(torch.arange(4))
+    model = tiny_model(steps=8, batch_size=1, dp={"noise_multiplier": 1.0})  # sample rate 1/4
+    before = {name: value.clone() for name, value in model.D.state_dict().items()}
+    model.fit(tiny_set, tmp_path / "dp_empty.pt", progress=False)
+    empty_steps = [entry for entry in model.history if "loss_G" not in entry]
+    assert empty_steps, "seeded Poisson sampling at rate 1/4 should draw an empty batch in 8 steps"
+    assert all(entry["loss_D"] == 0.0 for entry in empty_steps)
+    assert any(not torch.equal(before[name], value) for name, value in model.D.state_dict().items())
