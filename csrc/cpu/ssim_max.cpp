@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -46,10 +47,11 @@ void filter_valid(const double* in, int64_t height, int64_t width, const std::ve
       for (int64_t j = 0; j < width; ++j) col[j] += wk * row[j];
     }
     double* dst = out + i * wv;
-    for (int64_t j = 0; j < wv; ++j) {
-      double s = 0.0;
-      for (int64_t k = 0; k < win; ++k) s += weights[k] * col[j + k];
-      dst[j] = s;
+    for (int64_t j = 0; j < wv; ++j) dst[j] = 0.0;
+    for (int64_t k = 0; k < win; ++k) {
+      const double wk = weights[k];
+#pragma omp simd
+      for (int64_t j = 0; j < wv; ++j) dst[j] += wk * col[j + k];
     }
   }
 }
@@ -181,6 +183,235 @@ void topk_insert(double* values, int64_t* indices, int64_t& size, int64_t k, dou
   if (size < k) ++size;
 }
 
+
+// Float64 statistics of one image without opening a parallel region (called from inside one).
+SsimImageStats ssim_image_stats_serial(const float* image, const ImageGeometry& g, const SsimWindow& w) {
+  const int64_t win = static_cast<int64_t>(w.weights.size());
+  SsimImageStats stats;
+  stats.count = 1;
+  stats.plane = valid_extent(g.height, win) * valid_extent(g.width, win);
+  const int64_t total = g.channels * stats.plane, pixels = g.height * g.width;
+  stats.mean.resize(total);
+  stats.mean_term.resize(total);
+  stats.var_term.resize(total);
+  std::vector<double> value(pixels), square(pixels), column, second(stats.plane);
+  for (int64_t p = 0; p < g.channels; ++p) {
+    for (int64_t q = 0; q < pixels; ++q) {
+      value[q] = image[p * pixels + q];
+      square[q] = value[q] * value[q];
+    }
+    double* mean = stats.mean.data() + p * stats.plane;
+    filter_valid(value.data(), g.height, g.width, w.weights, mean, column);
+    filter_valid(square.data(), g.height, g.width, w.weights, second.data(), column);
+    for (int64_t q = 0; q < stats.plane; ++q) {
+      stats.mean_term[p * stats.plane + q] = mean[q] * mean[q] + 0.5 * w.c1;
+      stats.var_term[p * stats.plane + q] = w.covariance_scale * (second[q] - mean[q] * mean[q]) + 0.5 * w.c2;
+    }
+  }
+  return stats;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Phase 1: float32 fast path with a rigorous error bound.
+//
+// In float32 (unit roundoff u = 2^-24) the cross term E[xy] is a sum of win^2 non-negative products
+// through at most 2 win + 2 roundings, so |dE| <= (2 win + 2) u E[xy]; the stored float means and
+// the subtraction add <= 4u (E[xy] + mu_x mu_y). Both E[xy] and mu_x mu_y are <= (E[x^2] + E[y^2]) / 2 (Cauchy-Schwarz), and
+// S = A1 A2 / (B1 B2) with 0 < A1 <= B1, so the error through A2 = 2 s cov + C2 is at most
+//   2 s |dcov| / B2 <= (2 win + 6) u s (E[x^2] + E[y^2]) / B2
+//                   <= (2 win + 6) u s (E[x^2]/var_term_x + E[y^2]/var_term_y)      (B2 >= each var_term),
+// whose mean over pixels is (2 win + 6) u s (gain_x + gain_y) with a per-image gain. All other roundings
+// (stored float terms, products, division: < 32u) and the float lane sums of the map (each lane adds
+// <= ceil(Wv / 16) values of |S| <= 1 per row, then float64) are relative errors of |S| <= 1. The bound below doubles all of this as a safety margin.
+constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24
+constexpr double kHuge = 1e300;
+constexpr int64_t kSynBlock = 4, kRealBlock = 4, kBandRows = 16;
+constexpr int kLanes = 16;
+
+double error_bound(double gain_x, double gain_y, const SsimWindow& w, int64_t valid_width) {
+  const double win = static_cast<double>(w.weights.size());
+  const double lane_terms = static_cast<double>((valid_width + kLanes - 1) / kLanes);
+  return 2.0 * ((2.0 * win + 6.0) * kUnit * w.covariance_scale * (gain_x + gain_y) + (32.0 + lane_terms) * kUnit);
+}
+
+struct FastStats {
+  int64_t plane = 0;
+  std::vector<float> mean, mean_term, var_term;  // [count, C, Hv, Wv]
+  std::vector<double> gain;                      // [count]: mean of E[x^2] / var_term (error bound)
+};
+
+FastStats fast_stats(const float* images, int64_t count, const ImageGeometry& g, const SsimWindow& w) {
+  const int64_t win = static_cast<int64_t>(w.weights.size());
+  FastStats stats;
+  stats.plane = valid_extent(g.height, win) * valid_extent(g.width, win);
+  const int64_t total = count * g.channels * stats.plane, pixels = g.height * g.width;
+  stats.mean.resize(total);
+  stats.mean_term.resize(total);
+  stats.var_term.resize(total);
+  stats.gain.assign(count, 0.0);
+  std::vector<double> plane_gain(count * g.channels);
+  const int64_t planes = count * g.channels;
+#pragma omp parallel if (planes > 1)
+  {
+    std::vector<double> value(pixels), square(pixels), column, mean(stats.plane), second(stats.plane);
+#pragma omp for schedule(dynamic)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* src = images + p * pixels;
+      for (int64_t q = 0; q < pixels; ++q) {
+        value[q] = src[q];
+        square[q] = value[q] * value[q];
+      }
+      filter_valid(value.data(), g.height, g.width, w.weights, mean.data(), column);
+      filter_valid(square.data(), g.height, g.width, w.weights, second.data(), column);
+      float* m = stats.mean.data() + p * stats.plane;
+      float* mt = stats.mean_term.data() + p * stats.plane;
+      float* vt = stats.var_term.data() + p * stats.plane;
+      double gain = 0.0;
+      for (int64_t q = 0; q < stats.plane; ++q) {
+        const double var_term = w.covariance_scale * (second[q] - mean[q] * mean[q]) + 0.5 * w.c2;
+        m[q] = static_cast<float>(mean[q]);
+        mt[q] = static_cast<float>(mean[q] * mean[q] + 0.5 * w.c1);
+        vt[q] = static_cast<float>(var_term);
+        gain += second[q] / std::max(var_term, 0.5 * w.c2);  // variance >= 0 up to rounding
+      }
+      plane_gain[p] = gain / static_cast<double>(stats.plane);
+    }
+  }
+  for (int64_t p = 0; p < planes; ++p) stats.gain[p / g.channels] += plane_gain[p] / static_cast<double>(g.channels);
+  return stats;
+}
+
+struct FastWorkspace {
+  std::vector<float> products;  // [kBandRows + win - 1, width]
+  std::vector<float> column;    // [width]
+  std::vector<float> weights;   // [win]
+};
+
+// Sum of the SSIM map over output rows [i0, i1) of one channel plane, float32.
+template <int WIN, bool BOX>
+double band_sum(const float* __restrict x, const float* __restrict y, int64_t width, int64_t wv, int64_t i0,
+                int64_t i1, int runtime_win, const float* __restrict mx, const float* __restrict my,
+                const float* __restrict mtx, const float* __restrict mty, const float* __restrict vtx,
+                const float* __restrict vty, const SsimWindow& w, FastWorkspace& ws) {
+  const int win = WIN > 0 ? WIN : runtime_win;
+  const int64_t rows = i1 - i0 + win - 1;
+  float* __restrict products = ws.products.data();
+  float* __restrict col = ws.column.data();
+  const float* __restrict weights = ws.weights.data();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + (i0 + r) * width;
+    const float* yr = y + (i0 + r) * width;
+    float* pr = products + r * width;
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) pr[j] = xr[j] * yr[j];
+  }
+  const float c1 = static_cast<float>(w.c1), c2 = static_cast<float>(w.c2);
+  const float scale2 = static_cast<float>(2.0 * w.covariance_scale);
+  const float inv_area = static_cast<float>(1.0 / (static_cast<double>(win) * win));
+  double total = 0.0;
+  for (int64_t i = i0; i < i1; ++i) {
+    const float* base = products + (i - i0) * width;
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) {
+      float c = 0.0f;
+      for (int k = 0; k < win; ++k) c += (BOX ? 1.0f : weights[k]) * base[k * width + j];
+      col[j] = c;
+    }
+    const int64_t o = i * wv;
+    // S in float32, summed in kLanes float accumulators (each adds <= ceil(wv / kLanes) terms: bounded
+    // rounding, see error_bound), then in float64 once per row.
+    float lanes[kLanes] = {};
+    int64_t j0 = 0;
+    for (; j0 + kLanes <= wv; j0 += kLanes) {
+#pragma omp simd
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t j = j0 + l;
+        float e = 0.0f;
+        for (int k = 0; k < win; ++k) e += (BOX ? 1.0f : weights[k]) * col[j + k];
+        if (BOX) e *= inv_area;
+        const float mxy = mx[o + j] * my[o + j];
+        const float a1 = 2.0f * mxy + c1;
+        const float a2 = scale2 * (e - mxy) + c2;
+        const float b1 = mtx[o + j] + mty[o + j];
+        const float b2 = vtx[o + j] + vty[o + j];
+        lanes[l] += (a1 * a2) / (b1 * b2);
+      }
+    }
+    double sum = 0.0;
+    for (int64_t j = j0; j < wv; ++j) {
+      float e = 0.0f;
+      for (int k = 0; k < win; ++k) e += (BOX ? 1.0f : weights[k]) * col[j + k];
+      if (BOX) e *= inv_area;
+      const float mxy = mx[o + j] * my[o + j];
+      sum += static_cast<double>(((2.0f * mxy + c1) * (scale2 * (e - mxy) + c2)) /
+                                 ((mtx[o + j] + mty[o + j]) * (vtx[o + j] + vty[o + j])));
+    }
+    for (int l = 0; l < kLanes; ++l) sum += lanes[l];
+    total += sum;
+  }
+  return total;
+}
+
+using BandFn = double (*)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int, const float*,
+                          const float*, const float*, const float*, const float*, const float*, const SsimWindow&,
+                          FastWorkspace&);
+
+BandFn pick_band_fn(const SsimWindow& w) {
+  const bool box = is_box(w.weights);
+  const size_t win = w.weights.size();
+  if (box && win == 7) return &band_sum<7, true>;
+  if (!box && win == 11) return &band_sum<11, false>;
+  return box ? &band_sum<0, true> : &band_sum<0, false>;
+}
+
+// scores[(s - sa) * kRealBlock + (r - ra)] = float32 mean SSIM of synthetic s and real r (chunk-local
+// indices), computed band by band so that the tile's rows stay in L2 while every pair uses them.
+void fast_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const FastStats& ss, const float* real,
+                      int64_t ra, int64_t rb, const FastStats& rs, const ImageGeometry& g, const SsimWindow& w,
+                      FastWorkspace& ws, double* scores) {
+  const int win = static_cast<int>(w.weights.size());
+  const int64_t width = g.width, hv = valid_extent(g.height, win), wv = valid_extent(g.width, win);
+  const int64_t plane_pixels = g.height * g.width, image = g.channels * plane_pixels;
+  ws.products.resize((kBandRows + win - 1) * width);
+  ws.column.resize(width);
+  ws.weights.assign(w.weights.begin(), w.weights.end());
+  const BandFn band = pick_band_fn(w);
+  for (int64_t q = 0; q < kSynBlock * kRealBlock; ++q) scores[q] = 0.0;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t i0 = 0; i0 < hv; i0 += kBandRows) {
+      const int64_t i1 = std::min(hv, i0 + kBandRows);
+      for (int64_t s = sa; s < sb; ++s) {
+        const float* x = synthetic + s * image + c * plane_pixels;
+        const int64_t os = (s * g.channels + c) * ss.plane;
+        for (int64_t r = ra; r < rb; ++r) {
+          const float* y = real + r * image + c * plane_pixels;
+          const int64_t orr = (r * g.channels + c) * rs.plane;
+          scores[(s - sa) * kRealBlock + (r - ra)] +=
+              band(x, y, width, wv, i0, i1, win, ss.mean.data() + os, rs.mean.data() + orr,
+                   ss.mean_term.data() + os, rs.mean_term.data() + orr, ss.var_term.data() + os,
+                   rs.var_term.data() + orr, w, ws);
+        }
+      }
+    }
+  }
+  const double norm = 1.0 / static_cast<double>(g.channels * hv * wv);
+  for (int64_t q = 0; q < kSynBlock * kRealBlock; ++q) scores[q] *= norm;
+}
+
+struct Candidate {
+  double upper;
+  int64_t index;
+};
+
+// Keep candidates whose upper bound reaches the (rising) threshold; prune when the list doubles.
+void add_candidate(std::vector<Candidate>& list, Candidate c, double threshold, int64_t top_k) {
+  list.push_back(c);
+  if (list.size() >= static_cast<size_t>(std::max<int64_t>(64, 4 * top_k)) && (list.size() & (list.size() - 1)) == 0) {
+    list.erase(std::remove_if(list.begin(), list.end(), [&](const Candidate& q) { return q.upper < threshold; }),
+               list.end());
+  }
+}
+
 }  // namespace
 
 SsimImageStats ssim_image_stats(const float* images, int64_t count, const ImageGeometry& g, const SsimWindow& w) {
@@ -225,46 +456,107 @@ void ssim_max_scan(const float* synthetic, int64_t n_synthetic, const float* rea
   if (n_synthetic < 1 || n_real < 1) throw std::invalid_argument("both image sets must be non-empty");
   if (top_k < 1 || top_k > n_real)
     throw std::invalid_argument("top_k must be in [1, n_real], got " + std::to_string(top_k));
-  const SsimImageStats sx = ssim_image_stats(synthetic, n_synthetic, g, w);
-  const SsimImageStats sy = ssim_image_stats(real, n_real, g, w);
   const int64_t image = g.channels * g.height * g.width;
-  // Tiles of synthetic x real images; each thread keeps its own top-k lists, merged at the end.
-  const int64_t syn_block = 4, real_block = 16;
-  const int64_t syn_tiles = (n_synthetic + syn_block - 1) / syn_block;
-  const int64_t real_tiles = (n_real + real_block - 1) / real_block;
   const int threads = omp_get_max_threads();
-  std::vector<double> part_values(static_cast<size_t>(threads) * n_synthetic * top_k);
-  std::vector<int64_t> part_indices(part_values.size(), -1);
-  std::vector<int64_t> part_sizes(static_cast<size_t>(threads) * n_synthetic, 0);
+  // Phase 1 state, per thread and synthetic image: top-k of lower bounds, candidates (upper, index).
+  std::vector<double> lower_values(static_cast<size_t>(threads) * n_synthetic * top_k);
+  std::vector<int64_t> lower_indices(lower_values.size(), -1);
+  std::vector<int64_t> lower_sizes(static_cast<size_t>(threads) * n_synthetic, 0);
+  std::vector<std::vector<Candidate>> candidates(static_cast<size_t>(threads) * n_synthetic);
+
+  // Statistics are held for one chunk of each set at a time: memory stays bounded for any n.
+  const int64_t plane_bytes = 12 * g.channels * (valid_extent(g.height, static_cast<int64_t>(w.weights.size())) *
+                                                 valid_extent(g.width, static_cast<int64_t>(w.weights.size())));
+  const int64_t chunk = std::max<int64_t>(kSynBlock * kRealBlock, (int64_t{128} << 20) / std::max<int64_t>(1, plane_bytes));
+  for (int64_t s0 = 0; s0 < n_synthetic; s0 += chunk) {
+    const int64_t ns = std::min(chunk, n_synthetic - s0);
+    const FastStats syn_stats = fast_stats(synthetic + s0 * image, ns, g, w);
+    for (int64_t r0 = 0; r0 < n_real; r0 += chunk) {
+      const int64_t nr = std::min(chunk, n_real - r0);
+      const FastStats real_stats = fast_stats(real + r0 * image, nr, g, w);
+      const int64_t syn_tiles = (ns + kSynBlock - 1) / kSynBlock, real_tiles = (nr + kRealBlock - 1) / kRealBlock;
 #pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
-    PairWorkspace ws;
-    double* my_values = part_values.data() + static_cast<size_t>(t) * n_synthetic * top_k;
-    int64_t* my_indices = part_indices.data() + static_cast<size_t>(t) * n_synthetic * top_k;
-    int64_t* my_sizes = part_sizes.data() + static_cast<size_t>(t) * n_synthetic;
+      {
+        const int t = omp_get_thread_num();
+        FastWorkspace ws;
+        double scores[kSynBlock * kRealBlock];
 #pragma omp for schedule(dynamic) collapse(2)
-    for (int64_t st = 0; st < syn_tiles; ++st) {
-      for (int64_t rt = 0; rt < real_tiles; ++rt) {
-        const int64_t s_end = std::min(n_synthetic, (st + 1) * syn_block);
-        const int64_t r_end = std::min(n_real, (rt + 1) * real_block);
-        for (int64_t r = rt * real_block; r < r_end; ++r) {
-          for (int64_t s = st * syn_block; s < s_end; ++s) {
-            const double v = pair_score(synthetic + s * image, real + r * image, sx, s, sy, r, g, w, ws);
-            topk_insert(my_values + s * top_k, my_indices + s * top_k, my_sizes[s], top_k, v, r);
+        for (int64_t st = 0; st < syn_tiles; ++st) {
+          for (int64_t rt = 0; rt < real_tiles; ++rt) {
+            const int64_t sa = st * kSynBlock, sb = std::min(ns, sa + kSynBlock);
+            const int64_t ra = rt * kRealBlock, rb = std::min(nr, ra + kRealBlock);
+            fast_tile_scores(synthetic + s0 * image, sa, sb, syn_stats, real + r0 * image, ra, rb, real_stats, g, w, ws,
+                             scores);
+            for (int64_t s = sa; s < sb; ++s) {
+              const int64_t gs = s0 + s;
+              const size_t slot = static_cast<size_t>(t) * n_synthetic + gs;
+              double* lv = lower_values.data() + slot * top_k;
+              int64_t* li = lower_indices.data() + slot * top_k;
+              for (int64_t r = ra; r < rb; ++r) {
+                const double value = scores[(s - sa) * kRealBlock + (r - ra)];
+                const double bound = error_bound(syn_stats.gain[s], real_stats.gain[r], w, valid_extent(g.width, static_cast<int64_t>(w.weights.size())));
+                topk_insert(lv, li, lower_sizes[slot], top_k, value - bound, r0 + r);
+                const double threshold = lower_sizes[slot] == top_k ? lv[top_k - 1] : -kHuge;
+                if (value + bound >= threshold) add_candidate(candidates[slot], {value + bound, r0 + r}, threshold, top_k);
+              }
+            }
           }
         }
       }
     }
   }
-  for (int64_t s = 0; s < n_synthetic; ++s) {
-    double* values = top_values + s * top_k;
-    int64_t* indices = top_indices + s * top_k;
-    int64_t size = 0;
-    for (int t = 0; t < threads; ++t) {
-      const size_t base = (static_cast<size_t>(t) * n_synthetic + s) * top_k;
-      const int64_t n = part_sizes[static_cast<size_t>(t) * n_synthetic + s];
-      for (int64_t q = 0; q < n; ++q) topk_insert(values, indices, size, top_k, part_values[base + q], part_indices[base + q]);
+
+  // Phase 2: the k-th best lower bound over all threads is the threshold; recompute in float64 every
+  // candidate whose upper bound reaches it. The exact top-k are among them (see ssim_max.h).
+#pragma omp parallel
+  {
+    PairWorkspace ws;
+    std::vector<Candidate> mine;
+#pragma omp for schedule(dynamic)
+    for (int64_t s = 0; s < n_synthetic; ++s) {
+      std::vector<double> best_lower(top_k);
+      std::vector<int64_t> best_lower_index(top_k);
+      int64_t size = 0;
+      for (int t = 0; t < threads; ++t) {
+        const size_t slot = static_cast<size_t>(t) * n_synthetic + s;
+        for (int64_t q = 0; q < lower_sizes[slot]; ++q)
+          topk_insert(best_lower.data(), best_lower_index.data(), size, top_k, lower_values[slot * top_k + q],
+                      lower_indices[slot * top_k + q]);
+      }
+      const double threshold = best_lower[top_k - 1];
+      mine.clear();
+      for (int t = 0; t < threads; ++t)
+        for (const Candidate& c : candidates[static_cast<size_t>(t) * n_synthetic + s])
+          if (c.upper >= threshold) mine.push_back(c);
+      const float* x = synthetic + s * image;
+      const SsimImageStats sx = ssim_image_stats_serial(x, g, w);
+      double* values = top_values + s * top_k;
+      int64_t* indices = top_indices + s * top_k;
+      int64_t filled = 0;
+      for (const Candidate& c : mine) {
+        const float* y = real + c.index * image;
+        const SsimImageStats sy = ssim_image_stats_serial(y, g, w);
+        topk_insert(values, indices, filled, top_k, pair_score(x, y, sx, 0, sy, 0, g, w, ws), c.index);
+      }
+    }
+  }
+}
+
+void ssim_pairs_fast(const float* a, const float* b, int64_t n, const ImageGeometry& g, const SsimWindow& w,
+                     double* values, double* bounds) {
+  check_arguments(g, w);
+  const int64_t image = g.channels * g.height * g.width;
+#pragma omp parallel
+  {
+    FastWorkspace ws;
+    double score[kSynBlock * kRealBlock];
+#pragma omp for schedule(dynamic)
+    for (int64_t i = 0; i < n; ++i) {
+      const FastStats sa = fast_stats(a + i * image, 1, g, w);
+      const FastStats sb = fast_stats(b + i * image, 1, g, w);
+      fast_tile_scores(a + i * image, 0, 1, sa, b + i * image, 0, 1, sb, g, w, ws, score);
+      values[i] = score[0];
+      bounds[i] = error_bound(sa.gain[0], sb.gain[0], w, valid_extent(g.width, static_cast<int64_t>(w.weights.size())));
     }
   }
 }

@@ -46,6 +46,10 @@ SsimImageStats ssim_image_stats(const float* images, int64_t count, const ImageG
                                 const SsimWindow& window);
 
 // synthetic [n_synthetic, C, H, W], real [n_real, C, H, W]: contiguous float32 in [0, data_range].
+// Two phases: (1) every pair in float32 (vectorised, cache-blocked, OpenMP) with a rigorous per-pair
+// error bound b (see ssim_max.cpp), keeping for each synthetic image the candidates whose upper bound
+// S+b reaches the k-th best lower bound S-b; (2) those few candidates recomputed in float64. The returned
+// values are float64-exact and the top-k is exactly the float64 top-k.
 // top_values [n_synthetic, top_k] (descending) and top_indices [n_synthetic, top_k]; ties go to the
 // smaller real index, so the result does not depend on the thread count.
 // Throws std::invalid_argument on inconsistent sizes.
@@ -53,8 +57,13 @@ void ssim_max_scan(const float* synthetic, int64_t n_synthetic, const float* rea
                    const ImageGeometry& geometry, const SsimWindow& window, int64_t top_k,
                    double* top_values, int64_t* top_indices);
 
-// Same SSIM for explicit pairs: a[i] against b[i], i < n (used by tests and diagnostics).
+// Same SSIM for explicit pairs: a[i] against b[i], i < n (float64 path; used by tests and diagnostics).
 void ssim_pairs(const float* a, const float* b, int64_t n, const ImageGeometry& geometry,
                 const SsimWindow& window, double* values);
+
+// The float32 fast path of the scan on explicit pairs: values[i] and a bound with |values - exact| <= bounds
+// (exposed so that tests can check the bound the scan relies on).
+void ssim_pairs_fast(const float* a, const float* b, int64_t n, const ImageGeometry& geometry,
+                     const SsimWindow& window, double* values, double* bounds);
 
 }  // namespace medsyn

@@ -146,6 +146,44 @@ void test_ties_go_to_smallest_index() {
   EXPECT(std::fabs(values[0] - 1.0) < 1e-14, "self-similarity %.17f", values[0]);
 }
 
+// The float32 phase of the scan must stay within its stated error bound (the exactness of the returned
+// top-k rests on it), on noise, constant, smooth and piecewise-flat images, and the bound must be tight
+// enough to be useful (< 1e-3 on noise).
+void test_fast_path_error_bound() {
+  std::mt19937 rng(11);
+  const medsyn::ImageGeometry g{2, 40, 37};
+  const int64_t n = 24, image = g.channels * g.height * g.width;
+  std::vector<float> a = random_images(n, g, rng), b = random_images(n, g, rng);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    const int kind = static_cast<int>(i % 4);
+    const float level_a = uniform(rng), level_b = uniform(rng);
+    for (int64_t q = 0; q < image; ++q) {
+      const int64_t row = (q / g.width) % g.height, column = q % g.width;
+      if (kind == 1) {  // constant
+        a[i * image + q] = level_a;
+        b[i * image + q] = level_b;
+      } else if (kind == 2) {  // piecewise flat with an edge
+        a[i * image + q] = column < 15 ? level_a : 1.0f - level_a;
+        b[i * image + q] = row < 20 ? level_b : 0.5f * level_b;
+      } else if (kind == 3) {  // smooth gradient
+        a[i * image + q] = 0.5f + 0.4f * std::sin(0.1f * row + 0.07f * column + level_a);
+        b[i * image + q] = 0.5f + 0.4f * std::cos(0.05f * row - 0.09f * column + level_b);
+      }
+    }
+  }
+  for (const auto& w : {uniform_window(7), gaussian_window(), uniform_window(5)}) {
+    std::vector<double> fast(n), bound(n), exact(n);
+    medsyn::ssim_pairs_fast(a.data(), b.data(), n, g, w, fast.data(), bound.data());
+    medsyn::ssim_pairs(a.data(), b.data(), n, g, w, exact.data());
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT(std::fabs(fast[i] - exact[i]) <= bound[i], "pair %lld (kind %lld): |%.3g| > bound %.3g",
+             static_cast<long long>(i), static_cast<long long>(i % 4), fast[i] - exact[i], bound[i]);
+      if (i % 4 == 0) EXPECT(bound[i] < 1e-3, "bound %.3g on noise is useless", bound[i]);
+    }
+  }
+}
+
 void test_bad_arguments_throw() {
   const medsyn::ImageGeometry g{1, 5, 5};
   std::vector<float> images(25, 0.5f);
@@ -173,6 +211,7 @@ int main() {
   test_random_images();
   test_constant_images();
   test_ties_go_to_smallest_index();
+  test_fast_path_error_bound();
   test_bad_arguments_throw();
   if (failures) {
     std::printf("%d check(s) failed\n", failures);

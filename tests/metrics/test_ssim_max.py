@@ -153,6 +153,23 @@ def test_torch_twin_equals_cpp_backend(window):
     assert torch.equal(cpp.top_k_indices, twin.top_k_indices)
 
 
+@pytest.mark.parametrize("window", ["uniform", "gaussian"])
+def test_near_ties_below_float32_resolution_are_decided_in_float64(window):
+    # Real images differing from each other by ~1e-6: their SSIMs differ below what the float32 phase can
+    # resolve, so the scan must recompute them in float64 and order them exactly like the float64 twin.
+    rng = np.random.default_rng(9)
+    base = rng.random((1, 1, 24, 24))
+    real = np.clip(base + 2e-6 * rng.standard_normal((12, 1, 24, 24)), 0, 1)
+    real[5] = base[0]
+    syn = np.concatenate([base, np.full((1, 1, 24, 24), 0.5)])
+    real = np.concatenate([real, np.full((3, 1, 24, 24), 0.5 + 1e-7), np.full((1, 1, 24, 24), 0.5)])
+    cpp = ssim_max(syn, real, window=window, top_k=6, backend="cpp")
+    twin = ssim_max(syn, real, window=window, top_k=6, backend="torch")
+    assert torch.equal(cpp.top_k_indices, twin.top_k_indices)
+    np.testing.assert_allclose(cpp.top_k_values.numpy(), twin.top_k_values.numpy(), rtol=0, atol=1e-12)
+    assert cpp.indices[0] == 5
+
+
 def test_non_default_win_size_and_data_range_match_skimage():
     rng = np.random.default_rng(5)
     syn, real = rng.random((2, 15, 17)) * 4.0, rng.random((3, 15, 17)) * 4.0
