@@ -10,4 +10,5 @@ PYBIND11_MODULE(_kernels_cuda, m) {
     return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
   }, "Number of CUDA devices the runtime sees (0 without a GPU or driver).");
   medsyn::register_ssim_cuda(m);
+  medsyn::register_knn_cuda(m);
 }

@@ -12,4 +12,5 @@
 
 namespace medsyn {
 void register_ssim_cuda(pybind11::module_& m);  // csrc/cuda/ssim_max_bindings.cpp
+void register_knn_cuda(pybind11::module_& m);  // csrc/cuda/knn_bindings.cpp
 }  // namespace medsyn

@@ -22,6 +22,8 @@ Shapes: features float32 [n, d]; squared distances float64; indices int64.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 __all__ = [
@@ -101,13 +103,26 @@ def exact_sq_distances(a: torch.Tensor, a_index: torch.Tensor, b: torch.Tensor, 
     return out
 
 
-class _CentredTiles:
-    """Float32 distance tiles between blocks of centred rows, with their rounding bounds."""
+TileProducts = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-    def __init__(self, center: torch.Tensor, dim: int) -> None:
+
+def torch_tile_products(ca: torch.Tensor, na: torch.Tensor, cb: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+    """float32 tile [ra, rb] = na[i] + nb[j] - 2 ca_i . cb_j (centred float32 rows, float64 norms)."""
+    base = na.float()[:, None] + nb.float()[None, :]
+    return torch.addmm(base, ca, cb.T, beta=1.0, alpha=-2.0)
+
+
+class _CentredTiles:
+    """Float32 distance tiles between blocks of centred rows, with their rounding bounds.
+
+    ``products`` computes a tile (default: torch GEMM; the CUDA backend passes its tile kernel).
+    """
+
+    def __init__(self, center: torch.Tensor, dim: int, products: TileProducts | None = None) -> None:
         self.center = center  # float32 [d]; any shift works, it only has to be the same for both sides
         self.factor = rounding_bound_factor(dim)
         self.abs_bound = _bound_abs(dim)
+        self.products = products or torch_tile_products
 
     def prepare(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         centred = rows - self.center
@@ -116,8 +131,7 @@ class _CentredTiles:
 
     def tile(self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         (ca, na), (cb, nb) = a, b
-        base = na.float()[:, None] + nb.float()[None, :]
-        return torch.addmm(base, ca, cb.T, beta=1.0, alpha=-2.0)
+        return self.products(ca, na, cb, nb)
 
     def bound(self, na: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
         return self.factor * (na[:, None] + nb[None, :]) + self.abs_bound
@@ -200,21 +214,26 @@ def knn_sq_distances(
     center: torch.Tensor | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     block_cols: int = DEFAULT_BLOCK_COLS,
+    products: TileProducts | None = None,
+    merge: Callable[..., None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The k nearest reference rows of every query, exact.
 
     queries float32 [q, d], reference float32 [n, d] -> (squared distances float64 [q, k] ascending,
     indices int64 [q, k] into reference; ties -> smaller index). ``self_offset`` = s means query i is
     reference row i + s and is excluded (used when the reference is a shard of the query set; None: no
-    exclusion). Requires k <= number of eligible reference rows.
+    exclusion). Requires k <= number of eligible reference rows. ``products`` / ``merge``: device kernels
+    (CUDA backend) for the tile products and the in-place running top-k merge
+    ``merge(tile, values, indices, col_offset, row_offset, self_offset)``.
     """
     q, dim = queries.shape
     if center is None:
         center = _center_of(reference)
-    tiles = _CentredTiles(center, dim)
+    tiles = _CentredTiles(center, dim, products)
     keep = k + EXTRA_CANDIDATES
-    cand_values = torch.full((q, 0), float("inf"), dtype=torch.float32, device=queries.device)
-    cand_indices = torch.full((q, 0), -1, dtype=torch.int64, device=queries.device)
+    width = keep if merge is not None else 0  # in-place merging needs the full (+inf, -1) candidate arrays
+    cand_values = torch.full((q, width), float("inf"), dtype=torch.float32, device=queries.device)
+    cand_indices = torch.full((q, width), -1, dtype=torch.int64, device=queries.device)
     ref_blocks = []
     max_ref_norm = 0.0
     for c0 in range(0, reference.shape[0], block_cols):
@@ -227,6 +246,10 @@ def knn_sq_distances(
         values, indices = cand_values[r0 : r0 + block_rows], cand_indices[r0 : r0 + block_rows]
         for c0, rb in ref_blocks:
             tile = tiles.tile(qb, rb)
+            if merge is not None:
+                values, indices = values.contiguous(), indices.contiguous()
+                merge(tile, values, indices, c0, r0, self_offset)
+                continue
             cols = torch.arange(c0, c0 + tile.shape[1], device=queries.device)
             if self_offset is not None:
                 own = torch.arange(r0, r0 + tile.shape[0], device=queries.device) + self_offset
@@ -290,6 +313,7 @@ def ball_membership(
     center: torch.Tensor | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     block_cols: int = DEFAULT_BLOCK_COLS,
+    products: TileProducts | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One exact pass over all (center i, point j) pairs deciding d_ij^2 <= r_i^2 and d_ij^2 <= s_j^2.
 
@@ -303,7 +327,7 @@ def ball_membership(
     dim = centers.shape[1]
     if center is None:
         center = _center_of(centers, points)
-    tiles = _CentredTiles(center, dim)
+    tiles = _CentredTiles(center, dim, products)
     device = centers.device
     points_in_balls = torch.zeros(points.shape[0], dtype=torch.int64, device=device)
     centers_reached = torch.zeros(centers.shape[0], dtype=torch.bool, device=device)

@@ -96,7 +96,7 @@ def knn_backend(backend: str, device: torch.device) -> SimpleNamespace:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cpu_module = _compiled("medsyn._kernels", "knn_sq_distances")
-    cuda_module = _compiled("medsyn._kernels_cuda", "knn_sq_distances")
+    cuda_module = _compiled("medsyn._kernels_cuda", "sq_distance_tile")
     if backend == "auto":
         if device.type == "cuda" and cuda_module is not None:
             backend = "cuda"
@@ -113,9 +113,60 @@ def knn_backend(backend: str, device: torch.device) -> SimpleNamespace:
         return _cpp_backend(cpu_module)
     if cuda_module is None or not torch.cuda.is_available():
         raise ValueError("backend='cuda' needs a CUDA device and the compiled medsyn._kernels_cuda module")
-    from medsyn.kernels import knn_cuda  # noqa: PLC0415  (only importable meaningfully with CUDA)
+    return _cuda_backend(cuda_module)
 
-    return knn_cuda.backend(cuda_module)
+
+_NO_SELF = -(2**62)  # kNoSelf in csrc/cpu/neighbors.h
+
+
+def _cuda_backend(module: Any) -> SimpleNamespace:
+    """The torch twin's scans with the tile products and the top-k merge done by csrc/cuda/knn.cu kernels.
+
+    Centring, norms and the exact finish (float64 recompute, certification) run as torch ops on the device.
+    """
+
+    def stream() -> int:
+        return torch.cuda.current_stream().cuda_stream
+
+    def products(ca, na, cb, nb):
+        ca, cb = ca.contiguous(), cb.contiguous()
+        na32, nb32 = na.float().contiguous(), nb.float().contiguous()
+        out = torch.empty(ca.shape[0], cb.shape[0], dtype=torch.float32, device=ca.device)
+        module.sq_distance_tile(ca.data_ptr(), ca.shape[0], cb.data_ptr(), cb.shape[0], ca.shape[1],
+                                na32.data_ptr(), nb32.data_ptr(), out.data_ptr(), stream())
+        return out
+
+    def merge(tile, values, indices, col_offset, row_offset, self_offset):
+        tile = tile.contiguous()
+        module.topk_merge(tile.data_ptr(), tile.shape[0], tile.shape[1], tile.stride(0), col_offset, row_offset,
+                          _NO_SELF if self_offset is None else self_offset, values.data_ptr(), indices.data_ptr(),
+                          values.shape[1], stream())
+
+    return device_tile_backend("cuda", products, merge)
+
+
+def device_tile_backend(name: str, products: Any, merge: Any) -> SimpleNamespace:
+    """Scan functions built from device tile kernels (``products``, in-place ``merge``) + the torch twin."""
+
+    def knn_sq_distances(queries, reference, k, *, self_offset=None, block_rows=None, block_cols=None):
+        return knn_torch.knn_sq_distances(
+            queries, reference, k, self_offset=self_offset, products=products, merge=merge,
+            block_rows=block_rows or 4096, block_cols=block_cols or 4096,
+        )
+
+    def knn_sq_distances_self(features, k, *, block=None):
+        return knn_sq_distances(features, features, k, self_offset=0, block_rows=block, block_cols=block)
+
+    def ball_membership(centers, center_radii_sq, points, point_radii_sq, *, block_rows=None, block_cols=None):
+        return knn_torch.ball_membership(
+            centers, center_radii_sq.to(centers.device), points, point_radii_sq.to(centers.device), products=products,
+            block_rows=block_rows or 4096, block_cols=block_cols or 4096,
+        )
+
+    return SimpleNamespace(
+        name=name, knn_sq_distances=knn_sq_distances, knn_sq_distances_self=knn_sq_distances_self,
+        ball_membership=ball_membership,
+    )
 
 
 def nearest_neighbors(

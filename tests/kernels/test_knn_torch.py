@@ -140,3 +140,47 @@ def test_torch_twin_equals_the_compiled_kernels(seed):
     cpp_result = kernels.ball_membership(x, radii_x.contiguous().numpy(), y, radii_y.contiguous().numpy(), 48, 48)
     for twin, compiled in zip(torch_result, cpp_result):
         np.testing.assert_array_equal(twin.numpy().astype(np.int64), compiled.astype(np.int64))
+
+
+def emulated_merge(tile, values, indices, col_offset, row_offset, self_offset):
+    """Python model of csrc/cuda/knn.cu topk_merge (in place, one row at a time)."""
+    for i in range(tile.shape[0]):
+        own = None if self_offset is None else row_offset + i + self_offset
+        for j in range(tile.shape[1]):
+            at = int(torch.argmax(values[i]))
+            if tile[i, j] < values[i, at] and col_offset + j != own:
+                values[i, at] = tile[i, j]
+                indices[i, at] = col_offset + j
+
+
+def test_device_tile_path_of_the_cuda_backend_on_cpu():
+    # the CUDA backend = torch twin + device tile products + in-place top-k merge; check that path here
+    from medsyn.metrics.neighbors import device_tile_backend
+
+    backend = device_tile_backend("emulated", knn_torch.torch_tile_products, emulated_merge)
+    rng = np.random.default_rng(9)
+    x = np.concatenate([rng.normal(size=(30, 5)), rng.integers(0, 2, size=(20, 5))]).astype(np.float32)
+    y = rng.normal(size=(25, 5)).astype(np.float32)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    v, i = backend.knn_sq_distances_self(xt, 3, block=16)
+    tv, ti = knn_torch.knn_sq_distances_self(xt, 3)
+    assert torch.equal(v, tv) and torch.equal(i, ti)
+    v, i = backend.knn_sq_distances(yt, xt, 2, block_rows=7, block_cols=11)
+    tv, ti = knn_torch.knn_sq_distances(yt, xt, 2)
+    assert torch.equal(v, tv) and torch.equal(i, ti)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_cuda_backend_equals_cpu():
+    from medsyn.metrics.neighbors import nearest_neighbors
+    from medsyn.metrics.prdc import prdc
+
+    rng = np.random.default_rng(10)
+    real = rng.normal(size=(300, 64)).astype(np.float32)
+    fake = np.concatenate([real[:50], rng.normal(size=(200, 64))]).astype(np.float32)
+    cpu = prdc(real, fake, k=3, backend="torch")
+    gpu = prdc(torch.from_numpy(real).cuda(), torch.from_numpy(fake).cuda(), k=3, backend="cuda")
+    assert gpu == cpu
+    d, i = nearest_neighbors(torch.from_numpy(fake).cuda(), torch.from_numpy(real).cuda(), backend="cuda")
+    dc, ic = nearest_neighbors(fake, real, backend="torch")
+    assert torch.equal(d.cpu(), dc) and torch.equal(i.cpu(), ic)
