@@ -19,9 +19,10 @@ whole model is private (paper 001 §3.1: VAEs are noised as a whole).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,11 +32,17 @@ from medsyn.data.image_set import ImageSet
 from medsyn.models.base import check_sample_labels
 from medsyn.training.device import resolve_device
 from medsyn.training.distributed import unwrap, wrap_data_parallel
-from medsyn.training.dp import default_delta, epsilon, make_module_private_compatible, make_private, per_sample_mean
+from medsyn.training.dp import (
+    default_delta,
+    epsilon,
+    make_module_private_compatible,
+    make_private,
+    per_sample_mean,
+)
 from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
 
-__all__ = ["CVAEConfig", "CVAENetwork", "CVAE"]
+__all__ = ["CVAE", "CVAEConfig", "CVAENetwork"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,9 @@ class CVAENetwork(nn.Module):
         for dim_in, dim_out in zip(reversed_dims, reversed_dims[1:] + reversed_dims[-1:]):
             upsample = nn.ConvTranspose2d(dim_in, dim_out, 3, stride=2, padding=1, output_padding=1)
             decoder.append(stage(upsample, dim_out))
-        self.decoder = nn.Sequential(*decoder, nn.Conv2d(reversed_dims[-1], channels, 3, padding=1), nn.Sigmoid())
+        self.decoder = nn.Sequential(
+            *decoder, nn.Conv2d(reversed_dims[-1], channels, 3, padding=1), nn.Sigmoid()
+        )
 
     def encode(self, images: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         condition_maps = condition[:, :, None, None].expand(-1, -1, *images.shape[2:])
@@ -130,7 +139,11 @@ class CVAENetwork(nn.Module):
 
 
 def cvae_per_sample_losses(
-    images: torch.Tensor, reconstruction: torch.Tensor, mean: torch.Tensor, log_variance: torch.Tensor, beta: float
+    images: torch.Tensor,
+    reconstruction: torch.Tensor,
+    mean: torch.Tensor,
+    log_variance: torch.Tensor,
+    beta: float,
 ) -> dict[str, torch.Tensor]:
     """Per-image losses [B]: reconstruction = mean squared error over pixels, kl = KL(N(mean, var) || N(0, I))
     summed over latent dims, loss = reconstruction + beta * kl."""
@@ -181,7 +194,7 @@ class CVAE:
         num_classes: int,
         image_shape: tuple[int, int, int],
         training: Mapping[str, Any] | TrainingSettings | None = None,
-    ) -> "CVAE":
+    ) -> CVAE:
         model_config = config_from_mapping(CVAEConfig, config, what="cvae model_config")
         if not isinstance(training, TrainingSettings):
             training = config_from_mapping(TrainingSettings, training, what="training")
@@ -195,10 +208,14 @@ class CVAE:
     def parameter_count(self) -> int:
         return sum(parameter.numel() for parameter in self.network.parameters())
 
-    def fit(self, train: ImageSet, checkpoint_path: str | Path, *, seed: int = 0, progress: bool = True) -> Path:
+    def fit(
+        self, train: ImageSet, checkpoint_path: str | Path, *, seed: int = 0, progress: bool = True
+    ) -> Path:
         """Train on ``train`` for ``training.steps`` steps, resuming from ``checkpoint_path`` if it exists."""
         if train.num_classes != self.num_classes:
-            raise ValueError(f"training set {train.source} has {train.num_classes} classes, model has {self.num_classes}")
+            raise ValueError(
+                f"training set {train.source} has {train.num_classes} classes, model has {self.num_classes}"
+            )
         if train.image_shape != self.image_shape:
             raise ValueError(
                 f"training set {train.source} has images of shape {train.image_shape}, model expects {self.image_shape}"
@@ -294,7 +311,9 @@ class CVAE:
         latent = torch.randn(len(labels), self.config.latent_dim, generator=generator)
         self.network.eval()
         images = [
-            self.network.decode(latent[start : start + 256], F.one_hot(labels[start : start + 256], self.num_classes).float())
+            self.network.decode(
+                latent[start : start + 256], F.one_hot(labels[start : start + 256], self.num_classes).float()
+            )
             for start in range(0, len(labels), 256)
         ]
         if not images:

@@ -33,7 +33,7 @@ from typing import Any
 from medsyn.training.checkpoint import load_checkpoint
 from medsyn.training.settings import split_training_keys
 
-__all__ = ["GENERATORS", "generator_class", "build_generator", "load_generator"]
+__all__ = ["GENERATORS", "build_generator", "generator_class", "load_generator"]
 
 GENERATORS: dict[str, str] = {
     "cvae": "medsyn.models.cvae:CVAE",
@@ -51,14 +51,20 @@ def generator_class(name: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"model {name!r} is registered as {GENERATORS[name]} but cannot be imported: {error}") from error
+        raise ValueError(
+            f"model {name!r} is registered as {GENERATORS[name]} but cannot be imported: {error}"
+        ) from error
     try:
         return getattr(module, class_name)
     except AttributeError as error:
-        raise ValueError(f"model {name!r} is registered as {GENERATORS[name]} but {module_name} has no {class_name}") from error
+        raise ValueError(
+            f"model {name!r} is registered as {GENERATORS[name]} but {module_name} has no {class_name}"
+        ) from error
 
 
-def build_generator(name: str, *, num_classes: int, image_shape: tuple[int, int, int], **config_overrides: Any):
+def build_generator(
+    name: str, *, num_classes: int, image_shape: tuple[int, int, int], **config_overrides: Any
+):
     """A fresh (untrained) generator; ``config_overrides`` are model-config and training-setting keys."""
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
@@ -66,7 +72,9 @@ def build_generator(name: str, *, num_classes: int, image_shape: tuple[int, int,
     if len(shape) != 3 or not all(isinstance(size, int) and size > 0 for size in shape):
         raise ValueError(f"image_shape must be (C, H, W) of positive integers, got {image_shape!r}")
     model_config, training = split_training_keys(config_overrides)
-    return generator_class(name).from_config(model_config, num_classes=num_classes, image_shape=shape, training=training)
+    return generator_class(name).from_config(
+        model_config, num_classes=num_classes, image_shape=shape, training=training
+    )
 
 
 def load_generator(checkpoint_path: str | Path):
@@ -77,7 +85,9 @@ def load_generator(checkpoint_path: str | Path):
     config = payload["config"]
     expected = {"model_config", "num_classes", "image_shape", "training"}
     if not isinstance(config, dict) or not expected <= set(config):
-        raise ValueError(f"checkpoint {checkpoint_path} has no generator config (expected keys {sorted(expected)})")
+        raise ValueError(
+            f"checkpoint {checkpoint_path} has no generator config (expected keys {sorted(expected)})"
+        )
     generator = cls.from_config(
         config["model_config"],
         num_classes=int(config["num_classes"]),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ShuffledBatches", "PoissonBatches", "shard_batch"]
+__all__ = ["PoissonBatches", "ShuffledBatches", "shard_batch"]
 
 # Seeds of per-epoch / per-step generators are spread by a large prime so that (seed, position) pairs
 # of different runs do not collide for any realistic number of epochs or steps.
@@ -65,7 +65,9 @@ class ShuffledBatches:
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("kind", "shuffled") != "shuffled":
-            raise ValueError(f"batch order in checkpoint is {state.get('kind')!r}, this run uses shuffled batches")
+            raise ValueError(
+                f"batch order in checkpoint is {state.get('kind')!r}, this run uses shuffled batches"
+            )
         if state["seed"] != self.seed or state["batch_size"] != self.batch_size:
             raise ValueError(
                 f"batch order in checkpoint (seed {state['seed']}, batch {state['batch_size']}) does not match "
@@ -111,7 +113,9 @@ class PoissonBatches:
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("kind") != "poisson":
-            raise ValueError(f"batch order in checkpoint is {state.get('kind', 'shuffled')!r}, this run uses Poisson")
+            raise ValueError(
+                f"batch order in checkpoint is {state.get('kind', 'shuffled')!r}, this run uses Poisson"
+            )
         mine = (self.seed, self.sample_rate, self.num_items)
         theirs = (state["seed"], state["sample_rate"], state["num_items"])
         if mine != theirs:

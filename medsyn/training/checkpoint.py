@@ -13,7 +13,7 @@ import torch
 
 from medsyn.report.atomic import torch_save_atomic
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "medsyn-checkpoint-v1"
 
@@ -23,7 +23,9 @@ def save_checkpoint(path: str | Path, *, model: str, config: dict[str, Any], sta
     return torch_save_atomic(path, payload)
 
 
-def load_checkpoint(path: str | Path, *, model: str | None = None, config: dict[str, Any] | None = None) -> dict:
+def load_checkpoint(
+    path: str | Path, *, model: str | None = None, config: dict[str, Any] | None = None
+) -> dict:
     """Load ``path``; if ``model``/``config`` are given they must match what the checkpoint was made with."""
     path = Path(path)
     if not path.is_file():

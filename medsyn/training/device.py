@@ -28,7 +28,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} asked for, but this torch build sees no CUDA GPU")
         if resolved.index is None:
-            resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     elif resolved.type != "cpu":
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
     return resolved

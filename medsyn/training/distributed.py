@@ -16,16 +16,16 @@ import torch.distributed as dist
 from torch import nn
 
 __all__ = [
+    "all_reduce_mean",
+    "barrier",
+    "broadcast_buffers",
     "init_distributed",
     "is_distributed",
-    "rank_and_world_size",
     "is_main_process",
-    "barrier",
-    "wrap_data_parallel",
-    "unwrap",
-    "all_reduce_mean",
-    "broadcast_buffers",
+    "rank_and_world_size",
     "shutdown_distributed",
+    "unwrap",
+    "wrap_data_parallel",
 ]
 
 
@@ -81,7 +81,11 @@ def wrap_data_parallel(module: nn.Module) -> nn.Module:
 def unwrap(module: nn.Module) -> nn.Module:
     """The plain module inside a DDP or Opacus GradSampleModule wrapper (what checkpoints store)."""
     while True:
-        inner = getattr(module, "module", None) if isinstance(module, nn.parallel.DistributedDataParallel) else None
+        inner = (
+            getattr(module, "module", None)
+            if isinstance(module, nn.parallel.DistributedDataParallel)
+            else None
+        )
         if inner is None and type(module).__name__ == "GradSampleModule":
             inner = module._module
         if inner is None:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -40,15 +41,18 @@ if TYPE_CHECKING:  # opacus takes seconds to import; non-private runs never need
 
 # Opacus records per-sample gradients with full backward hooks; on the first layer (whose input, the data,
 # needs no gradient) torch warns on every backward. That is expected here and would flood the logs.
-warnings.filterwarnings("ignore", message="Full backward hook is firing when gradients are computed with respect to module outputs")
+warnings.filterwarnings(
+    "ignore",
+    message="Full backward hook is firing when gradients are computed with respect to module outputs",
+)
 
 __all__ = [
+    "default_delta",
+    "discriminator_hooks_disabled",
+    "epsilon",
     "make_module_private_compatible",
     "make_private",
-    "epsilon",
-    "default_delta",
     "per_sample_mean",
-    "discriminator_hooks_disabled",
 ]
 
 
@@ -76,8 +80,8 @@ def make_private(
     max_grad_norm: float,
     sample_rate: float,
     expected_batch_size: int,
-    accountant: "RDPAccountant | None" = None,
-) -> "tuple[GradSampleModule, DPOptimizer, RDPAccountant]":
+    accountant: RDPAccountant | None = None,
+) -> tuple[GradSampleModule, DPOptimizer, RDPAccountant]:
     """Wrap ``module``/``optimizer`` for DP-SGD and attach an RDP accountant to every optimiser step.
 
     module: already made compatible (``make_module_private_compatible``); its parameters are the ones
@@ -120,7 +124,7 @@ def make_private(
     return private_module, private_optimizer, accountant
 
 
-def epsilon(accountant: "RDPAccountant", delta: float) -> float:
+def epsilon(accountant: RDPAccountant, delta: float) -> float:
     """The (epsilon, delta)-DP epsilon spent so far (RDP accountant); 0 before the first step and inf
     when any step used sigma = 0."""
     if not 0.0 < delta < 1.0:
@@ -150,7 +154,7 @@ def per_sample_mean(per_sample_losses: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def discriminator_hooks_disabled(private_module: "GradSampleModule") -> Iterator[None]:
+def discriminator_hooks_disabled(private_module: GradSampleModule) -> Iterator[None]:
     """Stop recording per-sample gradients (e.g. while a GAN generator back-propagates through a private
     discriminator); the hooks are re-enabled on exit."""
     private_module.disable_hooks()

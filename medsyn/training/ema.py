@@ -35,5 +35,7 @@ class ExponentialMovingAverage:
 
     def load_state_dict(self, state: dict) -> None:
         if state["decay"] != self.decay:
-            raise ValueError(f"EMA decay in checkpoint ({state['decay']}) differs from this run ({self.decay})")
+            raise ValueError(
+                f"EMA decay in checkpoint ({state['decay']}) differs from this run ({self.decay})"
+            )
         self.module.load_state_dict(state["module"])

@@ -13,9 +13,10 @@ accountant requires.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -83,7 +84,9 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
     device = torch.device(run.device)
     if run.poisson_sampling:
         if world_size > 1:
-            raise ValueError("Poisson sampling (DP-SGD) is not supported together with DDP; run DP in one process")
+            raise ValueError(
+                "Poisson sampling (DP-SGD) is not supported together with DDP; run DP in one process"
+            )
         batches: ShuffledBatches | PoissonBatches = PoissonBatches(
             len(train), min(1.0, run.batch_size / len(train)), run.seed
         )
@@ -135,7 +138,10 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
         barrier()  # no rank runs ahead (or exits) before the checkpoint is on disk
 
     bar = tqdm(
-        range(start, run.steps), desc=f"train {run.model_name}", disable=not run.progress or rank != 0, leave=False
+        range(start, run.steps),
+        desc=f"train {run.model_name}",
+        disable=not run.progress or rank != 0,
+        leave=False,
     )
     for step in bar:
         index = shard_batch(batches.next(), rank, world_size)

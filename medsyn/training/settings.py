@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "DPSettings",
@@ -91,7 +92,9 @@ class TrainingSettings:
 TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(TrainingSettings))
 
 
-def config_from_mapping(config_class: type[ConfigT], mapping: Mapping[str, Any] | None, *, what: str) -> ConfigT:
+def config_from_mapping(
+    config_class: type[ConfigT], mapping: Mapping[str, Any] | None, *, what: str
+) -> ConfigT:
     """Build ``config_class`` from ``mapping``; unknown keys raise ValueError naming them and the known ones.
 
     what: name used in messages, e.g. "cvae model_config".

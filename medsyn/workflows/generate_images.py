@@ -30,7 +30,7 @@ from medsyn.models.registry import load_generator
 from medsyn.report.atomic import write_bytes_atomic
 from medsyn.workflows.train_generator import CHECKPOINT_NAME
 
-__all__ = ["generate_images", "ARCHIVE_NAME", "class_folder_name"]
+__all__ = ["ARCHIVE_NAME", "class_folder_name", "generate_images"]
 
 ARCHIVE_NAME = "synthetic.npz"
 
@@ -90,7 +90,9 @@ def generate_images(
     images = generator.sample(labels, seed=seed)
     expected = (len(labels), *generator.image_shape)
     if tuple(images.shape) != expected or images.dtype != torch.float32:
-        raise ValueError(f"generator returned {tuple(images.shape)} {images.dtype}, expected {expected} float32")
+        raise ValueError(
+            f"generator returned {tuple(images.shape)} {images.dtype}, expected {expected} float32"
+        )
 
     out_dir = Path(out_dir) if out_dir is not None else Path(output_dir) / "synthetic"
     out_dir.parent.mkdir(parents=True, exist_ok=True)

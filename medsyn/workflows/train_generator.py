@@ -19,8 +19,9 @@ DDP: under ``torchrun`` set ``distributed: gloo`` (CPU) or ``nccl``; rank 0 writ
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from medsyn.models.registry import build_generator, generator_class
 from medsyn.report.atomic import write_json_atomic
@@ -34,7 +35,7 @@ from medsyn.training.distributed import (
 )
 from medsyn.training.settings import DPSettings, TrainingSettings, config_from_mapping
 
-__all__ = ["train_generator", "CHECKPOINT_NAME", "MANIFEST_NAME", "SUMMARY_NAME", "sigma_directory_name"]
+__all__ = ["CHECKPOINT_NAME", "MANIFEST_NAME", "SUMMARY_NAME", "sigma_directory_name", "train_generator"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MANIFEST_NAME = "split_manifest.json"
@@ -51,7 +52,8 @@ def _dp_runs(dp: Mapping[str, Any] | None) -> list[dict[str, Any] | None]:
     if dp is None:
         return [None]
     if not isinstance(dp, Mapping):
-        raise ValueError(f"dp must be a mapping (noise_multiplier, max_grad_norm, delta) or null, got {dp!r}")
+        # a config error, like every other one: ValueError naming the key (project convention)
+        raise ValueError(f"dp must be a mapping (noise_multiplier, max_grad_norm, delta) or null, got {dp!r}")  # noqa: TRY004
     sigmas = dp.get("noise_multiplier")
     if isinstance(sigmas, (list, tuple)):
         if not sigmas:
@@ -124,9 +126,20 @@ def train_generator(
         init_distributed(None if distributed == "auto" else distributed)
     try:
         return _prepare_and_train(
-            model, data, Path(output_dir), seed=seed, per_class=per_class, model_config=model_config,
-            dp_runs=dp_runs, progress=progress,
-            training={"steps": steps, "batch_size": batch_size, "checkpoint_every": checkpoint_every, "device": device},
+            model,
+            data,
+            Path(output_dir),
+            seed=seed,
+            per_class=per_class,
+            model_config=model_config,
+            dp_runs=dp_runs,
+            progress=progress,
+            training={
+                "steps": steps,
+                "batch_size": batch_size,
+                "checkpoint_every": checkpoint_every,
+                "device": device,
+            },
         )
     finally:
         if owns_process_group:
@@ -158,7 +171,9 @@ def _prepare_and_train(
 
     checkpoints = []
     for dp_run in dp_runs:
-        run_dir = output_dir if len(dp_runs) == 1 else output_dir / sigma_directory_name(dp_run["noise_multiplier"])
+        run_dir = (
+            output_dir if len(dp_runs) == 1 else output_dir / sigma_directory_name(dp_run["noise_multiplier"])
+        )
         generator = build_generator(
             model,
             num_classes=train.num_classes,

@@ -36,7 +36,10 @@ def test_bundle_metadata_is_valid(meta_file):
         (lambda m: m.pop("task"), "task"),
         (lambda m: m.pop("network_data_format"), "network_data_format"),
         (lambda m: m["network_data_format"]["outputs"]["images"].pop("dtype"), "dtype"),
-        (lambda m: m["network_data_format"]["outputs"]["images"].update(num_channels=0), "less than the minimum of 1"),
+        (
+            lambda m: m["network_data_format"]["outputs"]["images"].update(num_channels=0),
+            "less than the minimum of 1",
+        ),
         (lambda m: m.update(version="one"), "'one' does not match"),
         (lambda m: m.pop("required_packages_version"), "not valid under any of the given schemas"),
     ],

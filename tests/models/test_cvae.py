@@ -18,13 +18,20 @@ def _digits(n=300, size=32) -> ImageSet:
     digits = load_digits()
     images = torch.tensor(digits.images[:n], dtype=torch.float32)[:, None] / 16
     images = F.interpolate(images, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
-    return ImageSet(images, torch.tensor(digits.target[:n]), tuple(str(d) for d in range(10)), "sklearn-digits")
+    return ImageSet(
+        images, torch.tensor(digits.target[:n]), tuple(str(d) for d in range(10)), "sklearn-digits"
+    )
 
 
 def test_paper_defaults_are_the_paper_values():
     config = CVAEConfig()
     assert config.hidden_dims == (16, 32, 64, 128, 256, 1024)
-    assert (config.latent_dim, config.beta, config.learning_rate, config.weight_decay) == (128, 0.002, 1e-3, 0.01)
+    assert (config.latent_dim, config.beta, config.learning_rate, config.weight_decay) == (
+        128,
+        0.002,
+        1e-3,
+        0.01,
+    )
 
 
 def test_paper_size_model_for_256px_has_tens_of_millions_of_parameters():
@@ -44,7 +51,9 @@ def test_forward_shapes_and_the_condition_changes_the_output():
     torch.manual_seed(0)
     network = CVAENetwork(CVAEConfig(**TINY), num_classes=4, image_shape=(1, 32, 32)).eval()
     images = torch.rand(5, 1, 32, 32)
-    reconstruction, mean, log_variance = network(images, F.one_hot(torch.zeros(5, dtype=torch.int64), 4).float())
+    reconstruction, mean, log_variance = network(
+        images, F.one_hot(torch.zeros(5, dtype=torch.int64), 4).float()
+    )
     assert reconstruction.shape == images.shape and mean.shape == log_variance.shape == (5, 16)
     assert 0 < reconstruction.min() and reconstruction.max() < 1
     latent = torch.randn(2, 16)
@@ -85,14 +94,18 @@ def test_config_errors_name_the_key(overrides, image_shape, key):
 
 def test_training_settings_errors_name_the_key():
     with pytest.raises(ValueError, match="noise_multiplier"):
-        CVAE.from_config(TINY, num_classes=10, image_shape=(1, 32, 32), training={"dp": {"noise_multiplier": -0.5}})
+        CVAE.from_config(
+            TINY, num_classes=10, image_shape=(1, 32, 32), training={"dp": {"noise_multiplier": -0.5}}
+        )
     with pytest.raises(ValueError, match="steps"):
         CVAE.from_config(TINY, num_classes=10, image_shape=(1, 32, 32), training={"steps": -1})
 
 
 def test_tiny_training_lowers_the_loss_and_samples_are_seeded(tmp_path):
     train = _digits()
-    model = CVAE.from_config(TINY, num_classes=10, image_shape=(1, 32, 32), training={"steps": 150, "batch_size": 32})
+    model = CVAE.from_config(
+        TINY, num_classes=10, image_shape=(1, 32, 32), training={"steps": 150, "batch_size": 32}
+    )
     model.fit(train, tmp_path / "cvae.pt", seed=0, progress=False)
     first = sum(h["loss"] for h in model.history[:10]) / 10
     last = sum(h["loss"] for h in model.history[-10:]) / 10
@@ -112,7 +125,9 @@ def test_tiny_training_lowers_the_loss_and_samples_are_seeded(tmp_path):
 def test_dp_training_replaces_batchnorm_and_reports_epsilon(tmp_path):
     train = _digits(200)
     model = CVAE.from_config(
-        TINY, num_classes=10, image_shape=(1, 32, 32),
+        TINY,
+        num_classes=10,
+        image_shape=(1, 32, 32),
         training={"steps": 20, "batch_size": 20, "dp": {"noise_multiplier": 1.0, "max_grad_norm": 1.0}},
     )
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.network.modules())

@@ -30,7 +30,13 @@ def test_unknown_model_lists_the_known_ones():
 
 def test_overrides_split_into_model_config_and_training_settings():
     generator = build_generator(
-        "cvae", num_classes=3, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=5, steps=7, batch_size=9
+        "cvae",
+        num_classes=3,
+        image_shape=(1, 16, 16),
+        hidden_dims=[4, 8],
+        latent_dim=5,
+        steps=7,
+        batch_size=9,
     )
     assert generator.config.hidden_dims == (4, 8) and generator.config.latent_dim == 5
     assert (generator.training.steps, generator.training.batch_size) == (7, 9)
@@ -41,7 +47,9 @@ def test_overrides_split_into_model_config_and_training_settings():
 
 
 def test_load_generator_restores_the_trained_model(tmp_path):
-    generator = build_generator("cvae", num_classes=10, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=4, steps=5)
+    generator = build_generator(
+        "cvae", num_classes=10, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=4, steps=5
+    )
     generator.fit(_tiny_set(), tmp_path / "c.pt", seed=1, progress=False)
     loaded = load_generator(tmp_path / "c.pt")
     assert isinstance(loaded, CVAE) and loaded.config == generator.config
@@ -50,9 +58,13 @@ def test_load_generator_restores_the_trained_model(tmp_path):
 
 
 def test_checkpoint_of_another_model_or_config_refuses_to_load(tmp_path):
-    generator = build_generator("cvae", num_classes=10, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=4, steps=2)
+    generator = build_generator(
+        "cvae", num_classes=10, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=4, steps=2
+    )
     generator.fit(_tiny_set(), tmp_path / "c.pt", progress=False)
-    other = build_generator("cvae", num_classes=10, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=6, steps=2)
+    other = build_generator(
+        "cvae", num_classes=10, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=6, steps=2
+    )
     with pytest.raises(ValueError, match="different cvae config"):
         other.fit(_tiny_set(), tmp_path / "c.pt", progress=False)
     from medsyn.training.checkpoint import load_checkpoint

@@ -32,11 +32,18 @@ def _train_on_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
         images = F.interpolate(torch.tensor(digits.images[:80], dtype=torch.float32)[:, None] / 16, size=16)
         train = ImageSet(images.clamp(0, 1), torch.tensor(digits.target[:80]), tuple("0123456789"), "digits")
         generator = build_generator(
-            "cvae", num_classes=10, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=4, steps=6, batch_size=16
+            "cvae",
+            num_classes=10,
+            image_shape=(1, 16, 16),
+            hidden_dims=[4, 8],
+            latent_dim=4,
+            steps=6,
+            batch_size=16,
         )
         generator.fit(train, f"{out_dir}/checkpoint.pt", seed=rank * 0 + 7, progress=False)
         torch.save(
-            {"weights": generator.network.state_dict(), "history": generator.history}, f"{out_dir}/rank{rank}.pt"
+            {"weights": generator.network.state_dict(), "history": generator.history},
+            f"{out_dir}/rank{rank}.pt",
         )
     finally:
         dist.destroy_process_group()
@@ -44,7 +51,9 @@ def _train_on_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
 
 def test_two_gloo_processes_end_with_the_same_weights(tmp_path):
     # fork: the children inherit the already-imported torch/medsyn instead of re-importing them (seconds each)
-    mp.start_processes(_train_on_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork")
+    mp.start_processes(
+        _train_on_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork"
+    )
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert rank0["history"] == rank1["history"] and len(rank0["history"]) == 6
     for name, weight in rank0["weights"].items():

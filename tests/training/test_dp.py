@@ -18,7 +18,9 @@ from medsyn.training.dp import (
 
 def _model() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.GroupNorm(1, 3), nn.Tanh(), nn.Flatten(), nn.Linear(48, 2))
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1), nn.GroupNorm(1, 3), nn.Tanh(), nn.Flatten(), nn.Linear(48, 2)
+    )
 
 
 def _per_sample_loss(model, images, targets):
@@ -45,7 +47,11 @@ def test_sigma_zero_step_equals_mean_of_clipped_per_sample_gradients():
     model = _model()
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     private, optimizer, accountant = make_private(
-        model, optimizer, noise_multiplier=0.0, max_grad_norm=max_grad_norm, sample_rate=0.1,
+        model,
+        optimizer,
+        noise_multiplier=0.0,
+        max_grad_norm=max_grad_norm,
+        sample_rate=0.1,
         expected_batch_size=expected_batch_size,
     )
     optimizer.zero_grad()
@@ -82,7 +88,9 @@ def test_epsilon_matches_rdp_analysis_and_survives_a_state_round_trip():
         per_sample_mean(_per_sample_loss(private, torch.randn(3, 1, 4, 4), torch.randn(3, 2))).backward()
         optimizer.step()
     orders = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
-    expected, _ = get_privacy_spent(orders=orders, rdp=compute_rdp(q=0.05, noise_multiplier=1.1, steps=7, orders=orders), delta=1e-4)
+    expected, _ = get_privacy_spent(
+        orders=orders, rdp=compute_rdp(q=0.05, noise_multiplier=1.1, steps=7, orders=orders), delta=1e-4
+    )
     assert epsilon(accountant, 1e-4) == pytest.approx(expected, rel=1e-6)
 
     from opacus.accountants import RDPAccountant
@@ -135,8 +143,12 @@ def test_batchnorm_is_replaced_by_groupnorm_and_reported():
 def test_incompatible_module_and_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="make_module_private_compatible"):
         make_private(
-            nn.Sequential(nn.BatchNorm1d(3)), torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=1),
-            noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=0.1, expected_batch_size=1,
+            nn.Sequential(nn.BatchNorm1d(3)),
+            torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=1),
+            noise_multiplier=1.0,
+            max_grad_norm=1.0,
+            sample_rate=0.1,
+            expected_batch_size=1,
         )
     model = _model()
     for kwargs, key in [

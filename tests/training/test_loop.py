@@ -4,8 +4,8 @@ included), resume of every stateful object, and refusal of a checkpoint made wit
 import pytest
 import torch
 
-import medsyn.training.loop as loop
 from medsyn.data.image_set import ImageSet
+from medsyn.training import loop
 from medsyn.training.checkpoint import load_checkpoint
 from medsyn.training.loop import TrainingRun, run_training
 
@@ -31,10 +31,17 @@ def _linear_problem(tmp_path, **run_overrides):
         calls["metadata"] += 1
         return {"calls": calls["metadata"]}
 
-    arguments = dict(
-        model_name="linear", config={"lr": 0.1}, stateful={"model": model, "optimizer": optimizer},
-        checkpoint_path=tmp_path / "run.pt", steps=10, batch_size=4, seed=0, progress=False, metadata_fn=metadata_fn,
-    )
+    arguments = {
+        "model_name": "linear",
+        "config": {"lr": 0.1},
+        "stateful": {"model": model, "optimizer": optimizer},
+        "checkpoint_path": tmp_path / "run.pt",
+        "steps": 10,
+        "batch_size": 4,
+        "seed": 0,
+        "progress": False,
+        "metadata_fn": metadata_fn,
+    }
     arguments.update(run_overrides)
     return TrainingRun(**arguments), step, model, calls
 
@@ -65,7 +72,7 @@ def test_poisson_batches_vary_in_size_and_may_be_empty(tmp_path):
 
 
 def test_resume_restores_model_optimizer_history_and_rng(tmp_path):
-    run, step, model, _ = _linear_problem(tmp_path, steps=4)
+    run, step, _, _ = _linear_problem(tmp_path, steps=4)
     run_training(run, _data(), step)
     resumed_run, resumed_step, resumed_model, _ = _linear_problem(tmp_path, steps=10)
     history = run_training(resumed_run, _data(), resumed_step)

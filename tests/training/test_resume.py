@@ -36,7 +36,7 @@ SETUP = textwrap.dedent(
 
 def _namespace() -> dict:
     namespace: dict = {}
-    exec(SETUP, namespace)
+    exec(SETUP, namespace)  # noqa: S102 -- the same set-up text the child process runs
     return namespace
 
 
@@ -114,7 +114,10 @@ def test_training_in_two_calls_equals_one_call_including_dp_accountant(tmp_path,
     if dp is not None:
         resumed_dp = load_checkpoint(tmp_path / "two.pt")["metadata"]["dp"]
         assert resumed_dp["epsilon"] == pytest.approx(one_call.metadata["dp"]["epsilon"], rel=1e-9)
-        assert resumed_dp["epsilon"] > load_checkpoint(tmp_path / "one.pt", model="cvae")["metadata"]["dp"]["epsilon"] * 0.99
+        assert (
+            resumed_dp["epsilon"]
+            > load_checkpoint(tmp_path / "one.pt", model="cvae")["metadata"]["dp"]["epsilon"] * 0.99
+        )
 
 
 def test_a_seed_changes_the_run(tmp_path, one_thread):
@@ -131,4 +134,6 @@ def test_checkpoint_beyond_the_requested_steps_is_refused(tmp_path, one_thread):
     with pytest.raises(ValueError, match="beyond the 5 steps"):
         namespace["make"](5).fit(namespace["train"], tmp_path / "c.pt", seed=0, progress=False)
     with pytest.raises(ValueError, match="different cvae config"):
-        namespace["make"](20, {"noise_multiplier": 1.0}).fit(namespace["train"], Path(tmp_path / "c.pt"), progress=False)
+        namespace["make"](20, {"noise_multiplier": 1.0}).fit(
+            namespace["train"], Path(tmp_path / "c.pt"), progress=False
+        )

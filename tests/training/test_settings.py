@@ -21,7 +21,9 @@ class _Config:
 
 
 def test_unknown_and_missing_keys_are_named():
-    with pytest.raises(ValueError, match=r"unknown demo key\(s\) \['widht'\]; known keys: \['width', 'dims'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown demo key\(s\) \['widht'\]; known keys: \['width', 'dims'\]"
+    ):
         config_from_mapping(_Config, {"widht": 4}, what="demo")
     with pytest.raises(ValueError, match="invalid dp"):
         config_from_mapping(DPSettings, {}, what="dp")  # noise_multiplier is required
@@ -54,7 +56,14 @@ def test_resume_identity_and_checkpoint_config_are_plain_data():
     identity = settings.resume_identity()
     assert identity == {"batch_size": 8, "dp": {"noise_multiplier": 0.5, "max_grad_norm": 1.0, "delta": None}}
     config = generator_checkpoint_config(_Config(), settings, num_classes=4, image_shape=(1, 8, 8))
-    assert config == {"model_config": {"width": 3, "dims": [1, 2]}, "num_classes": 4, "image_shape": [1, 8, 8],
-                      "training": identity}
+    assert config == {
+        "model_config": {"width": 3, "dims": [1, 2]},
+        "num_classes": 4,
+        "image_shape": [1, 8, 8],
+        "training": identity,
+    }
     assert config_to_dict(_Config(dims=(5,))) == {"width": 3, "dims": [5]}
-    assert split_training_keys({"steps": 1, "width": 2, "dp": None}) == ({"width": 2}, {"steps": 1, "dp": None})
+    assert split_training_keys({"steps": 1, "width": 2, "dp": None}) == (
+        {"width": 2},
+        {"steps": 1, "dp": None},
+    )

@@ -15,7 +15,14 @@ TINY = {"hidden_dims": [4, 8], "latent_dim": 4}
 
 
 def _train(output_dir, **overrides):
-    arguments = dict(seed=0, per_class=6, model_config=TINY, steps=4, batch_size=12, progress=False)
+    arguments = {
+        "seed": 0,
+        "per_class": 6,
+        "model_config": TINY,
+        "steps": 4,
+        "batch_size": 12,
+        "progress": False,
+    }
     arguments.update(overrides)
     return train_generator("cvae", DIGITS, output_dir, **arguments)
 
@@ -29,13 +36,17 @@ def test_train_writes_manifest_checkpoint_and_summary_then_images_come_from_an_e
     summary = json.loads((tmp_path / "run" / "training_summary.json").read_text())
     assert summary["num_train"] == 60 and set(summary["final_losses"]) == {"loss", "reconstruction", "kl"}
 
-    out = generate_images(tmp_path / "elsewhere", checkpoint=checkpoint, per_class=2, seed=1, out_dir=tmp_path / "png")
+    out = generate_images(
+        tmp_path / "elsewhere", checkpoint=checkpoint, per_class=2, seed=1, out_dir=tmp_path / "png"
+    )
     assert out == tmp_path / "png"
     archive = np.load(out / "synthetic.npz")
-    assert archive["images"].shape == (20, 1, 16, 16) and sorted(p.name for p in out.iterdir())[0] == "0"
+    assert archive["images"].shape == (20, 1, 16, 16) and min(p.name for p in out.iterdir()) == "0"
     # a second run replaces the folder as a whole (no stale images from the first)
     generate_images(tmp_path / "elsewhere", checkpoint=checkpoint, per_class=1, seed=1, out_dir=out)
-    assert len(list((out / "3").glob("*.png"))) == 1 and np.load(out / "synthetic.npz")["labels"].shape == (10,)
+    assert len(list((out / "3").glob("*.png"))) == 1 and np.load(out / "synthetic.npz")["labels"].shape == (
+        10,
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".png")]  # staging folders cleaned up
 
 
@@ -67,8 +78,15 @@ def test_dp_sigma_sweep_trains_one_model_per_sigma_with_its_epsilon(tmp_path):
     ],
 )
 def test_config_errors_fail_before_training_and_name_the_key(tmp_path, overrides, message):
-    arguments = {"model": "cvae", "data": DIGITS, "output_dir": tmp_path, "model_config": TINY, "steps": 2,
-                 "progress": False, **overrides}
+    arguments = {
+        "model": "cvae",
+        "data": DIGITS,
+        "output_dir": tmp_path,
+        "model_config": TINY,
+        "steps": 2,
+        "progress": False,
+        **overrides,
+    }
     with pytest.raises(ValueError, match=message):
         train_generator(**arguments)
     assert not (tmp_path / "checkpoint.pt").exists()
