@@ -256,3 +256,34 @@ def test_dp_survives_empty_poisson_batches_with_a_pure_noise_step(digits16, tmp_
     assert empty_steps, "seeded Poisson sampling at rate 1/4 should draw an empty batch in 8 steps"
     assert all(entry["loss_D"] == 0.0 for entry in empty_steps)
     assert any(not torch.equal(before[name], value) for name, value in model.D.state_dict().items())
+
+
+def test_opacus_per_sample_gradients_of_the_discriminator_are_those_of_each_real_fake_pair():
+    """Under DP a 'sample' is the pair (real_i, fake_i); Opacus' per-sample gradients of D (functorch path,
+    D called twice per step) must equal the gradient of each pair's loss computed one by one."""
+    import copy
+
+    import torch.nn.functional as F
+    from opacus import GradSampleModule
+
+    from medsyn.models.stylegan2_layers import Discriminator
+
+    torch.manual_seed(0)
+    discriminator = Discriminator(16, 1, 3, channel_base=128, channel_max=16, mbstd_group_size=0)
+    real, fake = torch.rand(3, 1, 16, 16) * 2 - 1, torch.rand(3, 1, 16, 16) * 2 - 1
+    labels = torch.tensor([0, 2, 1])
+
+    def pair_losses(module, r, f, y):
+        return F.softplus(module(f, y)) + F.softplus(-module(r, y))
+
+    oracle = copy.deepcopy(discriminator)  # unhooked twin: per-pair gradients one by one
+    wrapped = GradSampleModule(discriminator, batch_first=True, loss_reduction="mean")
+    pair_losses(wrapped, real, fake, labels).mean().backward()
+    for i in range(3):
+        expected = torch.autograd.grad(
+            pair_losses(oracle, real[i : i + 1], fake[i : i + 1], labels[i : i + 1]).sum(),
+            list(oracle.parameters()),
+        )
+        for (name, parameter), gradient in zip(discriminator.named_parameters(), expected):
+            assert isinstance(parameter.grad_sample, torch.Tensor), name
+            torch.testing.assert_close(parameter.grad_sample[i], gradient, rtol=1e-4, atol=1e-6, msg=name)
