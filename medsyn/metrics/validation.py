@@ -56,7 +56,8 @@ def as_image_batch(value: Any, name: str, *, data_range: float = 1.0, tolerance:
         raise ValueError(
             f"{name} must lie in [0, data_range={data_range}], got values in [{low:.6g}, {high:.6g}]"
         )
-    return tensor.clamp_(0.0, data_range)
+    # out-of-place: the caller's tensor must never change
+    return tensor.clamp(0.0, data_range)
 
 
 def as_feature_matrix(value: Any, name: str, *, min_rows: int = 1) -> torch.Tensor:
