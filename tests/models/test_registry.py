@@ -79,3 +79,22 @@ def test_checkpoint_of_another_model_or_config_refuses_to_load(tmp_path):
         load_generator(tmp_path / "gan.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_generator(tmp_path / "missing.pt")
+
+
+def test_load_generator_rebuilds_a_dp_model_with_groupnorm(tmp_path):
+    generator = build_generator(
+        "cvae",
+        num_classes=10,
+        image_shape=(1, 16, 16),
+        hidden_dims=[4, 8],
+        latent_dim=4,
+        steps=3,
+        batch_size=10,
+        dp={"noise_multiplier": 1.0},
+    )
+    generator.fit(_tiny_set(), tmp_path / "dp.pt", seed=0, progress=False)
+    loaded = load_generator(tmp_path / "dp.pt")
+    assert loaded.batchnorm_replaced_by_groupnorm and loaded.metadata["dp"]["epsilon"] > 0
+    torch.testing.assert_close(
+        loaded.sample(torch.arange(10), seed=0), generator.sample(torch.arange(10), seed=0)
+    )

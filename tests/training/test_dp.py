@@ -9,6 +9,7 @@ from torch import nn
 
 from medsyn.training.dp import (
     default_delta,
+    discriminator_hooks_disabled,
     epsilon,
     make_module_private_compatible,
     make_private,
@@ -164,3 +165,23 @@ def test_incompatible_module_and_bad_arguments_are_rejected():
     assert default_delta(500) == 1 / 500
     with pytest.raises(ValueError, match="2 training images"):
         default_delta(1)
+
+
+def test_generator_step_through_a_private_discriminator_records_no_per_sample_gradients():
+    torch.manual_seed(0)
+    discriminator, generator = nn.Linear(6, 1), nn.Linear(3, 6)
+    private, d_optimizer, _ = make_private(
+        discriminator,
+        torch.optim.SGD(discriminator.parameters(), lr=0.1),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        sample_rate=0.5,
+        expected_batch_size=4,
+    )
+    with discriminator_hooks_disabled(private):
+        private(generator(torch.randn(4, 3))).mean().backward()
+    assert all(getattr(p, "grad_sample", None) is None for p in discriminator.parameters())
+    assert generator.weight.grad is not None
+    d_optimizer.zero_grad()
+    per_sample_mean(private(torch.randn(4, 6)).squeeze(1)).backward()  # hooks are back on
+    assert discriminator.weight.grad_sample.shape == (4, 1, 6)
