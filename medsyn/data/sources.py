@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -150,6 +151,15 @@ def prepare_splits(
     if loaded.item_ids is not None and manifest.item_ids is None:
         manifest.item_ids = list(loaded.item_ids)
     splits = apply_split(full, manifest)
+    empty = [name for name in SPLIT_NAMES if len(splits[name]) == 0]
+    if empty:
+        warnings.warn(
+            f"{full.source}: split(s) {empty} are empty — too few items (or files/patients, which are kept "
+            f"whole) per class for fractions {tuple(manifest.fractions)}; "
+            f"class counts {manifest.class_counts}",
+            UserWarning,
+            stacklevel=2,
+        )
     if manifest_path is not None:
         save_split_manifest(manifest, manifest_path)
     return splits

@@ -138,6 +138,11 @@ def _class_counts(
     return {name: np.bincount(labels[idx], minlength=num_classes).tolist() for name, idx in splits.items()}
 
 
+def _round_half_up(value: float) -> int:
+    """Round half up (5 items x 0.1 -> 1), not to even as round() does; 1e-9 absorbs float error in n*f."""
+    return int(math.floor(value + 0.5 + 1e-9))
+
+
 def _units(
     labels: np.ndarray, groups: Sequence[str] | None, class_names: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +174,8 @@ def make_split_manifest(
     """Stratified train/val/test split of items with class ``labels`` (int [N]).
 
     Within each class the items are shuffled with a generator seeded by (seed, class) and cut into
-    round(n*f_val) val, round(n*f_test) test and the rest train (so a class of one item goes to train).
+    n*f_val val, n*f_test test (each rounded half up) and the rest train; at least one item of a class goes
+    to train, so a class of one item is train only.
     Every item is in exactly one split; then ``per_class=k`` keeps k random training items per class
     (ValueError naming per_class if a class has fewer).
 
@@ -192,8 +198,8 @@ def make_split_manifest(
     for class_index in np.unique(unit_labels):
         members = np.flatnonzero(unit_labels == class_index)
         shuffled = np.random.default_rng([int(seed), int(class_index)]).permutation(members)
-        n_val = int(round(len(members) * fraction_values[1]))
-        n_test = int(round(len(members) * fraction_values[2]))
+        n_val = _round_half_up(len(members) * fraction_values[1])
+        n_test = _round_half_up(len(members) * fraction_values[2])
         n_val, n_test = min(n_val, len(members) - 1), min(n_test, max(len(members) - 1 - n_val, 0))
         parts["val"].append(shuffled[:n_val])
         parts["test"].append(shuffled[n_val : n_val + n_test])

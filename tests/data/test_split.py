@@ -193,3 +193,36 @@ def test_prepare_splits_reuses_an_existing_manifest(tmp_path):
     with pytest.raises(ValueError, match="does not match .*20 -> 21 items"):
         prepare_splits("image_folder", {"path": str(root), "channels": 1}, seed=0,
                        existing_manifest=tmp_path / "m.json")
+
+
+def test_rounding_is_half_up_for_small_classes():
+    # 5 items x 0.1 = 0.5 -> one val and one test item (round() would give 0 by rounding to even)
+    assert make_split_manifest(_labels([5, 15, 25]), seed=0).class_counts == {
+        "train": [3, 11, 19], "val": [1, 2, 3], "test": [1, 2, 3]
+    }
+
+
+def test_groups_kept_whole_and_stratified():
+    labels = np.repeat([0, 1], 40)
+    groups = [f"file{i // 4}" for i in range(80)]  # 10 files of 4 frames per class
+    manifest = make_split_manifest(labels, seed=5, groups=groups)
+    assert manifest.class_counts == {"train": [32, 32], "val": [4, 4], "test": [4, 4]}
+    for name in ("train", "val", "test"):
+        for other in ("train", "val", "test"):
+            if name != other:
+                ours = {groups[i] for i in manifest.indices(name)}
+                assert not ours & {groups[i] for i in manifest.indices(other)}
+    with pytest.raises(ValueError, match="groups has 3 entries"):
+        make_split_manifest(labels, seed=0, groups=["a", "b", "c"])
+
+
+def test_prepare_splits_warns_about_empty_splits(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for index in range(2):
+            pixels = np.full((4, 4), 40 * index + (name == "b"), np.uint8)
+            Image.fromarray(pixels).save(tmp_path / name / f"{index}.png")
+    with pytest.warns(UserWarning, match=r"split\(s\) \['val', 'test'\] are empty"):
+        prepare_splits("image_folder", {"path": str(tmp_path), "channels": 1}, seed=0)
