@@ -21,7 +21,7 @@ import torch
 
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
-__all__ = ["fid", "gaussian_statistics", "frechet_distance"]
+__all__ = ["fid", "gaussian_statistics", "frechet_distance", "float64_features"]
 
 
 def gaussian_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +47,8 @@ def frechet_distance(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Te
     return float(value)
 
 
-def _float64_features(value: Any, name: str) -> torch.Tensor:
+def float64_features(value: Any, name: str) -> torch.Tensor:
+    """Validated features [n >= 2, d] as float64 (float64 inputs kept exact, others converted)."""
     checked = as_feature_matrix(value, name, min_rows=2)  # validation (rank, rows, NaN/inf) and float32 view
     original = torch.as_tensor(value) if not isinstance(value, torch.Tensor) else value.detach()
     if original.dtype == torch.float64:  # keep float64 inputs exact instead of going through float32
@@ -57,7 +58,7 @@ def _float64_features(value: Any, name: str) -> torch.Tensor:
 
 def fid(real_features: Any, synthetic_features: Any) -> float:
     """real_features [n, d], synthetic_features [m, d] (n, m >= 2; torch or numpy) -> FID (float, >= ~0)."""
-    real = _float64_features(real_features, "real_features")
-    synthetic = _float64_features(synthetic_features, "synthetic_features")
+    real = float64_features(real_features, "real_features")
+    synthetic = float64_features(synthetic_features, "synthetic_features")
     check_same_dim(real, "real_features", synthetic, "synthetic_features")
     return frechet_distance(*gaussian_statistics(real), *gaussian_statistics(synthetic.to(real.device)))
