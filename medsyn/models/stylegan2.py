@@ -375,7 +375,10 @@ class ConditionalStyleGAN2:
             poisson_sampling=self.private,
             metadata_fn=trainer.privacy_metadata,
         )
-        self.history = run_training(run, train, trainer.step)
+        try:
+            self.history = run_training(run, train, trainer.step)
+        finally:
+            trainer.close()
         self.metadata = {**run.metadata, **trainer.privacy_metadata()}
         return checkpoint_path
 
@@ -429,6 +432,11 @@ class _Trainer:
                 expected_batch_size=batch,
             )
             self.delta = self.dp.delta if self.dp.delta is not None else default_delta(num_train)
+
+    def close(self) -> None:
+        """Detach Opacus' per-sample-gradient hooks from D, so the model is plain again after training."""
+        if self.dp is not None:
+            self.D.to_standard_module()
 
     def _adam(self, module: nn.Module, lazy_interval: int | None) -> torch.optim.Adam:
         # Lazy regularisation runs every k steps; StyleGAN2 (Appendix C) rescales lr and betas by k/(k+1)

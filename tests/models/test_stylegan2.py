@@ -201,6 +201,8 @@ def test_dp_run_keeps_only_the_discriminator_private_and_reports_epsilon(digits1
     assert metadata["dp_epsilon"] == pytest.approx(model.history[-1]["epsilon"])
     # More steps spend more privacy.
     assert model.history[0]["epsilon"] < model.history[-1]["epsilon"]
+    # After training D is a plain module again (Opacus' hooks and per-sample gradients removed).
+    assert not any(hasattr(parameter, "grad_sample") for parameter in model.D.parameters())
 
 
 def test_presets_set_defaults_that_explicit_keys_override():
