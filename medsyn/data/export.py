@@ -120,6 +120,8 @@ def export_dicom(
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits!r}")
     out_dir = Path(out_dir)
+    if isinstance(reference, (str, os.PathLike)) and Path(reference).resolve().parent == out_dir.resolve():
+        raise ValueError(f"out_dir {out_dir} is the reference's folder; write synthetic files apart from real data")
     _, channels, rows, columns = array.shape
     description = _reference_attributes(reference, rows)
     if channels == 3:

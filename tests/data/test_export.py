@@ -151,3 +151,9 @@ def test_export_rejects_bad_input(tmp_path, images, labels, match):
     with pytest.raises(ValueError, match=match):
         export_dicom(images, labels, tmp_path / "x", class_names=["a", "b"])
     assert not (tmp_path / "x").exists()
+
+
+def test_export_refuses_to_write_next_to_the_reference(planted_reference):
+    with pytest.raises(ValueError, match="reference's folder"):
+        export_dicom(torch.rand(1, 1, 4, 4), [0], planted_reference.parent, reference=planted_reference)
+    assert sorted(p.name for p in planted_reference.parent.iterdir()) == ["ref.dcm"]
