@@ -1,0 +1,288 @@
+"""Utility (paper 000 §4.1.4) and robustness (§4.1.5) of synthetic images, over the paper's five regimes.
+
+    results, models = run_utility(train, val, test, synthetic, classifier={"arch": "cnn4"}, seed=0)
+    results["synthetic_da"]["2x"]   # {"accuracy", "macro_f1", "adversarial_accuracy", "train_size", ...}
+
+Regimes (the classifier's training set; the validation set is always the REAL ``val``, the score always on
+the REAL ``test``):
+
+- ``baseline_real``: the real training set.
+- ``geometric_da``: the real training set, every batch randomly rotated and flipped on the fly
+  (``medsyn.models.classifier_training.geometric_augment``).
+- ``data_anonymization``: synthetic images only, ``m`` times the real training size (m = 1, 2, 3).
+- ``synthetic_da``: real + ``m`` x synthetic.
+- ``combined_da``: real + ``m`` x synthetic, all geometrically augmented.
+
+Results are keyed regime -> multiplier key: ``"1x"``, ``"2x"``, ``"3x"`` for the synthetic regimes and
+``"0x"`` (no synthetic image) for the two baselines.
+
+"m x synthetic" keeps the real class distribution: for every class c it takes the FIRST m * n_c synthetic
+images of class c (n_c = real training images of class c), so the 1x set is inside the 2x set, which is
+inside the 3x set. Too few synthetic images of a class is an error that says how many are needed, raised
+with every other input check before any classifier is trained.
+
+Every regime's classifier is trained with the same seed (same initial weights and batch order stream), so
+differences between regimes come from the data. Images are never normalised with statistics of any split.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from medsyn.data.image_set import ImageSet
+from medsyn.metrics.robustness import DEEPFOOL_STEPS, adversarial_accuracy
+from medsyn.models.classifier_training import evaluate_classifier, train_classifier
+from medsyn.models.classifiers import build_classifier
+
+__all__ = [
+    "REGIMES",
+    "SYNTHETIC_REGIMES",
+    "MULTIPLIERS",
+    "multiplier_key",
+    "synthetic_images_needed",
+    "build_regime_training_set",
+    "check_utility_inputs",
+    "run_utility",
+]
+
+REGIMES = ("baseline_real", "geometric_da", "data_anonymization", "synthetic_da", "combined_da")
+SYNTHETIC_REGIMES = ("data_anonymization", "synthetic_da", "combined_da")
+# Paper 000 §4.1.4: synthetic sets of 1, 2 and 3 times the real training size.
+MULTIPLIERS = (1, 2, 3)
+
+# regime -> (uses real images, uses synthetic images, geometric augmentation)
+_COMPOSITION = {
+    "baseline_real": (True, False, False),
+    "geometric_da": (True, False, True),
+    "data_anonymization": (False, True, False),
+    "synthetic_da": (True, True, False),
+    "combined_da": (True, True, True),
+}
+_CLASSIFIER_KEYS = {"arch", "epochs", "batch_size", "lr", "top_k"}
+
+
+def multiplier_key(multiplier: int) -> str:
+    """0 -> "0x" (baselines), 1 -> "1x", ..."""
+    return f"{multiplier}x"
+
+
+def _check_regime(regime: str, multiplier: int) -> None:
+    if regime not in _COMPOSITION:
+        raise ValueError(f"unknown regime {regime!r}; known regimes: {list(REGIMES)}")
+    if not isinstance(multiplier, int) or isinstance(multiplier, bool):
+        raise ValueError(f"multiplier must be an integer, got {multiplier!r}")
+    if regime in SYNTHETIC_REGIMES and multiplier < 1:
+        raise ValueError(f"regime {regime!r} needs a multiplier >= 1 (synthetic images per real one), got {multiplier}")
+    if regime not in SYNTHETIC_REGIMES and multiplier != 0:
+        raise ValueError(f"regime {regime!r} uses no synthetic images: its multiplier must be 0, got {multiplier}")
+
+
+def _check_same_kind(real: ImageSet, other: ImageSet, name: str) -> None:
+    if not isinstance(other, ImageSet):
+        raise ValueError(f"{name} must be an ImageSet, got {type(other).__name__}")
+    if other.image_shape != real.image_shape:
+        raise ValueError(
+            f"{name} ({other.source}) has images of (C,H,W)={other.image_shape} but the real training set "
+            f"({real.source}) has {real.image_shape}; resample or convert them first"
+        )
+    if tuple(other.class_names) != tuple(real.class_names):
+        unknown = sorted(set(other.class_names) - set(real.class_names))
+        detail = f"labels unknown to the data set: {unknown}" if unknown else "a different class order"
+        raise ValueError(
+            f"{name} ({other.source}) has classes {list(other.class_names)} but the real data set has "
+            f"{list(real.class_names)} ({detail})"
+        )
+
+
+def synthetic_images_needed(real_train: ImageSet, multiplier: int) -> list[int]:
+    """Synthetic images needed per class for ``multiplier`` x the real training set: multiplier * n_c."""
+    return [multiplier * count for count in real_train.class_counts()]
+
+
+def _check_synthetic_count(regime: str, multiplier: int, real_train: ImageSet, synthetic: ImageSet) -> None:
+    needed = synthetic_images_needed(real_train, multiplier)
+    available = synthetic.class_counts()
+    short = [index for index, (need, have) in enumerate(zip(needed, available)) if have < need]
+    if short:
+        details = ", ".join(
+            f"class {real_train.class_names[i]!r}: {available[i]} < {needed[i]} = {multiplier} x {needed[i] // multiplier}"
+            for i in short
+        )
+        raise ValueError(
+            f"synthetic ({synthetic.source}) has too few images for regime {regime!r} at {multiplier_key(multiplier)}: "
+            f"it needs {sum(needed)} images ({multiplier} x the {len(real_train)} real training images, per class "
+            f"as in the real training set); short in {details}"
+        )
+
+
+def _first_per_class(synthetic: ImageSet, counts: list[int]) -> ImageSet:
+    """The first ``counts[c]`` images of each class c of ``synthetic``, in their original order."""
+    chosen = []
+    for cls, count in enumerate(counts):
+        chosen.append(torch.nonzero(synthetic.labels == cls).flatten()[:count])
+    index = torch.sort(torch.cat(chosen)).values
+    return synthetic.subset(index)
+
+
+def build_regime_training_set(
+    regime: str, multiplier: int, real_train: ImageSet, synthetic: ImageSet | None
+) -> tuple[ImageSet, bool]:
+    """The classifier's training set for ``regime`` at ``multiplier`` and whether to augment it on the fly.
+
+    real_train: the real training split. synthetic: labelled synthetic images with the same image shape
+    and classes (None only for the baselines). multiplier: 0 for the baselines, >= 1 otherwise.
+    """
+    if not isinstance(real_train, ImageSet):
+        raise ValueError(f"real_train must be an ImageSet, got {type(real_train).__name__}")
+    if len(real_train) == 0:
+        raise ValueError(f"real_train ({real_train.source}) is empty")
+    _check_regime(regime, multiplier)
+    uses_real, uses_synthetic, augment = _COMPOSITION[regime]
+    if not uses_synthetic:
+        return real_train, augment
+    if synthetic is None:
+        raise ValueError(f"regime {regime!r} needs synthetic images, got synthetic=None")
+    _check_same_kind(real_train, synthetic, "synthetic")
+    _check_synthetic_count(regime, multiplier, real_train, synthetic)
+    chosen = _first_per_class(synthetic, synthetic_images_needed(real_train, multiplier))
+    if not uses_real:
+        return chosen, augment
+    combined = ImageSet(
+        images=torch.cat([real_train.images, chosen.images]),
+        labels=torch.cat([real_train.labels, chosen.labels]),
+        class_names=real_train.class_names,
+        source=f"{real_train.source} + {multiplier_key(multiplier)} {synthetic.source}",
+    )
+    return combined, augment
+
+
+def _classifier_settings(classifier: Mapping[str, Any] | None) -> dict[str, Any]:
+    settings = dict(classifier or {})
+    unknown = set(settings) - _CLASSIFIER_KEYS
+    if unknown:
+        raise ValueError(f"classifier has unknown key(s) {sorted(unknown)}; known keys: {sorted(_CLASSIFIER_KEYS)}")
+    settings.setdefault("arch", "small_cnn")
+    settings.setdefault("top_k", 1)
+    return settings
+
+
+def _plan(regimes: Sequence[str], multipliers: Sequence[int]) -> list[tuple[str, int]]:
+    if isinstance(regimes, str) or not regimes:
+        raise ValueError(f"regimes must be a non-empty list of regime names from {list(REGIMES)}, got {regimes!r}")
+    if len(set(regimes)) != len(regimes):
+        raise ValueError(f"regimes has duplicates: {list(regimes)}")
+    unknown = [regime for regime in regimes if regime not in REGIMES]
+    if unknown:
+        raise ValueError(f"unknown regime(s) {unknown}; known regimes: {list(REGIMES)}")
+    if any(regime in SYNTHETIC_REGIMES for regime in regimes):
+        if not multipliers or any(not isinstance(m, int) or isinstance(m, bool) or m < 1 for m in multipliers):
+            raise ValueError(f"multipliers must be a non-empty list of positive integers, got {multipliers!r}")
+        if len(set(multipliers)) != len(multipliers):
+            raise ValueError(f"multipliers has duplicates: {list(multipliers)}")
+    plan = []
+    for regime in regimes:
+        if regime in SYNTHETIC_REGIMES:
+            plan += [(regime, multiplier) for multiplier in multipliers]
+        else:
+            plan.append((regime, 0))
+    return plan
+
+
+def check_utility_inputs(
+    train: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+    synthetic: ImageSet | None,
+    *,
+    regimes: Sequence[str] = REGIMES,
+    multipliers: Sequence[int] = MULTIPLIERS,
+    classifier: Mapping[str, Any] | None = None,
+) -> list[tuple[str, int]]:
+    """Every check ``run_utility`` needs, done before any training; returns the (regime, multiplier) plan."""
+    if not isinstance(train, ImageSet):
+        raise ValueError(f"train must be an ImageSet, got {type(train).__name__}")
+    for name, split in (("train", train), ("val", val), ("test", test)):
+        if name != "train":
+            _check_same_kind(train, split, name)
+        if len(split) == 0:
+            raise ValueError(f"{name} ({split.source}) is empty")
+    if val.images.shape == test.images.shape and torch.equal(val.images, test.images):
+        raise ValueError("val and test hold the same images: the best epoch must be chosen on real validation "
+                         "data, never on the test set")
+    plan = _plan(regimes, multipliers)
+    settings = _classifier_settings(classifier)
+    top_k = settings["top_k"]
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= train.num_classes:
+        raise ValueError(f"classifier top_k must be an integer in [1, {train.num_classes}], got {top_k!r}")
+    with torch.device("meta"):  # architecture / image-size errors now, without allocating weights
+        build_classifier(settings["arch"], num_classes=train.num_classes, image_shape=train.image_shape)
+    needs_synthetic = [(regime, m) for regime, m in plan if regime in SYNTHETIC_REGIMES]
+    if needs_synthetic:
+        if synthetic is None:
+            raise ValueError(f"regimes {sorted({r for r, _ in needs_synthetic})} need synthetic images, got None")
+        _check_same_kind(train, synthetic, "synthetic")
+        regime, largest = max(needs_synthetic, key=lambda item: item[1])
+        _check_synthetic_count(regime, largest, train, synthetic)
+    return plan
+
+
+def run_utility(
+    train: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+    synthetic: ImageSet | None,
+    *,
+    regimes: Sequence[str] = REGIMES,
+    multipliers: Sequence[int] = MULTIPLIERS,
+    classifier: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    robustness_steps: int | None = DEEPFOOL_STEPS,
+    progress: bool = False,
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, nn.Module]]]:
+    """Train one classifier per (regime, multiplier), score it on the real test set, attack it with DeepFool.
+
+    train, val, test: the REAL splits (val picks the best epoch; test is only scored). synthetic: labelled
+    synthetic images (same image shape and classes), or None when only baselines are asked for.
+    classifier: {"arch", "epochs", "batch_size", "lr", "top_k"}; missing keys take the arch's paper values
+    (``CLASSIFIER_HYPERPARAMETERS``), arch "small_cnn" and top_k 1. robustness_steps: DeepFool steps
+    (paper: 5), or None to skip robustness.
+    Returns (results, models): results[regime][multiplier_key] = {"accuracy" (top-k), "macro_f1",
+    "adversarial_accuracy" (when robustness_steps), "top_k", "train_size", "augment", "best_epoch", "seed"},
+    plain JSON data; models[regime][multiplier_key] = the trained classifier (eval mode).
+    """
+    plan = check_utility_inputs(train, val, test, synthetic, regimes=regimes, multipliers=multipliers,
+                                classifier=classifier)
+    if robustness_steps is not None and (not isinstance(robustness_steps, int) or robustness_steps < 1):
+        raise ValueError(f"robustness_steps must be a positive integer or None, got {robustness_steps!r}")
+    settings = _classifier_settings(classifier)
+    top_k = settings.pop("top_k")
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    models: dict[str, dict[str, nn.Module]] = {}
+    steps = plan
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(plan, desc="utility regimes")
+    for regime, multiplier in steps:
+        training_set, augment = build_regime_training_set(regime, multiplier, train, synthetic)
+        model, history = train_classifier(training_set, val, seed=seed, augment=augment, progress=False, **settings)
+        scores = evaluate_classifier(model, test, top_k=top_k)
+        entry: dict[str, Any] = {
+            "accuracy": scores["accuracy"],
+            "macro_f1": scores["macro_f1"],
+            "top_k": top_k,
+            "train_size": len(training_set),
+            "augment": augment,
+            "best_epoch": history["best_epoch"],
+            "seed": seed,
+        }
+        if robustness_steps is not None:
+            entry["adversarial_accuracy"] = adversarial_accuracy(model, test, steps=robustness_steps)
+            entry["deepfool_steps"] = robustness_steps
+        key = multiplier_key(multiplier)
+        results.setdefault(regime, {})[key] = entry
+        models.setdefault(regime, {})[key] = model
+    return results, models
