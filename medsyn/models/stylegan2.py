@@ -28,7 +28,6 @@ from medsyn.training.checkpoint import load_checkpoint
 from medsyn.training.dp import (
     default_delta,
     discriminator_hooks_disabled,
-    make_module_private_compatible,
     make_private,
     per_sample_mean,
 )
@@ -419,9 +418,7 @@ class _Trainer:
         if self.dp is None:
             self.opt_D = self._adam(self.D, config.r1_interval if self.use_r1 else None)
         else:
-            fixed, _ = make_module_private_compatible(model.D)  # validates D with Opacus' ModuleValidator
-            if fixed is not model.D:  # D has no BatchNorm, so nothing may have been replaced
-                model.D.load_state_dict(fixed.state_dict())
+            # make_private runs Opacus' ModuleValidator on D (D has no BatchNorm: nothing to replace).
             batch = min(model.training.batch_size, num_train)
             self.D, self.opt_D, self.accountant = make_private(
                 model.D,

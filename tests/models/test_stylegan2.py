@@ -192,6 +192,9 @@ def test_resume_reaches_the_state_of_an_uninterrupted_run(digits16, tmp_path):
 def test_dp_run_keeps_only_the_discriminator_private_and_reports_epsilon(digits16, tmp_path):
     model = tiny_model(steps=4, dp={"noise_multiplier": 1.0, "max_grad_norm": 1.0})
     assert model.D.mbstd is None  # minibatch std mixes samples: off under DP
+    from opacus.validators import ModuleValidator
+
+    assert ModuleValidator.validate(model.D, strict=False) == []
     checkpoint = model.fit(digits16, tmp_path / "dp.pt", progress=False)
     metadata = load_generator(checkpoint).metadata
     assert metadata["private_networks"] == ["D"]
