@@ -309,9 +309,10 @@ class ConditionalStyleGAN2:
         self.G_ema.eval()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            class_w_mean = self._class_w_mean() if psi != 1.0 else None
-            # All z first and constant noise inputs: an image depends on (seed, position), not on batch_size.
+            # All z first and constant noise inputs: an image depends on (seed, position), not on batch_size,
+            # and truncation moves the very images psi = 1 gives.
             z_all = torch.randn(len(labels), self.config.z_dim)
+            class_w_mean = self._class_w_mean() if psi != 1.0 else None
         images = []
         for start in range(0, len(labels), batch_size):
             batch_labels = labels[start : start + batch_size].to(self.device)

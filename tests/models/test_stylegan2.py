@@ -70,6 +70,9 @@ def test_truncation_pulls_samples_towards_the_class_mean():
     spread_full = model.sample(labels, seed=0).std(dim=0).mean()
     spread_truncated = model.sample(labels, seed=0, truncation_psi=0.1).std(dim=0).mean()
     assert spread_truncated < spread_full
+    # psi close to 1 barely moves the images of the same seed
+    nearly = model.sample(labels, seed=0, truncation_psi=0.999)
+    assert (nearly - model.sample(labels, seed=0)).abs().max() < 0.05
 
 
 @pytest.mark.parametrize("labels", [torch.tensor([0, 10]), torch.tensor([-1]), torch.tensor([0.5, 1.0])])
