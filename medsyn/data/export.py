@@ -62,7 +62,7 @@ def _check_images(images: torch.Tensor | np.ndarray, labels, class_names: Sequen
 def _labels_csv(paths: list[str], labels: np.ndarray, names: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "label"])
+    writer.writerow(["filename", "label"])  # read by both labels_csv and labelled_folder
     writer.writerows([path, names[label]] for path, label in zip(paths, labels))
     return buffer.getvalue()
 
@@ -121,7 +121,7 @@ def export_dicom(
         raise ValueError(f"bits must be 8 or 16, got {bits!r}")
     out_dir = Path(out_dir)
     if isinstance(reference, (str, os.PathLike)) and Path(reference).resolve().parent == out_dir.resolve():
-        raise ValueError(f"out_dir {out_dir} is the reference's folder; write synthetic files apart from real data")
+        raise ValueError(f"out_dir {out_dir} is the reference's folder; keep synthetic and real files apart")
     _, channels, rows, columns = array.shape
     description = _reference_attributes(reference, rows)
     if channels == 3:

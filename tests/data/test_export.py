@@ -157,3 +157,14 @@ def test_export_refuses_to_write_next_to_the_reference(planted_reference):
     with pytest.raises(ValueError, match="reference's folder"):
         export_dicom(torch.rand(1, 1, 4, 4), [0], planted_reference.parent, reference=planted_reference)
     assert sorted(p.name for p in planted_reference.parent.iterdir()) == ["ref.dcm"]
+
+
+def test_png_export_reads_back_as_an_external_labelled_folder(tmp_path):
+    from medsyn.data.labelled_folder import load_labelled_folder
+
+    images = torch.rand(3, 1, 6, 6, generator=torch.Generator().manual_seed(6))
+    export_png(images, [0, 1, 0], tmp_path / "png", class_names=["neg", "pos"])
+    back = load_labelled_folder(tmp_path / "png", tmp_path / "png" / "labels.csv", class_names=["neg", "pos"],
+                                image_shape=(1, 6, 6))
+    assert back.labels.tolist() == [0, 1, 0]
+    torch.testing.assert_close(back.images, images, atol=0.5 / 255 + 1e-6, rtol=0)
