@@ -130,6 +130,10 @@ def test_config_errors_name_the_key():
         _model(sampling_steps=41)
     with pytest.raises(ValueError, match="sampler"):
         _model(sampler="euler")
+    with pytest.raises(ValueError, match="beta_schedule 'cosine_typo' is not a MONAI noise schedule"):
+        _model(beta_schedule="cosine_typo")
+    with pytest.raises(ValueError, match="beta_start and beta_end"):
+        _model(beta_start=0.02, beta_end=0.01)
     with pytest.raises(ValueError, match="divisible by 4"):
         ConditionalDDPM.from_config({**TINY, "channels": [8, 8, 16], "attention_levels": [False] * 3},
                                     num_classes=3, image_shape=(1, 10, 10))  # fmt: skip
