@@ -5,7 +5,8 @@
 Each volume (nibabel, scaling slope/intercept applied) is scaled to [0, 1] either by a fixed intensity
 ``window`` [low, high] or by per-volume ``percentiles`` [p_low, p_high] (default [0.5, 99.5], robust to a
 few hot voxels), then cut along ``axis`` into 2D slices: every slice (``slices="all"``), the middle one, or
-an explicit list of slice indices. Slices of one volume share a split group, so a volume never straddles
+an explicit list of slice indices; ``drop_constant_slices`` leaves out slices that are one value (empty
+slices at the edges of a volume). Slices of one volume share a split group, so a volume never straddles
 train and test. 4D volumes use ``volume`` (default 0) of the last axis.
 
 Bad input (each names the file): not NIfTI or unreadable, NaN/inf voxels, fewer than 3 dimensions, a slice
@@ -84,8 +85,13 @@ def nifti_slices(
     slices: str | Sequence[int] = "all",
     window: Sequence[float] | None = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
-) -> np.ndarray:
-    """float [X, Y, Z] volume -> float32 [S, 1, H, W] slices in [0, 1] (see module doc)."""
+    drop_constant: bool = False,
+) -> tuple[np.ndarray, list[int]]:
+    """float [X, Y, Z] volume -> (float32 [S, 1, H, W] slices in [0, 1], index of each slice along ``axis``).
+
+    drop_constant: leave out slices that are one value after scaling (empty slices at a volume's edges,
+    which would otherwise become class-labelled images of nothing).
+    """
     if axis not in (0, 1, 2):
         raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
     if window is not None:
@@ -112,8 +118,11 @@ def nifti_slices(
         bad = [s for s in chosen if not 0 <= s < stacked.shape[0]]
         if bad:
             raise ValueError(f"{where}: slice indices {bad} outside [0, {stacked.shape[0]}) on axis {axis}")
+    if drop_constant:
+        chosen = [s for s in chosen if stacked[s].max() > stacked[s].min()]
     # NIfTI's first in-plane axis is i (columns): transpose so rows run along j, as radiologists view it.
-    return np.ascontiguousarray(stacked[chosen].transpose(0, 2, 1)[:, None]).astype(np.float32)
+    images = np.ascontiguousarray(stacked[chosen].transpose(0, 2, 1)[:, None]).astype(np.float32)
+    return images, chosen
 
 
 def read_nifti_folder(
@@ -127,6 +136,7 @@ def read_nifti_folder(
     window: Sequence[float] | None = None,
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     volume: int = 0,
+    drop_constant_slices: bool = False,
     size: int | None = None,
     on_error: str = "raise",
 ) -> SourceData:
@@ -167,16 +177,19 @@ def read_nifti_folder(
         where = str(file_path)
         try:
             array = _read_volume(file_path.read_bytes(), where=where, volume=volume)
-            unit = nifti_slices(array, where=where, axis=axis, slices=slices, window=window,
-                                percentiles=percentiles)
+            unit, slice_indices = nifti_slices(array, where=where, axis=axis, slices=slices, window=window,
+                                               percentiles=percentiles, drop_constant=drop_constant_slices)
         except ValueError as error:
             skipped.bad_file(file_path, str(error).removeprefix(f"{where}: "))
             continue
         relative = str(file_path.relative_to(root)) if file_path.is_relative_to(root) else where
-        for position, image in enumerate(unit):
+        if len(unit) == 0:
+            skipped.bad_file(file_path, f"no slice left after dropping constant slices along axis {axis}")
+            continue
+        for slice_index, image in zip(slice_indices, unit):
             images.append(torch.from_numpy(image))
             labels.append(label)
-            item_ids.append(f"{relative}#slice{position}")
+            item_ids.append(f"{relative}#slice{slice_index}")
             groups.append(relative)
     skipped.warn_if_any(str(root))
     counts = torch.bincount(torch.tensor(labels, dtype=torch.int64), minlength=len(names)).tolist()

@@ -38,7 +38,8 @@ def nifti_folder(tmp_path):
 
 def test_percentile_scaling_matches_numpy_oracle():
     volume = np.asarray(nib.load(_bundled("anatomical.nii")).get_fdata(), dtype=np.float64)
-    slices = nifti_slices(volume, where="anat", axis=2, slices=[3, 10], percentiles=(1, 99))
+    slices, indices = nifti_slices(volume, where="anat", axis=2, slices=[3, 10], percentiles=(1, 99))
+    assert indices == [3, 10]
     low, high = np.percentile(volume, [1, 99])
     expected = np.clip((volume[:, :, 10] - low) / (high - low), 0, 1).T
     assert slices.shape == (2, 1, 41, 33)
@@ -47,10 +48,11 @@ def test_percentile_scaling_matches_numpy_oracle():
 
 def test_window_and_axes():
     volume = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)
-    first_axis = nifti_slices(volume, where="v", axis=0, window=(0, 23))
+    first_axis, _ = nifti_slices(volume, where="v", axis=0, window=(0, 23))
     assert first_axis.shape == (2, 1, 4, 3)
     np.testing.assert_allclose(first_axis[1, 0], volume[1].T / 23, atol=1e-7)
-    middle = nifti_slices(volume, where="v", axis=1, slices="middle", window=(0, 23))
+    middle, indices = nifti_slices(volume, where="v", axis=1, slices="middle", window=(0, 23))
+    assert indices == [1]
     np.testing.assert_allclose(middle[0, 0], volume[:, 1, :].T / 23, atol=1e-7)
 
 
@@ -60,7 +62,7 @@ def test_folder_with_labels_csv(nifti_folder):
     data = read_nifti_folder(root, labels_csv=labels_csv, slices="middle", size=24)
     assert data.sets.images.shape == (3, 1, 24, 24)
     assert data.sets.class_names == ("brain", "other") and data.sets.labels.tolist() == [0, 0, 1]
-    assert data.item_ids == ["anat.nii#slice0", "moved.nii#slice0", "nifti2.nii.gz#slice0"]
+    assert data.item_ids == ["anat.nii#slice12", "moved.nii#slice11", "nifti2.nii.gz#slice6"]
     assert _checksums(root.parent) == before
 
 
@@ -94,3 +96,12 @@ def test_export_then_read_matches(tmp_path):
     folder = tmp_path / "n"
     back = load_source("nifti_folder", path=str(folder), labels_csv=str(folder / "labels.csv"), window=[0, 1])
     torch.testing.assert_close(back.images, images, atol=1e-6, rtol=0)
+
+
+def test_drop_constant_slices():
+    volume = np.zeros((4, 4, 5))
+    volume[1:3, 1:3, 1:4] = np.arange(3.0) + 1  # slices 0 and 4 are empty
+    kept, indices = nifti_slices(volume, where="v", window=(0, 3), drop_constant=True)
+    assert indices == [1, 2, 3] and kept.shape == (3, 1, 4, 4)
+    every, _ = nifti_slices(volume, where="v", window=(0, 3))
+    np.testing.assert_array_equal(kept, every[1:4])
