@@ -9,7 +9,8 @@ resized to ``size`` and stacked into an ImageSet in [0, 1]. Frames of one file s
 multi-frame file never straddles train and test.
 
 Files are read into memory once and parsed from those bytes; the folder is never written to. In folder-name
-mode, files with suffix .dcm/.dicom or no suffix are read (DICOM files often have none), others ignored.
+mode, files with suffix .dcm/.dicom/.ima or no suffix are read (DICOM files often have none), except
+DICOMDIR; others are ignored.
 
 Bad input (each names the file): not DICOM, truncated, no pixel data, undecodable compression, a second file
 with the same SOPInstanceUID or the same bytes, a CSV row naming a missing file/UID or an unknown label ->
@@ -36,7 +37,7 @@ from medsyn.data.source_data import SourceData
 
 __all__ = ["DICOM_SUFFIXES", "read_dicom_folder", "load_dicom_folder", "read_dicom_bytes"]
 
-DICOM_SUFFIXES = (".dcm", ".dicom", "")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", "")  # .ima: Siemens; DICOM files often have no suffix
 
 # What pydicom raises on broken files varies with the damage; each is turned into an error naming the file.
 _DECODE_ERRORS = (
@@ -62,6 +63,7 @@ def _dicom_files(folder: Path) -> list[Path]:
     return sorted(
         p for p in folder.rglob("*")
         if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES and not p.name.startswith(".")
+        and p.name.upper() != "DICOMDIR"  # the index file of a DICOM CD, not an image
     )
 
 
@@ -76,7 +78,7 @@ def _labelled_files(
         for class_index, folder in enumerate(folders):
             files = _dicom_files(folder)
             if not files:
-                raise ValueError(f"class folder {folder} has no DICOM files (.dcm, .dicom or no suffix)")
+                raise ValueError(f"class folder {folder} has no DICOM files (.dcm, .dicom, .ima, no suffix)")
             pairs += [(path, class_index) for path in files]
         return pairs, tuple(folder.name for folder in folders)
 

@@ -130,3 +130,10 @@ def test_quickstart_data_stage_on_dicom_folder(ct_mr_folder, tmp_path):
     manifest = load_split_manifest(tmp_path / "run" / "split_manifest.json")
     assert manifest.item_ids[0] == "CT_small_00.dcm" and manifest.num_skipped == 0
     assert {k: v for k, v in _checksums(root.parent).items() if "run" not in k.parts} == before
+
+
+def test_dicomdir_and_other_files_ignored_in_folder_mode(tmp_path):
+    _variants((tmp_path / "d" / "a").mkdir(parents=True) or tmp_path / "d" / "a", "MR_small.dcm", 2)
+    (tmp_path / "d" / "a" / "DICOMDIR").write_bytes(b"not read: the index of a DICOM CD")
+    (tmp_path / "d" / "a" / "thumbs.jpg").write_bytes(b"not read: not a DICOM suffix")
+    assert len(read_dicom_folder(tmp_path / "d").sets) == 2
