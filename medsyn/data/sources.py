@@ -9,6 +9,17 @@
 source's official splits for MedMNIST), applies the ``per_class`` scarcity subsample to train, and writes
 the split manifest (including files skipped under ``on_error="skip"``).
 
+Registered kinds (options after ``path``; see each reader's docstring):
+
+    digits         size                                   embedded sklearn digits, no download
+    medmnist       size, channels, class_names            MedMNIST .npz, official splits kept
+    image_folder   size, channels, classes, class_prefix  root/<class>/<image>
+    kvasir, plantvillage, corn                            image_folder at 256x256 RGB; corn = prefix "Corn"
+    dicom_folder   labels_csv, key_column, label_column, class_names, size, window, frames, color
+    nifti_folder   labels_csv, class_names, axis, slices, window, percentiles, volume, drop_constant_slices
+    chexpert       image_root, size, limit                CSV filtered as paper 000 §3
+    (all folder kinds also take on_error="raise" | "skip")
+
 A new source is a function ``(**options) -> SourceData`` added with :func:`register_source`.
 """
 
