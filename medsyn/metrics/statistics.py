@@ -15,12 +15,13 @@ before trusting a zero-width interval.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import stdtrit
 
-__all__ = ["CONFIDENCE", "mean_ci90", "aggregate_seeds"]
+__all__ = ["CONFIDENCE", "aggregate_seeds", "mean_ci90"]
 
 CONFIDENCE = 0.90
 
@@ -48,11 +49,13 @@ def mean_ci90(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def aggregate_seeds(runs: Sequence[Mapping[str, Any]], *, _path: str = "") -> dict[str, Any]:
-    """Per-seed result trees with the same keys -> one tree whose numeric leaves are ``mean_ci90`` of the seeds.
+    """Per-seed result trees with the same keys -> one tree whose numeric leaves are ``mean_ci90`` over seeds.
 
     runs: one nested mapping per seed (e.g. regime -> multiplier -> {"accuracy": 0.8, ...}). A leaf that is
     not a number (a name, a flag) must be equal in every run and is kept as it is. Different keys or a
@@ -66,7 +69,9 @@ def aggregate_seeds(runs: Sequence[Mapping[str, Any]], *, _path: str = "") -> di
     keys = list(runs[0].keys())
     for index, run in enumerate(runs[1:], start=1):
         if set(run.keys()) != set(keys):
-            raise ValueError(f"runs[{index}] has keys {sorted(run)} at {where} but runs[0] has {sorted(keys)}")
+            raise ValueError(
+                f"runs[{index}] has keys {sorted(run)} at {where} but runs[0] has {sorted(keys)}"
+            )
     aggregated: dict[str, Any] = {}
     for key in keys:
         path = f"{_path}.{key}" if _path else str(key)

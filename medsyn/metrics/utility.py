@@ -27,7 +27,8 @@ differences between regimes come from the data. Images are never normalised with
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,14 +39,14 @@ from medsyn.models.classifier_training import evaluate_classifier, train_classif
 from medsyn.models.classifiers import build_classifier
 
 __all__ = [
+    "MULTIPLIERS",
     "REGIMES",
     "SYNTHETIC_REGIMES",
-    "MULTIPLIERS",
-    "multiplier_key",
-    "synthetic_images_needed",
     "build_regime_training_set",
     "check_utility_inputs",
+    "multiplier_key",
     "run_utility",
+    "synthetic_images_needed",
 ]
 
 REGIMES = ("baseline_real", "geometric_da", "data_anonymization", "synthetic_da", "combined_da")
@@ -75,9 +76,13 @@ def _check_regime(regime: str, multiplier: int) -> None:
     if not isinstance(multiplier, int) or isinstance(multiplier, bool):
         raise ValueError(f"multiplier must be an integer, got {multiplier!r}")
     if regime in SYNTHETIC_REGIMES and multiplier < 1:
-        raise ValueError(f"regime {regime!r} needs a multiplier >= 1 (synthetic images per real one), got {multiplier}")
+        raise ValueError(
+            f"regime {regime!r} needs a multiplier >= 1 (synthetic images per real one), got {multiplier}"
+        )
     if regime not in SYNTHETIC_REGIMES and multiplier != 0:
-        raise ValueError(f"regime {regime!r} uses no synthetic images: its multiplier must be 0, got {multiplier}")
+        raise ValueError(
+            f"regime {regime!r} uses no synthetic images: its multiplier must be 0, got {multiplier}"
+        )
 
 
 def _check_same_kind(real: ImageSet, other: ImageSet, name: str) -> None:
@@ -108,13 +113,15 @@ def _check_synthetic_count(regime: str, multiplier: int, real_train: ImageSet, s
     short = [index for index, (need, have) in enumerate(zip(needed, available)) if have < need]
     if short:
         details = ", ".join(
-            f"class {real_train.class_names[i]!r}: {available[i]} < {needed[i]} = {multiplier} x {needed[i] // multiplier}"
+            f"class {real_train.class_names[i]!r}: {available[i]} < {needed[i]} = "
+            f"{multiplier} x {needed[i] // multiplier}"
             for i in short
         )
         raise ValueError(
-            f"synthetic ({synthetic.source}) has too few images for regime {regime!r} at {multiplier_key(multiplier)}: "
-            f"it needs {sum(needed)} images ({multiplier} x the {len(real_train)} real training images, per class "
-            f"as in the real training set); short in {details}"
+            f"synthetic ({synthetic.source}) has too few images for regime {regime!r} at "
+            f"{multiplier_key(multiplier)}: it needs {sum(needed)} images "
+            f"({multiplier} x the {len(real_train)} real training images, per class as in the real set); "
+            f"short in {details}"
         )
 
 
@@ -163,7 +170,9 @@ def _classifier_settings(classifier: Mapping[str, Any] | None) -> dict[str, Any]
     settings = dict(classifier or {})
     unknown = set(settings) - _CLASSIFIER_KEYS
     if unknown:
-        raise ValueError(f"classifier has unknown key(s) {sorted(unknown)}; known keys: {sorted(_CLASSIFIER_KEYS)}")
+        raise ValueError(
+            f"classifier has unknown key(s) {sorted(unknown)}; known keys: {sorted(_CLASSIFIER_KEYS)}"
+        )
     settings.setdefault("arch", "small_cnn")
     settings.setdefault("top_k", 1)
     return settings
@@ -171,15 +180,21 @@ def _classifier_settings(classifier: Mapping[str, Any] | None) -> dict[str, Any]
 
 def _plan(regimes: Sequence[str], multipliers: Sequence[int]) -> list[tuple[str, int]]:
     if isinstance(regimes, str) or not regimes:
-        raise ValueError(f"regimes must be a non-empty list of regime names from {list(REGIMES)}, got {regimes!r}")
+        raise ValueError(
+            f"regimes must be a non-empty list of regime names from {list(REGIMES)}, got {regimes!r}"
+        )
     if len(set(regimes)) != len(regimes):
         raise ValueError(f"regimes has duplicates: {list(regimes)}")
     unknown = [regime for regime in regimes if regime not in REGIMES]
     if unknown:
         raise ValueError(f"unknown regime(s) {unknown}; known regimes: {list(REGIMES)}")
     if any(regime in SYNTHETIC_REGIMES for regime in regimes):
-        if not multipliers or any(not isinstance(m, int) or isinstance(m, bool) or m < 1 for m in multipliers):
-            raise ValueError(f"multipliers must be a non-empty list of positive integers, got {multipliers!r}")
+        if not multipliers or any(
+            not isinstance(m, int) or isinstance(m, bool) or m < 1 for m in multipliers
+        ):
+            raise ValueError(
+                f"multipliers must be a non-empty list of positive integers, got {multipliers!r}"
+            )
         if len(set(multipliers)) != len(multipliers):
             raise ValueError(f"multipliers has duplicates: {list(multipliers)}")
     plan = []
@@ -210,8 +225,10 @@ def check_utility_inputs(
         if len(split) == 0:
             raise ValueError(f"{name} ({split.source}) is empty")
     if val.images.shape == test.images.shape and torch.equal(val.images, test.images):
-        raise ValueError("val and test hold the same images: the best epoch must be chosen on real validation "
-                         "data, never on the test set")
+        raise ValueError(
+            "val and test hold the same images: the best epoch must be chosen on real validation "
+            "data, never on the test set"
+        )
     plan = _plan(regimes, multipliers)
     settings = _classifier_settings(classifier)
     top_k = settings["top_k"]
@@ -222,7 +239,9 @@ def check_utility_inputs(
     needs_synthetic = [(regime, m) for regime, m in plan if regime in SYNTHETIC_REGIMES]
     if needs_synthetic:
         if synthetic is None:
-            raise ValueError(f"regimes {sorted({r for r, _ in needs_synthetic})} need synthetic images, got None")
+            raise ValueError(
+                f"regimes {sorted({r for r, _ in needs_synthetic})} need synthetic images, got None"
+            )
         _check_same_kind(train, synthetic, "synthetic")
         regime, largest = max(needs_synthetic, key=lambda item: item[1])
         _check_synthetic_count(regime, largest, train, synthetic)
@@ -253,8 +272,9 @@ def run_utility(
     "adversarial_accuracy" (when robustness_steps), "top_k", "train_size", "augment", "best_epoch", "seed"},
     plain JSON data; models[regime][multiplier_key] = the trained classifier (eval mode).
     """
-    plan = check_utility_inputs(train, val, test, synthetic, regimes=regimes, multipliers=multipliers,
-                                classifier=classifier)
+    plan = check_utility_inputs(
+        train, val, test, synthetic, regimes=regimes, multipliers=multipliers, classifier=classifier
+    )
     if robustness_steps is not None and (not isinstance(robustness_steps, int) or robustness_steps < 1):
         raise ValueError(f"robustness_steps must be a positive integer or None, got {robustness_steps!r}")
     settings = _classifier_settings(classifier)
@@ -268,7 +288,9 @@ def run_utility(
         steps = tqdm(plan, desc="utility regimes")
     for regime, multiplier in steps:
         training_set, augment = build_regime_training_set(regime, multiplier, train, synthetic)
-        model, history = train_classifier(training_set, val, seed=seed, augment=augment, progress=False, **settings)
+        model, history = train_classifier(
+            training_set, val, seed=seed, augment=augment, progress=False, **settings
+        )
         scores = evaluate_classifier(model, test, top_k=top_k)
         entry: dict[str, Any] = {
             "accuracy": scores["accuracy"],

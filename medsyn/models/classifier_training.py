@@ -25,16 +25,20 @@ from medsyn.models.classifiers import build_classifier, classifier_hyperparamete
 
 __all__ = [
     "GEOMETRIC_DA",
-    "geometric_augment",
-    "train_classifier",
     "evaluate_classifier",
-    "predict_logits",
+    "geometric_augment",
     "macro_f1_score",
+    "predict_logits",
+    "train_classifier",
 ]
 
 # Paper 000 §4.1.4 names the transforms (rotations, horizontal and vertical flips) but not their ranges;
 # these are medsyn's choices: a uniform angle in [-15, 15] degrees (zero padding) and each flip with p=0.5.
-GEOMETRIC_DA: dict[str, float] = {"max_rotation_degrees": 15.0, "hflip_probability": 0.5, "vflip_probability": 0.5}
+GEOMETRIC_DA: dict[str, float] = {
+    "max_rotation_degrees": 15.0,
+    "hflip_probability": 0.5,
+    "vflip_probability": 0.5,
+}
 
 _EVAL_BATCH = 256
 # Offsets that keep the augmentation stream and the shuffle stream of one seed independent.
@@ -48,7 +52,9 @@ def geometric_augment(images: torch.Tensor, generator: torch.Generator) -> torch
     ``generator`` (CPU) decides every random draw, so a seeded generator gives the same batch again.
     """
     count = images.shape[0]
-    angles = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(GEOMETRIC_DA["max_rotation_degrees"])
+    angles = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(
+        GEOMETRIC_DA["max_rotation_degrees"]
+    )
     hflip = torch.rand(count, generator=generator) < GEOMETRIC_DA["hflip_probability"]
     vflip = torch.rand(count, generator=generator) < GEOMETRIC_DA["vflip_probability"]
     # A flip is a sign on one axis of the sampling grid, so rotation and flips are one affine map per image.
@@ -94,8 +100,10 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = _EV
     model.eval()
     try:
         with torch.no_grad():
-            outputs = [model(images[start : start + batch_size].to(device)).float().cpu()
-                       for start in range(0, len(images), batch_size)]
+            outputs = [
+                model(images[start : start + batch_size].to(device)).float().cpu()
+                for start in range(0, len(images), batch_size)
+            ]
     finally:
         model.train(was_training)
     return torch.cat(outputs)
@@ -183,13 +191,17 @@ def train_classifier(
                 total_loss += loss.item() * len(index)
             val_loss, val_accuracy = _mean_loss(model, val)
             if not math.isfinite(val_loss):
-                raise ValueError(f"training {arch} diverged at epoch {epoch}: validation loss {val_loss}; lower lr={lr}")
-            per_epoch.append({
-                "epoch": epoch,
-                "train_loss": total_loss / len(train),
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-            })
+                raise ValueError(
+                    f"training {arch} diverged at epoch {epoch}: validation loss {val_loss}; lower lr={lr}"
+                )
+            per_epoch.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": total_loss / len(train),
+                    "val_loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                }
+            )
             if val_loss < best_loss:
                 best_loss, best_epoch = val_loss, epoch
                 best_state = copy.deepcopy(model.state_dict())
@@ -228,7 +240,7 @@ def macro_f1_score(labels: torch.Tensor, predictions: torch.Tensor) -> float:
 
 
 def evaluate_classifier(model: nn.Module, test: ImageSet, top_k: int = 1) -> dict[str, float]:
-    """{"accuracy": top-k accuracy in [0,1], "macro_f1": macro F1 of the top-1 prediction in [0,1]} on ``test``."""
+    """Scores on ``test``: {"accuracy": top-k accuracy, "macro_f1": top-1 macro F1}, in [0,1]."""
     if not isinstance(test, ImageSet):
         raise ValueError(f"test must be an ImageSet, got {type(test).__name__}")
     if len(test) == 0:

@@ -19,16 +19,16 @@ The paper's training hyper-parameters live in ``CLASSIFIER_HYPERPARAMETERS`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
 __all__ = [
-    "ClassifierHyperParameters",
-    "CLASSIFIER_HYPERPARAMETERS",
     "CLASSIFIERS",
+    "CLASSIFIER_HYPERPARAMETERS",
+    "ClassifierHyperParameters",
     "build_classifier",
     "classifier_hyperparameters",
 ]
@@ -56,11 +56,15 @@ class ClassifierHyperParameters:
 # PlantVillage 3-conv CNNs batch 32 / lr 1e-3. The paper does not name the optimiser: medsyn uses Adam.
 _PAPER_EPOCHS = 30
 CLASSIFIER_HYPERPARAMETERS: dict[str, ClassifierHyperParameters] = {
-    "vgg16": ClassifierHyperParameters(lr=1e-4, batch_size=64, epochs=_PAPER_EPOCHS, source="paper 000 App. A (Kvasir)"),
+    "vgg16": ClassifierHyperParameters(
+        lr=1e-4, batch_size=64, epochs=_PAPER_EPOCHS, source="paper 000 App. A (Kvasir)"
+    ),
     "densenet121": ClassifierHyperParameters(
         lr=1e-3, batch_size=64, epochs=_PAPER_EPOCHS, source="paper 000 App. A (CheXpert)"
     ),
-    "cnn4": ClassifierHyperParameters(lr=1e-3, batch_size=32, epochs=_PAPER_EPOCHS, source="paper 000 App. A (Corn)"),
+    "cnn4": ClassifierHyperParameters(
+        lr=1e-3, batch_size=32, epochs=_PAPER_EPOCHS, source="paper 000 App. A (Corn)"
+    ),
     "cnn3": ClassifierHyperParameters(
         lr=1e-3, batch_size=32, epochs=_PAPER_EPOCHS, source="paper 000 App. A (PlantVillage)"
     ),
@@ -73,7 +77,9 @@ CLASSIFIER_HYPERPARAMETERS: dict[str, ClassifierHyperParameters] = {
 _CNN_HIDDEN_UNITS = 128
 
 
-def _check_shape(name: str, num_classes: int, image_shape: tuple[int, int, int], min_size: int) -> tuple[int, int, int]:
+def _check_shape(
+    name: str, num_classes: int, image_shape: tuple[int, int, int], min_size: int
+) -> tuple[int, int, int]:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2 for classifier {name!r}, got {num_classes!r}")
     shape = tuple(image_shape)
@@ -87,7 +93,9 @@ def _check_shape(name: str, num_classes: int, image_shape: tuple[int, int, int],
     return shape  # type: ignore[return-value]
 
 
-def _plain_cnn(channels: tuple[int, ...], num_classes: int, image_shape: tuple[int, int, int]) -> nn.Sequential:
+def _plain_cnn(
+    channels: tuple[int, ...], num_classes: int, image_shape: tuple[int, int, int]
+) -> nn.Sequential:
     """Conv 3x3 (stride 1, padding 1) + ReLU + 2x2 max-pool per entry of ``channels``, then FC-ReLU-FC."""
     layers: list[nn.Module] = []
     in_channels, height, width = image_shape
@@ -141,8 +149,8 @@ _VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, 
 
 
 class VGG16(nn.Module):
-    """VGG16 as torchvision builds it (features, 7x7 adaptive average pool, 4096-4096 classifier with dropout),
-    trained from scratch; the first conv takes ``in_channels`` (grey images stay one channel)."""
+    """VGG16 as torchvision builds it (features, 7x7 adaptive average pool, 4096-4096 classifier with
+    dropout), trained from scratch; the first conv takes ``in_channels`` (grey images stay one channel)."""
 
     def __init__(self, num_classes: int, in_channels: int, classifier_width: int = 4096) -> None:
         super().__init__()
@@ -185,7 +193,7 @@ def build_vgg16(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Modul
 
 
 def build_densenet121(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
-    """MONAI DenseNet121 (2-d, from scratch; Appendix A, CheXpert); 4 stride-2 stages + stem, so H, W >= 32."""
+    """MONAI DenseNet121 (2-d, from scratch; Appendix A, CheXpert); it downsamples 32x, so H, W >= 32."""
     from monai.networks.nets import DenseNet121
 
     shape = _check_shape("densenet121", num_classes, image_shape, min_size=32)

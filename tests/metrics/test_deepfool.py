@@ -1,4 +1,4 @@
-"""Batched DeepFool against torchattacks.DeepFool (the reference) and against the closed form on linear models."""
+"""Batched DeepFool against torchattacks.DeepFool (the reference) and the closed form on linear models."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from medsyn.models.classifier_training import evaluate_classifier, train_classif
 def digits_model():
     digits = load_digits_images(size=32)
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(1))
-    train, val, test = digits.subset(order[:400]), digits.subset(order[400:500]), digits.subset(order[500:564])
+    train, val, test = (
+        digits.subset(order[:400]),
+        digits.subset(order[400:500]),
+        digits.subset(order[500:564]),
+    )
     model, _ = train_classifier(train, val, arch="small_cnn", epochs=2, batch_size=32, lr=3e-3, seed=0)
     return model, test
 
@@ -37,7 +41,10 @@ def test_matches_torchattacks_in_float64(digits_model):
     reference = torchattacks.DeepFool(model64, steps=5, overshoot=0.02)(images, labels)
     # float64 leaves no room for rounding to decide near-boundary ties: the two must agree image by image.
     assert torch.allclose(ours, reference, atol=1e-9)
-    ours_accuracy, reference_accuracy = _accuracy(model64, ours, labels), _accuracy(model64, reference, labels)
+    ours_accuracy, reference_accuracy = (
+        _accuracy(model64, ours, labels),
+        _accuracy(model64, reference, labels),
+    )
     assert abs(ours_accuracy - reference_accuracy) <= 0.01
     assert ours_accuracy < _accuracy(model64, images, labels) - 0.05  # the attack does something
 
@@ -94,7 +101,9 @@ def test_linear_model_closed_form():
     ours = deepfool(model, images, labels, steps=3, overshoot=0.02, clamp=None, batch_size=7)
     weight, bias = model[1].weight.detach().numpy(), model[1].bias.detach().numpy()
     for index in range(count):
-        expected = _linear_deepfool_numpy(weight, bias, images[index].flatten().numpy(), int(labels[index]), 3, 0.02)
+        expected = _linear_deepfool_numpy(
+            weight, bias, images[index].flatten().numpy(), int(labels[index]), 3, 0.02
+        )
         np.testing.assert_allclose(ours[index].flatten().numpy(), expected, atol=1e-10)
     # On a linear model one step with overshoot crosses the nearest boundary of every correct image.
     assert _accuracy(model, ours, labels) == 0.0
@@ -130,26 +139,28 @@ def test_adversarial_accuracy_and_model_mode(digits_model):
     model.eval()
     clean = evaluate_classifier(model, test)["accuracy"]
     assert 0.0 <= robust < clean
-    assert robust == pytest.approx(_accuracy(model, deepfool(model, test.images, test.labels, steps=5), test.labels))
+    assert robust == pytest.approx(
+        _accuracy(model, deepfool(model, test.images, test.labels, steps=5), test.labels)
+    )
 
 
 def test_bad_input(digits_model):
     model, test = digits_model
     images, labels = test.images[:4], test.labels[:4]
     cases = [
-        (dict(images=images.clone().fill_(float("nan"))), "images contains NaN"),
-        (dict(images=images[0]), r"images must be a float tensor \[N,C,H,W\]"),
-        (dict(images=images * 2), "clamp"),
-        (dict(labels=labels[:3]), "labels must be an integer tensor"),
-        (dict(labels=labels + 10), r"labels must lie in \[0, 10\)"),
-        (dict(steps=0), "steps"),
-        (dict(num_classes=3), "num_classes=3 but the model outputs 10"),
-        (dict(overshoot=-1.0), "overshoot"),
-        (dict(clamp=(1.0, 0.0)), "clamp"),
+        ({"images": images.clone().fill_(float("nan"))}, "images contains NaN"),
+        ({"images": images[0]}, r"images must be a float tensor \[N,C,H,W\]"),
+        ({"images": images * 2}, "clamp"),
+        ({"labels": labels[:3]}, "labels must be an integer tensor"),
+        ({"labels": labels + 10}, r"labels must lie in \[0, 10\)"),
+        ({"steps": 0}, "steps"),
+        ({"num_classes": 3}, "num_classes=3 but the model outputs 10"),
+        ({"overshoot": -1.0}, "overshoot"),
+        ({"clamp": (1.0, 0.0)}, "clamp"),
     ]
     for override, match in cases:
         arguments = {"images": images, "labels": labels, **override}
         with pytest.raises(ValueError, match=match):
             deepfool(model, arguments.pop("images"), arguments.pop("labels"), **arguments)
-    with pytest.raises(ValueError, match="test .* is empty"):
+    with pytest.raises(ValueError, match=r"test .* is empty"):
         adversarial_accuracy(model, ImageSet(images[:0], labels[:0], test.class_names))

@@ -12,7 +12,9 @@ import scipy.stats
 from medsyn.metrics.statistics import aggregate_seeds, mean_ci90
 
 
-@pytest.mark.parametrize("values", [[0.81, 0.84, 0.79], [1.0, 2.0], [3.5, -1.0, 2.25, 7.0, 0.0], list(range(30))])
+@pytest.mark.parametrize(
+    "values", [[0.81, 0.84, 0.79], [1.0, 2.0], [3.5, -1.0, 2.25, 7.0, 0.0], list(range(30))]
+)
 def test_matches_scipy_t_interval(values):
     result = mean_ci90(values)
     array = np.asarray(values, dtype=np.float64)
@@ -37,8 +39,13 @@ def test_degenerate_cases():
 
 @pytest.mark.parametrize(
     "values, match",
-    [([], "empty"), ([1.0, math.nan], "NaN"), ([1.0, math.inf], "NaN or inf"), ([[1.0, 2.0]], "1-d"),
-     (["a", "b"], "numbers")],
+    [
+        ([], "empty"),
+        ([1.0, math.nan], "NaN"),
+        ([1.0, math.inf], "NaN or inf"),
+        ([[1.0, 2.0]], "1-d"),
+        (["a", "b"], "numbers"),
+    ],
 )
 def test_bad_input(values, match):
     with pytest.raises(ValueError, match=match):

@@ -50,7 +50,9 @@ def test_regime_compositions():
         assert torch.equal(both.images[: len(real)], real.images)
         assert both.class_counts() == [(1 + multiplier) * n for n in real.class_counts()]
         combined, flag = build_regime_training_set("combined_da", multiplier, real, synthetic)
-        assert flag and torch.equal(combined.images, both.images) and torch.equal(combined.labels, both.labels)
+        assert (
+            flag and torch.equal(combined.images, both.images) and torch.equal(combined.labels, both.labels)
+        )
 
     one = build_regime_training_set("data_anonymization", 1, real, synthetic)[0]
     three = build_regime_training_set("data_anonymization", 3, real, synthetic)[0]
@@ -95,12 +97,21 @@ def digits_splits():
     """Real train / val / test and a 'perfect generator': other real digits, 3x the train size per class."""
     digits = load_digits_images(size=16)  # 16x16 keeps the eight trainings below fast
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
-    train, val, test = digits.subset(order[:150]), digits.subset(order[150:300]), digits.subset(order[300:500])
+    train, val, test = (
+        digits.subset(order[:150]),
+        digits.subset(order[150:300]),
+        digits.subset(order[300:500]),
+    )
     pool = digits.subset(order[500:])
     needed = synthetic_images_needed(train, 3)
     chosen = torch.cat([torch.nonzero(pool.labels == c).flatten()[:n] for c, n in enumerate(needed)])
     synthetic = pool.subset(chosen)
-    return train, val, test, ImageSet(synthetic.images, synthetic.labels, synthetic.class_names, "held-out digits")
+    return (
+        train,
+        val,
+        test,
+        ImageSet(synthetic.images, synthetic.labels, synthetic.class_names, "held-out digits"),
+    )
 
 
 def test_checks_fail_before_any_training(digits_splits, monkeypatch):
@@ -111,18 +122,23 @@ def test_checks_fail_before_any_training(digits_splits, monkeypatch):
 
     monkeypatch.setattr(utility, "train_classifier", no_training)
     small = synthetic.subset(range(len(synthetic) // 2))
-    wrong_channels = ImageSet(synthetic.images.repeat(1, 3, 1, 1), synthetic.labels, synthetic.class_names, "rgb")
+    wrong_channels = ImageSet(
+        synthetic.images.repeat(1, 3, 1, 1), synthetic.labels, synthetic.class_names, "rgb"
+    )
     cases = [
-        (dict(synthetic=small), r"needs 450 images"),
-        (dict(synthetic=wrong_channels), r"synthetic \(rgb\) has images of \(C,H,W\)=\(3, 16, 16\)"),
-        (dict(synthetic=None), "need synthetic images"),
-        (dict(val=test), "val and test hold the same images"),
-        (dict(classifier={"arch": "cnn4", "epochs": 1}), None),  # 16x16 is enough for cnn4: must pass the checks
-        (dict(classifier={"arch": "vgg16"}), "needs H and W >= 32"),
-        (dict(classifier={"arch": "cnn4", "optimizer": "sgd"}), "unknown key"),
-        (dict(classifier={"top_k": 11}), "top_k"),
-        (dict(regimes=["baseline_real", "baseline_real"]), "duplicates"),
-        (dict(multipliers=[1, 0]), "positive integers"),
+        ({"synthetic": small}, r"needs 450 images"),
+        ({"synthetic": wrong_channels}, r"synthetic \(rgb\) has images of \(C,H,W\)=\(3, 16, 16\)"),
+        ({"synthetic": None}, "need synthetic images"),
+        ({"val": test}, "val and test hold the same images"),
+        (
+            {"classifier": {"arch": "cnn4", "epochs": 1}},
+            None,
+        ),  # 16x16 is enough for cnn4: must pass the checks
+        ({"classifier": {"arch": "vgg16"}}, "needs H and W >= 32"),
+        ({"classifier": {"arch": "cnn4", "optimizer": "sgd"}}, "unknown key"),
+        ({"classifier": {"top_k": 11}}, "top_k"),
+        ({"regimes": ["baseline_real", "baseline_real"]}, "duplicates"),
+        ({"multipliers": [1, 0]}, "positive integers"),
     ]
     for override, match in cases:
         arguments = {"train": train, "val": val, "test": test, "synthetic": synthetic, **override}
@@ -135,11 +151,16 @@ def test_checks_fail_before_any_training(digits_splits, monkeypatch):
 
 def test_run_utility_end_to_end(digits_splits):
     train, val, test, synthetic = digits_splits
-    shuffled = ImageSet(synthetic.images, synthetic.labels[torch.randperm(len(synthetic),
-                        generator=torch.Generator().manual_seed(1))], synthetic.class_names, "label noise")
+    shuffled = ImageSet(
+        synthetic.images,
+        synthetic.labels[torch.randperm(len(synthetic), generator=torch.Generator().manual_seed(1))],
+        synthetic.class_names,
+        "label noise",
+    )
     classifier = {"arch": "small_cnn", "epochs": 4, "batch_size": 16, "lr": 1e-2}
-    results, models = run_utility(train, val, test, synthetic, multipliers=[1], classifier=classifier,
-                                  seed=0, robustness_steps=2)
+    results, models = run_utility(
+        train, val, test, synthetic, multipliers=[1], classifier=classifier, seed=0, robustness_steps=2
+    )
     assert list(results) == list(REGIMES)
     assert set(results["baseline_real"]) == {"0x"} and set(results["combined_da"]) == {"1x"}
     json.dumps(results)
@@ -154,12 +175,30 @@ def test_run_utility_end_to_end(digits_splits):
     # A perfect "generator" (held-out real digits) gives useful classifiers, and 3x more of it helps.
     assert results["baseline_real"]["0x"]["accuracy"] > 0.7
     assert results["data_anonymization"]["1x"]["accuracy"] > 0.7
-    more, _ = run_utility(train, val, test, synthetic, regimes=["data_anonymization"], multipliers=[3],
-                          classifier=classifier, seed=0, robustness_steps=None)
+    more, _ = run_utility(
+        train,
+        val,
+        test,
+        synthetic,
+        regimes=["data_anonymization"],
+        multipliers=[3],
+        classifier=classifier,
+        seed=0,
+        robustness_steps=None,
+    )
     assert more["data_anonymization"]["3x"]["train_size"] == 3 * len(train)
     assert more["data_anonymization"]["3x"]["accuracy"] > results["data_anonymization"]["1x"]["accuracy"]
     # Synthetic images with random labels are useless on their own.
-    noisy, _ = run_utility(train, val, test, shuffled, regimes=["data_anonymization"], multipliers=[1],
-                           classifier=classifier, seed=0, robustness_steps=None)
+    noisy, _ = run_utility(
+        train,
+        val,
+        test,
+        shuffled,
+        regimes=["data_anonymization"],
+        multipliers=[1],
+        classifier=classifier,
+        seed=0,
+        robustness_steps=None,
+    )
     assert noisy["data_anonymization"]["1x"]["accuracy"] < 0.3
     assert "adversarial_accuracy" not in noisy["data_anonymization"]["1x"]

@@ -55,8 +55,9 @@ def test_learns_digits_and_keeps_best_validation_epoch(digits_splits, trained):
 def test_best_epoch_is_not_simply_the_last(digits_splits):
     train, val, _ = digits_splits
     # 40 training images and a high learning rate: the model overfits and validation loss rises at the end.
-    model, history = train_classifier(train.subset(range(40)), val, arch="small_cnn", epochs=12, batch_size=8,
-                                      lr=1e-2, seed=0)
+    model, history = train_classifier(
+        train.subset(range(40)), val, arch="small_cnn", epochs=12, batch_size=8, lr=1e-2, seed=0
+    )
     val_losses = [epoch["val_loss"] for epoch in history["per_epoch"]]
     assert history["best_epoch"] == int(np.argmin(val_losses)) + 1
     assert history["best_epoch"] < 12, "set-up no longer overfits; the test would not tell best from last"
@@ -68,7 +69,9 @@ def test_best_epoch_is_not_simply_the_last(digits_splits):
 def test_seeded_training_is_reproducible(digits_splits):
     train, val, _ = digits_splits
     small_train = train.subset(range(120))
-    runs = [train_classifier(small_train, val, arch="cnn3", epochs=1, seed=s, augment=True)[0] for s in (4, 4, 5)]
+    runs = [
+        train_classifier(small_train, val, arch="cnn3", epochs=1, seed=s, augment=True)[0] for s in (4, 4, 5)
+    ]
     same = all(torch.equal(p, q) for p, q in zip(runs[0].parameters(), runs[1].parameters()))
     different = any(not torch.equal(p, q) for p, q in zip(runs[0].parameters(), runs[2].parameters()))
     assert same and different
@@ -150,7 +153,9 @@ def test_metrics_match_sklearn(seed):
     test = ImageSet(torch.zeros(count, 1, 4, 4), labels, tuple("abcdef"))
     for top_k in (1, 3):
         scores = evaluate_classifier(FixedLogits(logits), test, top_k=top_k)
-        expected = sklearn.metrics.top_k_accuracy_score(labels.numpy(), logits.numpy(), k=top_k, labels=range(6))
+        expected = sklearn.metrics.top_k_accuracy_score(
+            labels.numpy(), logits.numpy(), k=top_k, labels=range(6)
+        )
         assert scores["accuracy"] == pytest.approx(expected, abs=1e-12)
         predictions = logits.argmax(1).numpy()
         assert scores["macro_f1"] == pytest.approx(
@@ -168,20 +173,27 @@ def test_macro_f1_edge_cases():
 
 def test_bad_input_fails_before_training(digits_splits):
     train, val, _ = digits_splits
-    other_size = ImageSet(torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.int64), train.class_names, "small.npz")
+    other_size = ImageSet(
+        torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.int64), train.class_names, "small.npz"
+    )
     with pytest.raises(ValueError, match=r"val \(small.npz\) has images of shape"):
         train_classifier(train, other_size, epochs=1)
     other_classes = ImageSet(val.images, val.labels, tuple(f"c{i}" for i in range(10)), "renamed")
     with pytest.raises(ValueError, match="classes"):
         train_classifier(train, other_classes, epochs=1)
-    with pytest.raises(ValueError, match="val .* is empty"):
+    with pytest.raises(ValueError, match=r"val .* is empty"):
         train_classifier(train, val.subset([]), epochs=1)
-    for kwargs, match in [({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"), ({"batch_size": 0}, "batch_size"),
-                          ({"arch": "nope"}, "unknown classifier arch"), ({"seed": -1}, "seed")]:
+    for kwargs, match in [
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"arch": "nope"}, "unknown classifier arch"),
+        ({"seed": -1}, "seed"),
+    ]:
         with pytest.raises(ValueError, match=match):
             train_classifier(train, val, **kwargs)
     model = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 10))
     with pytest.raises(ValueError, match="top_k"):
         evaluate_classifier(model, val, top_k=11)
-    with pytest.raises(ValueError, match="3 classes|logits of shape"):
+    with pytest.raises(ValueError, match=r"3 classes|logits of shape"):
         evaluate_classifier(nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 3)), val)

@@ -1,4 +1,4 @@
-"""Downstream classifiers (paper 000 Appendix A): architecture, parameter counts, hyper-parameters, bad input."""
+"""Downstream classifiers (paper 000 App. A): architecture, parameter counts, hyper-parameters, bad input."""
 
 from __future__ import annotations
 
