@@ -122,3 +122,14 @@ def test_non_images_ignored_and_bad_channels(tmp_path):
         assert len(load_image_folder(tmp_path / "d")) == 10
     with pytest.raises(ValueError, match="channels"):
         load_image_folder(tmp_path / "d", channels=2)
+
+
+def test_registered_paper_layouts(tmp_path):
+    classes = ("Apple___scab", "Corn_(maize)___Common_rust_", "Corn_(maize)___healthy")
+    _make_folder(tmp_path / "pv", classes=classes, per_class=2)
+    corn = load_source("corn", path=str(tmp_path / "pv"), size=8)
+    assert corn.class_names == ("Corn_(maize)___Common_rust_", "Corn_(maize)___healthy")
+    assert corn.images.shape == (4, 3, 8, 8)
+    plantvillage = load_source("plantvillage", path=str(tmp_path / "pv"))
+    assert plantvillage.images.shape == (6, 3, 256, 256)  # paper 000 §3 resolution by default
+    assert load_source("kvasir", path=str(tmp_path / "pv"), size=8).num_classes == 3
