@@ -420,7 +420,7 @@ class _Trainer:
             self.opt_D = self._adam(self.D, config.r1_interval if self.use_r1 else None)
         else:
             # make_private runs Opacus' ModuleValidator on D (D has no BatchNorm: nothing to replace).
-            batch = min(model.training.batch_size, num_train)
+            batch = self.expected_batch_size = min(model.training.batch_size, num_train)
             self.D, self.opt_D, self.accountant = make_private(
                 model.D,
                 self._adam(model.D, None),
@@ -516,6 +516,14 @@ class _Trainer:
                 ws = torch.cat([ws[:, :cutoff], mixed[:, None].repeat(1, num_ws - cutoff, 1)], dim=1)
         return self.G.synthesis(ws), ws
 
+    def _generator_labels(self, batch_labels: torch.Tensor) -> torch.Tensor:
+        """Classes of the fakes G trains on: the real batch's labels (the training set's class distribution,
+        as StyleGAN2-ADA), but under DP uniformly drawn classes of the expected batch size, so that G sees
+        nothing of the private batch (not its labels, not its Poisson size) and only learns through D."""
+        if self.dp is None:
+            return batch_labels
+        return torch.randint(self.model.num_classes, (self.expected_batch_size,)).to(self.device)
+
     def step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> dict[str, float]:
         config = self.config
         real = (images.to(self.device) * 2 - 1).detach()
@@ -523,36 +531,36 @@ class _Trainer:
         losses: dict[str, float] = {}
         self.G.train()
         self.D.train()
-        # Fake labels are the real batch's labels, i.e. they follow the training set's class distribution.
-        if len(labels):
-            self.D.requires_grad_(False)
-            # G main: non-saturating logistic loss, softplus(-D(G(z))).
-            self.opt_G.zero_grad(set_to_none=True)
-            fake, _ = self._generate(labels)
-            if self.dp is None:
-                loss_G = F.softplus(-self.D(fake, labels)).mean()
-                self._backward(loss_G, self.G)
-            else:
-                with discriminator_hooks_disabled(self.D):  # G's backward must not record D per-sample grads
-                    loss_G = F.softplus(-self.D(fake, labels)).mean()
-                    loss_G.backward()
-            self.opt_G.step()
-            losses["loss_G"] = float(loss_G.detach())
+        generator_labels = self._generator_labels(labels)
+        self.D.requires_grad_(False)
+        # G main: non-saturating logistic loss, softplus(-D(G(z))).
+        self.opt_G.zero_grad(set_to_none=True)
+        fake, _ = self._generate(generator_labels)
+        if self.dp is None:
+            loss_G = F.softplus(-self.D(fake, generator_labels)).mean()
+            self._backward(loss_G, self.G)
+        else:
+            with discriminator_hooks_disabled(self.D):  # G's backward must not record D per-sample grads
+                loss_G = F.softplus(-self.D(fake, generator_labels)).mean()
+                loss_G.backward()
+        self.opt_G.step()
+        losses["loss_G"] = float(loss_G.detach())
 
-            # G path-length regularisation, lazily every pl_interval steps (weight scaled by the interval).
-            if self.use_pl and step % config.pl_interval == 0:
-                self.opt_G.zero_grad(set_to_none=True)
-                fake, ws = self._generate(labels[: max(1, len(labels) // config.pl_batch_shrink)])
-                pl_noise = self._randn(*fake.shape) / math.sqrt(fake.shape[2] * fake.shape[3])
-                (pl_grads,) = torch.autograd.grad((fake * pl_noise).sum(), ws, create_graph=True)
-                lengths = pl_grads.square().sum(dim=2).mean(dim=1).sqrt()
-                with torch.no_grad():
-                    self.G.path_length_mean.lerp_(lengths.mean(), config.pl_decay)
-                penalty = (lengths - self.G.path_length_mean).square().mean()
-                self._backward(penalty * config.pl_weight * config.pl_interval, self.G)
-                self.opt_G.step()
-                losses["path_length_penalty"] = float(penalty.detach())
-            self.D.requires_grad_(True)
+        # G path-length regularisation, lazily every pl_interval steps (weight scaled by the interval).
+        if self.use_pl and step % config.pl_interval == 0:
+            self.opt_G.zero_grad(set_to_none=True)
+            pl_batch = max(1, len(generator_labels) // config.pl_batch_shrink)
+            fake, ws = self._generate(generator_labels[:pl_batch])
+            pl_noise = self._randn(*fake.shape) / math.sqrt(fake.shape[2] * fake.shape[3])
+            (pl_grads,) = torch.autograd.grad((fake * pl_noise).sum(), ws, create_graph=True)
+            lengths = pl_grads.square().sum(dim=2).mean(dim=1).sqrt()
+            with torch.no_grad():
+                self.G.path_length_mean.lerp_(lengths.mean(), config.pl_decay)
+            penalty = (lengths - self.G.path_length_mean).square().mean()
+            self._backward(penalty * config.pl_weight * config.pl_interval, self.G)
+            self.opt_G.step()
+            losses["path_length_penalty"] = float(penalty.detach())
+        self.D.requires_grad_(True)
 
         # D main: softplus(D(fake)) + softplus(-D(real)); per sample i the pair (real_i, fake_i).
         self.opt_D.zero_grad(set_to_none=True)

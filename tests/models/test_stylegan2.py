@@ -260,9 +260,10 @@ def test_dp_survives_empty_poisson_batches_with_a_pure_noise_step(digits16, tmp_
     model = tiny_model(steps=8, batch_size=1, dp={"noise_multiplier": 1.0})  # sample rate 1/4
     before = {name: value.clone() for name, value in model.D.state_dict().items()}
     model.fit(tiny_set, tmp_path / "dp_empty.pt", progress=False)
-    empty_steps = [entry for entry in model.history if "loss_G" not in entry]
+    # A non-empty batch has loss_D > 0 (a sum of softplus terms): exactly 0 marks an empty Poisson batch.
+    empty_steps = [entry for entry in model.history if entry["loss_D"] == 0.0]
     assert empty_steps, "seeded Poisson sampling at rate 1/4 should draw an empty batch in 8 steps"
-    assert all(entry["loss_D"] == 0.0 for entry in empty_steps)
+    assert all(math.isfinite(entry["loss_G"]) for entry in model.history)  # G trains every step
     assert any(not torch.equal(before[name], value) for name, value in model.D.state_dict().items())
 
 
@@ -295,3 +296,19 @@ def test_opacus_per_sample_gradients_of_the_discriminator_are_those_of_each_real
         for (name, parameter), gradient in zip(discriminator.named_parameters(), expected):
             assert isinstance(parameter.grad_sample, torch.Tensor), name
             torch.testing.assert_close(parameter.grad_sample[i], gradient, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_under_dp_the_generator_never_sees_the_private_batch_labels_or_size():
+    from medsyn.models.stylegan2 import _Trainer
+
+    batch_labels = torch.tensor([3, 3, 3])
+    public = _Trainer(tiny_model(), num_train=100)
+    assert torch.equal(public._generator_labels(batch_labels), batch_labels)  # non-private: data distribution
+    private = _Trainer(tiny_model(dp={"noise_multiplier": 1.0}), num_train=100)
+    try:
+        torch.manual_seed(0)
+        drawn = torch.cat([private._generator_labels(batch_labels) for _ in range(20)])
+        assert len(drawn) == 20 * 8  # the expected batch size, whatever the Poisson batch held
+        assert set(drawn.tolist()) == set(range(10))  # uniform over all classes, not the batch's class 3
+    finally:
+        private.close()
