@@ -1,29 +1,16 @@
 """Public metric API (stable names, see shared/DESIGN.md).
 
-    from medsyn.metrics import ssim_max, prdc, nearest_neighbors, ecdf_distance, fid
+    from medsyn.metrics import ssim_max, prdc, nearest_neighbors, ecdf_distance, fid, kid
 
-Names are resolved lazily so that importing one metric does not import every other's dependencies.
+Imported eagerly on purpose: the functions share their modules' names (``medsyn.metrics.prdc`` holds
+``prdc``), and a lazily resolved name would be shadowed by the submodule as soon as anything imports it.
 """
 
-from __future__ import annotations
+from medsyn.metrics.ecdf import ecdf_distance
+from medsyn.metrics.fid import fid
+from medsyn.metrics.kid import kid
+from medsyn.metrics.neighbors import nearest_neighbors
+from medsyn.metrics.prdc import prdc
+from medsyn.metrics.ssim import SSIMMaxResult, ssim_max
 
-import importlib
-from typing import Any
-
-# public name -> module that defines it
-_EXPORTS = {
-    "ssim_max": "medsyn.metrics.ssim",
-    "SSIMMaxResult": "medsyn.metrics.ssim",
-    "prdc": "medsyn.metrics.prdc",
-    "nearest_neighbors": "medsyn.metrics.neighbors",
-    "ecdf_distance": "medsyn.metrics.ecdf",
-    "fid": "medsyn.metrics.fid",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'medsyn.metrics' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__all__ = ["SSIMMaxResult", "ecdf_distance", "fid", "kid", "nearest_neighbors", "prdc", "ssim_max"]

@@ -43,3 +43,18 @@ def test_feature_and_sample_checks():
     with pytest.raises(ValueError, match="a is empty"):
         as_sample_vector(np.array([]), "a")
     assert as_sample_vector(np.array([1, 2]), "a").dtype == torch.float64
+
+
+def test_public_names_are_the_functions_even_after_submodule_imports():
+    import importlib
+
+    import medsyn.metrics as metrics
+
+    modules = {"prdc": "prdc", "fid": "fid", "kid": "kid", "ssim_max": "ssim", "nearest_neighbors": "neighbors",
+               "ecdf_distance": "ecdf"}
+    for name, module in modules.items():
+        importlib.import_module(f"medsyn.metrics.{module}")
+        assert callable(getattr(metrics, name)), name
+    from medsyn.metrics import fid, prdc
+
+    assert callable(prdc) and callable(fid)
