@@ -131,17 +131,25 @@ def test_batch_size_does_not_change_the_result(digits_model):
     assert torch.allclose(whole, pieces, atol=1e-10)
 
 
-def test_adversarial_accuracy_and_model_mode(digits_model):
+def test_adversarial_accuracy_precision_and_model_mode(digits_model):
     model, test = digits_model
+    weights = [p.clone() for p in model.parameters()]
     model.train()
-    robust = adversarial_accuracy(model, test, steps=5)
+    robust = adversarial_accuracy(model, test, steps=5)  # float64 by default, on a copy of the model
     assert model.training  # restored
+    assert all(p.dtype == torch.float32 and torch.equal(p, w) for p, w in zip(model.parameters(), weights))
     model.eval()
     clean = evaluate_classifier(model, test)["accuracy"]
     assert 0.0 <= robust < clean
-    assert robust == pytest.approx(
-        _accuracy(model, deepfool(model, test.images, test.labels, steps=5), test.labels)
-    )
+    model64 = _double_copy(model)
+    images64 = test.images.double()
+    expected64 = _accuracy(model64, deepfool(model64, images64, test.labels, steps=5), test.labels)
+    assert robust == pytest.approx(expected64, abs=1e-12)
+    robust32 = adversarial_accuracy(model, test, steps=5, dtype=torch.float32)
+    expected32 = _accuracy(model, deepfool(model, test.images, test.labels, steps=5), test.labels)
+    assert robust32 == pytest.approx(expected32, abs=1e-12)
+    with pytest.raises(ValueError, match="dtype"):
+        adversarial_accuracy(model, test, dtype=torch.float16)
 
 
 def test_bad_input(digits_model):
