@@ -97,7 +97,10 @@ def test_torch_twin(benchmark, image_sets, size):
     win = ssim_window("uniform")
     weights = torch.from_numpy(win.weights)
     benchmark.pedantic(
-        ssim_max_torch, args=(syn_t, real_t, weights, win.covariance_scale, win.c1, win.c2), rounds=1, iterations=1
+        ssim_max_torch,
+        args=(syn_t, real_t, weights, win.covariance_scale, win.c1, win.c2),
+        rounds=1,
+        iterations=1,
     )
     rate = syn_t.shape[0] * real_t.shape[0] / benchmark.stats.stats.min
     RESULTS[("torch", size)] = rate
@@ -139,8 +142,10 @@ def main() -> None:
         sk = len(pairs) / timed(lambda: [structural_similarity(syn[s].astype(float), real[r].astype(float),
                                                                 data_range=1.0) for s, r in pairs])
         k = TWIN_SYNTHETIC[size]
-        tw = k * n / timed(lambda: ssim_max_torch(torch.from_numpy(syn[:k, None]), torch.from_numpy(real[:, None]),
-                                                  torch.from_numpy(win.weights), win.covariance_scale, win.c1, win.c2))
+        syn_t, real_t = torch.from_numpy(syn[:k, None]), torch.from_numpy(real[:, None])
+        weights = torch.from_numpy(win.weights)
+        constants = (win.covariance_scale, win.c1, win.c2)
+        tw = k * n / timed(lambda: ssim_max_torch(syn_t, real_t, weights, *constants))
         ssim_max(syn[:2], real[:2])
         ms = q * n / min(timed(lambda: ssim_max(syn, real, backend="cpp")) for _ in range(3))
         gflops = ms * flops_per_pair(size) / 1e9

@@ -78,7 +78,9 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend == "cuda":
         cuda_kernels()
         if not torch.cuda.is_available():
-            raise BackendUnavailableError("backend='cuda' needs a CUDA GPU, but torch.cuda.is_available() is False")
+            raise BackendUnavailableError(
+                "backend='cuda' needs a CUDA GPU, but torch.cuda.is_available() is False"
+            )
         return "cuda"
     if device.type == "cuda":
         return "cuda" if has_cuda_kernels() else "torch"

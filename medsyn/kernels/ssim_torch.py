@@ -23,7 +23,9 @@ def _filter_valid(planes: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return x.squeeze(1)
 
 
-def _image_stats(images: torch.Tensor, weights: torch.Tensor, covariance_scale: float) -> tuple[torch.Tensor, ...]:
+def _image_stats(
+    images: torch.Tensor, weights: torch.Tensor, covariance_scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """images float64 [N,C,H,W] -> mean, variance, each [N, C, Hv, Wv]."""
     n, c, h, w = images.shape
     planes = images.reshape(n * c, h, w)

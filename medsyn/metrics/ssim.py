@@ -105,7 +105,9 @@ def _ssim_max_cpp(synthetic: torch.Tensor, real: torch.Tensor, win: SSIMWindow, 
 
 def _ssim_max_cuda(synthetic: torch.Tensor, real: torch.Tensor, win: SSIMWindow, top_k: int):
     kernels = cuda_kernels()
-    device = torch.device("cuda", torch.cuda.current_device()) if synthetic.device.type != "cuda" else synthetic.device
+    device = synthetic.device
+    if device.type != "cuda":  # backend="cuda" on CPU inputs: copy them to the current GPU
+        device = torch.device("cuda", torch.cuda.current_device())
     synthetic = synthetic.to(device).contiguous()
     real = real.to(device).contiguous()
     n_syn, channels, height, width = synthetic.shape
@@ -154,7 +156,9 @@ def ssim_max(
         )
     n_real = real_images.shape[0]
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= n_real:
-        raise ValueError(f"top_k must be an integer in [1, {n_real}] (the number of real images), got {top_k!r}")
+        raise ValueError(
+            f"top_k must be an integer in [1, {n_real}] (the number of real images), got {top_k!r}"
+        )
     if synthetic_images.device != real_images.device:
         raise ValueError(f"synthetic is on {synthetic_images.device} but real is on {real_images.device}")
     chosen = resolve_backend(backend, synthetic_images.device)
@@ -164,7 +168,12 @@ def ssim_max(
         values, indices = _ssim_max_cuda(synthetic_images, real_images, win, int(top_k))
     else:
         values, indices = ssim_max_torch(
-            synthetic_images, real_images, torch.from_numpy(win.weights), win.covariance_scale, win.c1, win.c2,
+            synthetic_images,
+            real_images,
+            torch.from_numpy(win.weights),
+            win.covariance_scale,
+            win.c1,
+            win.c2,
             int(top_k),
         )
     return SSIMMaxResult(values[:, 0].clone(), indices[:, 0].clone(), values, indices, chosen)

@@ -23,14 +23,16 @@ def test_cpp_kernels_pass_ctest_under_sanitizers(tmp_path_factory):
     cmake = shutil.which("cmake")
     if cmake is None:
         pytest.skip("cmake not found on PATH")
-    ctest = str(Path(cmake).with_name("ctest")) if Path(cmake).with_name("ctest").exists() else shutil.which("ctest")
+    sibling = Path(cmake).with_name("ctest")  # the ctest that belongs to this cmake
+    ctest = str(sibling) if sibling.exists() else shutil.which("ctest")
     build = tmp_path_factory.mktemp("ctest-build")
     configure = [cmake, "-S", str(ROOT), "-B", str(build), "-DMEDSYN_BUILD_TESTS=ON", "-DMEDSYN_SANITIZE=ON"]
     if shutil.which("ninja"):
         configure += ["-G", "Ninja"]
     for command in (configure, [cmake, "--build", str(build), "--parallel", "2"]):
         done = _run(command, ROOT)
-        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        output = f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        assert done.returncode == 0, f"{' '.join(command)} failed:\n{output}"
     cache = (build / "CMakeCache.txt").read_text()
     assert "MEDSYN_SANITIZE:BOOL=ON" in cache
     done = _run([ctest, "--test-dir", str(build), "--output-on-failure"], ROOT)

@@ -125,7 +125,9 @@ def test_rgb_retina_matches_skimage_channel_axis():
     syn = np.stack([images[:, :40, :40], images[:, 30:70, 30:70]])
     real = np.stack([images[:, 5:45, 5:45], images[:, 49:89, 49:89], images[:, 30:70, 31:71]])
     result = ssim_max(syn, real)
-    reference = np.array([[structural_similarity(s, r, data_range=1.0, channel_axis=0) for r in real] for s in syn])
+    reference = np.array(
+        [[structural_similarity(s, r, data_range=1.0, channel_axis=0) for r in real] for s in syn]
+    )
     check_against_oracle(result, reference)
 
 
@@ -174,10 +176,8 @@ def test_non_default_win_size_and_data_range_match_skimage():
     rng = np.random.default_rng(5)
     syn, real = rng.random((2, 15, 17)) * 4.0, rng.random((3, 15, 17)) * 4.0
     result = ssim_max(syn, real, win_size=5, data_range=4.0)
-    reference = np.array(
-        [[structural_similarity(s, r, data_range=4.0, win_size=5) for r in real.astype(np.float32).astype(float)]
-         for s in syn.astype(np.float32).astype(float)]
-    )
+    syn32, real32 = syn.astype(np.float32).astype(float), real.astype(np.float32).astype(float)
+    reference = np.array([[structural_similarity(s, r, data_range=4.0, win_size=5) for r in real32] for s in syn32])
     check_against_oracle(result, reference)
 
 
@@ -248,7 +248,7 @@ def test_bad_input_raises_value_error_naming_the_argument(syn, real, kwargs, mat
 
 def test_cuda_backend_equals_cpp():
     if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU visible (torch.cuda.is_available() is False); the CUDA kernel is only compiled")
+        pytest.skip("no CUDA GPU (torch.cuda.is_available() is False); the CUDA kernel is only compiled")
     rng = np.random.default_rng(8)
     syn, real = rng.random((6, 2, 40, 36)), rng.random((9, 2, 40, 36))
     for window in ("uniform", "gaussian"):
