@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from medsyn.models.registry import load_generator
 from medsyn.report.atomic import write_bytes_atomic
@@ -99,7 +100,10 @@ def generate_images(
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         counters = [0] * generator.num_classes
-        for image, label in zip(images, labels.tolist()):
+        written = zip(images, labels.tolist())
+        for image, label in tqdm(
+            written, total=len(labels), desc="write PNGs", leave=False, disable=len(labels) < 500
+        ):
             path = staging / folders[label] / f"{counters[label]:05d}.png"
             counters[label] += 1
             write_bytes_atomic(path, _png_bytes(image))
