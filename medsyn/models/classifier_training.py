@@ -95,7 +95,7 @@ def _check_compatible(reference: ImageSet, other: ImageSet, reference_name: str,
 
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = _EVAL_BATCH) -> torch.Tensor:
     """Logits float [N, K] of ``model`` in eval mode (restored afterwards), in batches, without gradients."""
-    device = next(model.parameters()).device
+    device = next(iter(model.parameters()), torch.empty(0)).device
     was_training = model.training
     model.eval()
     try:
