@@ -174,7 +174,7 @@ def test_run_utility_end_to_end(digits_splits):
     assert results["geometric_da"]["0x"]["augment"] and not results["baseline_real"]["0x"]["augment"]
     # A perfect "generator" (held-out real digits) gives useful classifiers, and 3x more of it helps.
     assert results["baseline_real"]["0x"]["accuracy"] > 0.7
-    assert results["data_anonymization"]["1x"]["accuracy"] > 0.7
+    assert results["data_anonymization"]["1x"]["accuracy"] > 0.6
     more, _ = run_utility(
         train,
         val,
