@@ -109,6 +109,10 @@ TileProducts = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 def torch_tile_products(ca: torch.Tensor, na: torch.Tensor, cb: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
     """float32 tile [ra, rb] = na[i] + nb[j] - 2 ca_i . cb_j (centred float32 rows, float64 norms)."""
     base = na.float()[:, None] + nb.float()[None, :]
+    if torch.get_float32_matmul_precision() != "highest" or (
+        ca.is_cuda and torch.backends.cuda.matmul.allow_tf32
+    ):  # TF32/bf16 matmuls would break the float32 rounding bound: do the products in float64 instead
+        return (base.double() - 2.0 * (ca.double() @ cb.double().T)).float()
     return torch.addmm(base, ca, cb.T, beta=1.0, alpha=-2.0)
 
 

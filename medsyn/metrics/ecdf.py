@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from medsyn.kernels.dispatch import BackendUnavailableError, cpu_kernels, resolve_backend
 from medsyn.metrics.validation import as_sample_vector
 
 __all__ = ["ecdf_distance", "ecdf_distance_torch"]
@@ -38,20 +39,13 @@ def ecdf_distance(a: Any, b: Any, *, backend: str = "auto") -> tuple[float, floa
     """a [n], b [m] samples (torch or numpy, any real dtype; n, m >= 1) -> (ks in [0, 1], area >= 0)."""
     a_t = as_sample_vector(a, "a")
     b_t = as_sample_vector(b, "b")
-    if backend not in ("auto", "cpp", "torch", "cuda"):
-        raise ValueError(f"backend must be one of ('auto', 'cpp', 'cuda', 'torch'), got {backend!r}")
-    kernels = None
-    if backend in ("auto", "cpp"):
-        try:
-            import medsyn._kernels as kernels  # noqa: PLC0415
-        except ImportError:
-            kernels = None
-        if kernels is not None and not hasattr(kernels, "ecdf_distance"):
-            kernels = None
-        if kernels is None and backend == "cpp":
-            raise ValueError("backend='cpp' needs medsyn._kernels with ecdf_distance; rebuild or use backend='torch'")
-    if kernels is not None:
+    resolved = resolve_backend(backend, a_t.device)  # samples live on the CPU: "auto" -> "cpp" when built
+    if resolved == "cpp":
+        kernels = cpu_kernels()
+        if not hasattr(kernels, "ecdf_distance"):
+            raise BackendUnavailableError("medsyn._kernels was built without ecdf_distance (stale build); `make install`")
         ks, area = kernels.ecdf_distance(a_t.numpy(), b_t.numpy())
         return float(ks), float(area)
-    # samples live on the CPU (as_sample_vector); "cuda" has no separate kernel for this O(n log n) walk
+    if resolved == "cuda":  # an O(n log n) walk has no dedicated kernel: the torch twin runs on the GPU
+        return ecdf_distance_torch(a_t.cuda(), b_t.cuda())
     return ecdf_distance_torch(a_t, b_t)

@@ -4,18 +4,17 @@
 
 Near-duplicates are exactly the memorisation case DCR looks for, and a plain float32
 ``||a||^2 + ||b||^2 - 2ab`` loses them (about 30% relative error at a true distance of 0.064 with feature
-norms around 60). The scans here keep a few float32 candidates per query, recompute them in float64 and
-certify the answer (see ``medsyn.kernels.knn_torch``): distances are exact float64 values computed on the
-float32 features, ties go to the smaller reference index.
+norms around 60). The scans here keep a few float32 candidates per query, recompute them exactly and certify
+the answer (see ``medsyn.kernels.knn_torch``): distances are the exact distances of the float32 features
+(squared distance rounded once to float64, then the square root), ties go to the smaller reference index.
 
-Backends (``backend=``): "cpp" (``medsyn._kernels``, OpenMP), "cuda" (``medsyn._kernels_cuda``; CUDA
-tensors), "torch" (pure torch, any device), "auto" (cuda for CUDA tensors when built, else cpp when built,
-else torch).
+Backends (``backend=``, chosen by ``medsyn.kernels.dispatch``): "cpp" (``medsyn._kernels``, OpenMP), "cuda"
+(``medsyn._kernels_cuda`` tile kernels; CUDA tensors), "torch" (pure torch, any device), "auto" (cuda for CUDA
+tensors when built, cpp for CPU tensors, torch as the fallback).
 """
 
 from __future__ import annotations
 
-import importlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,19 +22,10 @@ import numpy as np
 import torch
 
 from medsyn.kernels import knn_torch
+from medsyn.kernels.dispatch import BACKENDS, BackendUnavailableError, cpu_kernels, cuda_kernels, resolve_backend
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
 __all__ = ["nearest_neighbors", "knn_backend", "BACKENDS"]
-
-BACKENDS = ("auto", "cpp", "cuda", "torch")
-
-
-def _compiled(module_name: str, function: str) -> Any | None:
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    return module if hasattr(module, function) else None
 
 
 def _cpp_backend(module: Any) -> SimpleNamespace:
@@ -92,28 +82,27 @@ def _torch_backend() -> SimpleNamespace:
 
 
 def knn_backend(backend: str, device: torch.device) -> SimpleNamespace:
-    """The scan functions (knn_sq_distances, knn_sq_distances_self, ball_membership) of one backend."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    cpu_module = _compiled("medsyn._kernels", "knn_sq_distances")
-    cuda_module = _compiled("medsyn._kernels_cuda", "sq_distance_tile")
-    if backend == "auto":
-        if device.type == "cuda" and cuda_module is not None:
-            backend = "cuda"
-        elif device.type == "cpu" and cpu_module is not None:
-            backend = "cpp"
-        else:
-            backend = "torch"
-    if backend == "torch":
+    """The scan functions (knn_sq_distances, knn_sq_distances_self, ball_membership) of one backend.
+
+    Backend choice follows ``medsyn.kernels.dispatch.resolve_backend`` (ValueError for an unknown name,
+    BackendUnavailableError when a requested compiled module is missing or lacks the k-NN kernels).
+    """
+    resolved = resolve_backend(backend, device)
+    if resolved == "torch":
         return _torch_backend()
-    if backend == "cpp":
-        if cpu_module is None:
-            raise ValueError("backend='cpp' needs the compiled medsyn._kernels with the k-NN kernels; rebuild with "
-                             "`pip install --no-build-isolation --no-deps -e .` or use backend='torch'")
-        return _cpp_backend(cpu_module)
-    if cuda_module is None or not torch.cuda.is_available():
-        raise ValueError("backend='cuda' needs a CUDA device and the compiled medsyn._kernels_cuda module")
-    return _cuda_backend(cuda_module)
+    if resolved == "cpp":
+        module = cpu_kernels()
+        if not hasattr(module, "knn_sq_distances"):
+            raise BackendUnavailableError(
+                "medsyn._kernels was built without the k-NN kernels (stale build); rebuild with `make install`"
+            )
+        return _cpp_backend(module)
+    module = cuda_kernels()
+    if not hasattr(module, "sq_distance_tile"):
+        raise BackendUnavailableError(
+            "medsyn._kernels_cuda was built without the k-NN kernels (stale build); rebuild with `make install`"
+        )
+    return _cuda_backend(module)
 
 
 _NO_SELF = -(2**62)  # kNoSelf in csrc/cpu/neighbors.h

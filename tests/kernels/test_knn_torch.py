@@ -184,3 +184,19 @@ def test_cuda_backend_equals_cpu():
     d, i = nearest_neighbors(torch.from_numpy(fake).cuda(), torch.from_numpy(real).cuda(), backend="cuda")
     dc, ic = nearest_neighbors(fake, real, backend="torch")
     assert torch.equal(d.cpu(), dc) and torch.equal(i.cpu(), ic)
+
+
+def test_reduced_precision_matmul_setting_does_not_break_exactness():
+    rng = np.random.default_rng(11)
+    x = (rng.normal(size=(60, 300)) + 5).astype(np.float32)
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")  # would allow bf16/TF32 products where supported
+        values, indices = knn_torch.knn_sq_distances_self(torch.from_numpy(x), 2)
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    sq = sq_dist(x, x)
+    np.fill_diagonal(sq, np.inf)
+    expected_values, expected_indices = oracle_topk(sq, 2)
+    np.testing.assert_allclose(values.numpy(), expected_values, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(indices.numpy(), expected_indices)

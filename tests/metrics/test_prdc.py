@@ -15,7 +15,7 @@ def available_backends() -> list[str]:
     try:
         knn_backend("cpp", torch.device("cpu"))
         names.append("cpp")
-    except ValueError:
+    except RuntimeError:  # BackendUnavailableError: extension not built
         pass
     return names
 
