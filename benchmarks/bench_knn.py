@@ -46,7 +46,9 @@ def clustered_features(n: int, dim: int, seed: int) -> np.ndarray:
     for start in range(0, n, 1000):  # in chunks: no float64 temporaries of the whole set inflate the peak RSS
         stop = min(start + 1000, n)
         labels = rng.integers(0, 10, size=stop - start)
-        x[start:stop] = centres[labels] + rng.standard_normal(size=(stop - start, dim), dtype=np.float32) * 0.8
+        x[start:stop] = (
+            centres[labels] + rng.standard_normal(size=(stop - start, dim), dtype=np.float32) * 0.8
+        )
     return np.maximum(x, 0.0, out=x)
 
 
@@ -89,19 +91,19 @@ def run_one(name: str, n: int, dim: int) -> dict:
     if name == "prdc_medsyn":
         from medsyn.metrics.prdc import prdc
 
-        job = lambda: prdc(real, synthetic, k=K)  # noqa: E731
+        job = lambda: prdc(real, synthetic, k=K)
     elif name == "prdc_numpy":
-        job = lambda: prdc_numpy(real, synthetic)  # noqa: E731
+        job = lambda: prdc_numpy(real, synthetic)
     elif name == "gemm_bare":
-        job = lambda: gemm_bare(real, synthetic)  # noqa: E731
+        job = lambda: gemm_bare(real, synthetic)
     elif name == "nn_medsyn":
         from medsyn.metrics.neighbors import nearest_neighbors
 
-        job = lambda: nearest_neighbors(synthetic, real)  # noqa: E731
+        job = lambda: nearest_neighbors(synthetic, real)
     elif name == "nn_sklearn":
         from sklearn.neighbors import NearestNeighbors
 
-        job = lambda: NearestNeighbors(n_neighbors=1).fit(real).kneighbors(synthetic)  # noqa: E731
+        job = lambda: NearestNeighbors(n_neighbors=1).fit(real).kneighbors(synthetic)
     else:
         raise ValueError(f"unknown case {name!r}")
     best, result = float("inf"), None
@@ -109,7 +111,14 @@ def run_one(name: str, n: int, dim: int) -> dict:
         start = time.perf_counter()
         result = job()
         best = min(best, time.perf_counter() - start)
-    out = {"case": name, "n": n, "dim": dim, "seconds": best, "peak_rss_mb": peak_rss_mb(), "inputs_rss_mb": inputs_rss}
+    out = {
+        "case": name,
+        "n": n,
+        "dim": dim,
+        "seconds": best,
+        "peak_rss_mb": peak_rss_mb(),
+        "inputs_rss_mb": inputs_rss,
+    }
     if isinstance(result, dict):
         out["result"] = result
     if name == "nn_sklearn":  # accuracy of the float32 expansion vs the exact answer (computed after timing)
@@ -123,7 +132,10 @@ def run_one(name: str, n: int, dim: int) -> dict:
 def measure(name: str, n: int, dim: int) -> dict:
     """One case in a fresh interpreter (own peak RSS)."""
     done = subprocess.run(
-        [sys.executable, __file__, "--one", name, str(n), str(dim)], check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--one", name, str(n), str(dim)],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -155,7 +167,9 @@ def prdc_comparison(n: int, dim: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--one", nargs=3, metavar=("CASE", "N", "DIM"), help="run one case, print JSON")
     parser.add_argument("--quick", action="store_true", help="n=m=4000, d=2048 only")
     parser.add_argument("--skip-50k", action="store_true", help="skip the n=m=50k memory run")
@@ -203,7 +217,9 @@ def test_bench_nearest_neighbors_sklearn(benchmark):
     from sklearn.neighbors import NearestNeighbors
 
     real, synthetic = clustered_features(BENCH_N, BENCH_D, 1), clustered_features(BENCH_N, BENCH_D, 2)
-    benchmark.pedantic(lambda: NearestNeighbors(n_neighbors=1).fit(real).kneighbors(synthetic), rounds=1, iterations=1)
+    benchmark.pedantic(
+        lambda: NearestNeighbors(n_neighbors=1).fit(real).kneighbors(synthetic), rounds=1, iterations=1
+    )
 
 
 if __name__ == "__main__":

@@ -28,11 +28,11 @@ import torch
 
 __all__ = [
     "EXTRA_CANDIDATES",
-    "rounding_bound_factor",
+    "ball_membership",
     "exact_sq_distances",
     "knn_sq_distances",
     "knn_sq_distances_self",
-    "ball_membership",
+    "rounding_bound_factor",
 ]
 
 # Float32 candidates kept beyond the k wanted: enough that near-ties reordered by float32 rounding are
@@ -94,7 +94,9 @@ def exact_sq_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (hi + lo)[:, 0]
 
 
-def exact_sq_distances(a: torch.Tensor, a_index: torch.Tensor, b: torch.Tensor, b_index: torch.Tensor) -> torch.Tensor:
+def exact_sq_distances(
+    a: torch.Tensor, a_index: torch.Tensor, b: torch.Tensor, b_index: torch.Tensor
+) -> torch.Tensor:
     """Exact (once-rounded) float64 squared distances ||a[a_index[p]] - b[b_index[p]]||^2 -> [P]."""
     out = torch.empty(a_index.shape[0], dtype=torch.float64, device=a.device)
     for start in range(0, a_index.shape[0], _PAIR_CHUNK):
@@ -106,7 +108,9 @@ def exact_sq_distances(a: torch.Tensor, a_index: torch.Tensor, b: torch.Tensor, 
 TileProducts = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def torch_tile_products(ca: torch.Tensor, na: torch.Tensor, cb: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+def torch_tile_products(
+    ca: torch.Tensor, na: torch.Tensor, cb: torch.Tensor, nb: torch.Tensor
+) -> torch.Tensor:
     """float32 tile [ra, rb] = na[i] + nb[j] - 2 ca_i . cb_j (centred float32 rows, float64 norms)."""
     base = na.float()[:, None] + nb.float()[None, :]
     if torch.get_float32_matmul_precision() != "highest" or (
@@ -133,7 +137,9 @@ class _CentredTiles:
         norms = centred.double().square().sum(1)
         return centred, norms
 
-    def tile(self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def tile(
+        self, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         (ca, na), (cb, nb) = a, b
         return self.products(ca, na, cb, nb)
 
@@ -268,7 +274,15 @@ def knn_sq_distances(
         all_norms.append(qb[1])
     cand_values, cand_indices = torch.cat(all_values), torch.cat(all_indices)
     return _finish_topk(
-        queries, reference, cand_values, cand_indices, k, torch.cat(all_norms), max_ref_norm, tiles.factor, self_offset
+        queries,
+        reference,
+        cand_values,
+        cand_indices,
+        k,
+        torch.cat(all_norms),
+        max_ref_norm,
+        tiles.factor,
+        self_offset,
     )
 
 
@@ -287,7 +301,9 @@ def knn_sq_distances_self(
     starts = list(range(0, n, block))
     prepared = [tiles.prepare(features[s : s + block]) for s in starts]
     values = [torch.full((p[0].shape[0], 0), float("inf"), device=features.device) for p in prepared]
-    indices = [torch.full((p[0].shape[0], 0), -1, dtype=torch.int64, device=features.device) for p in prepared]
+    indices = [
+        torch.full((p[0].shape[0], 0), -1, dtype=torch.int64, device=features.device) for p in prepared
+    ]
     for bi, si in enumerate(starts):
         for bj in range(bi, len(starts)):
             sj = starts[bj]
@@ -304,7 +320,15 @@ def knn_sq_distances_self(
             values[bj], indices[bj] = _merge_topk(values[bj], indices[bj], tile.T, cols_i[None, :], keep)
     norms = torch.cat([p[1] for p in prepared])
     return _finish_topk(
-        features, features, torch.cat(values), torch.cat(indices), k, norms, float(norms.max()), tiles.factor, 0
+        features,
+        features,
+        torch.cat(values),
+        torch.cat(indices),
+        k,
+        norms,
+        float(norms.max()),
+        tiles.factor,
+        0,
     )
 
 
@@ -336,7 +360,9 @@ def ball_membership(
     points_in_balls = torch.zeros(points.shape[0], dtype=torch.int64, device=device)
     centers_reached = torch.zeros(centers.shape[0], dtype=torch.bool, device=device)
     centers_in_point_balls = torch.zeros(centers.shape[0], dtype=torch.bool, device=device)
-    point_blocks = [(c0, tiles.prepare(points[c0 : c0 + block_cols])) for c0 in range(0, points.shape[0], block_cols)]
+    point_blocks = [
+        (c0, tiles.prepare(points[c0 : c0 + block_cols])) for c0 in range(0, points.shape[0], block_cols)
+    ]
     for r0 in range(0, centers.shape[0], block_rows):
         cb = tiles.prepare(centers[r0 : r0 + block_rows])
         r_sq = center_radii_sq[r0 : r0 + cb[0].shape[0], None]

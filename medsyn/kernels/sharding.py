@@ -26,16 +26,16 @@ from medsyn.metrics.prdc import DEFAULT_K, prdc_from_radii, validate_prdc_inputs
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
 __all__ = [
-    "shard_range",
-    "merge_best",
-    "merge_topk",
-    "world",
     "all_gather_best",
     "all_gather_topk",
     "distributed_knn_sq_distances",
     "distributed_nearest_neighbors",
     "distributed_prdc",
     "distributed_ssim_max",
+    "merge_best",
+    "merge_topk",
+    "shard_range",
+    "world",
 ]
 
 
@@ -166,7 +166,12 @@ def distributed_nearest_neighbors(
 
 
 def distributed_prdc(
-    real_features: Any, synthetic_features: Any, k: int = DEFAULT_K, *, backend: str = "auto", group: Any = None
+    real_features: Any,
+    synthetic_features: Any,
+    k: int = DEFAULT_K,
+    *,
+    backend: str = "auto",
+    group: Any = None,
 ) -> dict[str, float]:
     """``medsyn.metrics.prdc`` with both scans sharded over the ranks; every rank returns the same dict.
 
@@ -175,7 +180,9 @@ def distributed_prdc(
     """
     real, synthetic = validate_prdc_inputs(real_features, synthetic_features, k)
     rank, size = world(group)
-    real_radii = distributed_knn_sq_distances(real, real, k, queries_are_reference=True, backend=backend, group=group)
+    real_radii = distributed_knn_sq_distances(
+        real, real, k, queries_are_reference=True, backend=backend, group=group
+    )
     synthetic_radii = distributed_knn_sq_distances(
         synthetic, synthetic, k, queries_are_reference=True, backend=backend, group=group
     )
@@ -194,12 +201,14 @@ def distributed_prdc(
     return prdc_from_radii(counts, reached > 0, inside > 0, k)
 
 
-def distributed_ssim_max(synthetic: Any, real: Any, *, group: Any = None, **ssim_kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def distributed_ssim_max(
+    synthetic: Any, real: Any, *, group: Any = None, **ssim_kwargs: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``medsyn.metrics.ssim_max`` with the real images sharded over the ranks -> (values [q], indices [q]).
 
     Each rank needs at least one real image. Extra keyword arguments go to ``ssim_max`` (window, data_range, ...).
     """
-    from medsyn.metrics.ssim import ssim_max  # noqa: PLC0415  (optional dependency between metric families)
+    from medsyn.metrics.ssim import ssim_max
 
     rank, size = world(group)
     n_real = len(real)

@@ -43,7 +43,9 @@ def ecdf_distance(a: Any, b: Any, *, backend: str = "auto") -> tuple[float, floa
     if resolved == "cpp":
         kernels = cpu_kernels()
         if not hasattr(kernels, "ecdf_distance"):
-            raise BackendUnavailableError("medsyn._kernels was built without ecdf_distance (stale build); `make install`")
+            raise BackendUnavailableError(
+                "medsyn._kernels was built without ecdf_distance (stale build); `make install`"
+            )
         ks, area = kernels.ecdf_distance(a_t.numpy(), b_t.numpy())
         return float(ks), float(area)
     if resolved == "cuda":  # an O(n log n) walk has no dedicated kernel: the torch twin runs on the GPU

@@ -21,7 +21,7 @@ import torch
 
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
-__all__ = ["fid", "gaussian_statistics", "frechet_distance", "float64_features"]
+__all__ = ["fid", "float64_features", "frechet_distance", "gaussian_statistics"]
 
 
 def gaussian_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,7 +37,9 @@ def _sqrt_psd(matrix: torch.Tensor) -> torch.Tensor:
     return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
 
 
-def frechet_distance(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor, cov_b: torch.Tensor) -> float:
+def frechet_distance(
+    mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor, cov_b: torch.Tensor
+) -> float:
     """Frechet distance of N(mean_a, cov_a) and N(mean_b, cov_b) (float64 inputs) -> float >= 0."""
     root_a = _sqrt_psd(cov_a)
     middle = root_a @ cov_b @ root_a

@@ -17,17 +17,21 @@ import torch
 from medsyn.metrics.fid import float64_features
 from medsyn.metrics.validation import check_same_dim
 
-__all__ = ["kid", "mmd2_unbiased", "KID_DEFAULTS"]
+__all__ = ["KID_DEFAULTS", "kid", "mmd2_unbiased"]
 
 # Binkowski et al. 2018, Sec. 3 (cubic polynomial kernel); subset protocol as torch-fidelity's defaults
 KID_DEFAULTS = {"subsets": 100, "subset_size": 1000, "degree": 3, "coef0": 1.0}
 
 
-def _polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float) -> torch.Tensor:
+def _polynomial_kernel(
+    x: torch.Tensor, y: torch.Tensor, degree: int, gamma: float, coef0: float
+) -> torch.Tensor:
     return (gamma * (x @ y.T) + coef0) ** degree
 
 
-def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, *, degree: int = 3, gamma: float | None = None, coef0: float = 1.0) -> float:
+def mmd2_unbiased(
+    x: torch.Tensor, y: torch.Tensor, *, degree: int = 3, gamma: float | None = None, coef0: float = 1.0
+) -> float:
     """Unbiased MMD^2 between samples x [m, d] and y [m', d] (float64) with the polynomial kernel."""
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
     k_xx = _polynomial_kernel(x, x, degree, gamma, coef0)
@@ -67,6 +71,8 @@ def kid(
     for _ in range(subsets):
         real_rows = torch.randperm(real.shape[0], generator=generator)[:size].to(real.device)
         synthetic_rows = torch.randperm(synthetic.shape[0], generator=generator)[:size].to(real.device)
-        values.append(mmd2_unbiased(real[real_rows], synthetic[synthetic_rows], degree=degree, gamma=gamma, coef0=coef0))
+        values.append(
+            mmd2_unbiased(real[real_rows], synthetic[synthetic_rows], degree=degree, gamma=gamma, coef0=coef0)
+        )
     scores = torch.tensor(values, dtype=torch.float64)
     return float(scores.mean()), float(scores.std(unbiased=False))

@@ -22,10 +22,16 @@ import numpy as np
 import torch
 
 from medsyn.kernels import knn_torch
-from medsyn.kernels.dispatch import BACKENDS, BackendUnavailableError, cpu_kernels, cuda_kernels, resolve_backend
+from medsyn.kernels.dispatch import (
+    BACKENDS,
+    BackendUnavailableError,
+    cpu_kernels,
+    cuda_kernels,
+    resolve_backend,
+)
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
-__all__ = ["nearest_neighbors", "knn_backend", "BACKENDS"]
+__all__ = ["BACKENDS", "knn_backend", "nearest_neighbors"]
 
 
 def _cpp_backend(module: Any) -> SimpleNamespace:
@@ -36,8 +42,12 @@ def _cpp_backend(module: Any) -> SimpleNamespace:
 
     def knn_sq_distances(queries, reference, k, *, self_offset=None, **blocks):
         values, indices = module.knn_sq_distances(
-            as_numpy(queries), as_numpy(reference), int(k), None if self_offset is None else int(self_offset),
-            int(blocks.get("block_rows", 0) or 0), int(blocks.get("block_cols", 0) or 0),
+            as_numpy(queries),
+            as_numpy(reference),
+            int(k),
+            None if self_offset is None else int(self_offset),
+            int(blocks.get("block_rows", 0) or 0),
+            int(blocks.get("block_cols", 0) or 0),
         )
         return torch.from_numpy(values), torch.from_numpy(indices)
 
@@ -47,14 +57,19 @@ def _cpp_backend(module: Any) -> SimpleNamespace:
 
     def ball_membership(centers, center_radii_sq, points, point_radii_sq, **blocks):
         counts, reached, inside = module.ball_membership(
-            as_numpy(centers), center_radii_sq.detach().cpu().double().contiguous().numpy(),
-            as_numpy(points), point_radii_sq.detach().cpu().double().contiguous().numpy(),
-            int(blocks.get("block_rows", 0) or 0), int(blocks.get("block_cols", 0) or 0),
+            as_numpy(centers),
+            center_radii_sq.detach().cpu().double().contiguous().numpy(),
+            as_numpy(points),
+            point_radii_sq.detach().cpu().double().contiguous().numpy(),
+            int(blocks.get("block_rows", 0) or 0),
+            int(blocks.get("block_cols", 0) or 0),
         )
         return torch.from_numpy(counts), torch.from_numpy(reached).bool(), torch.from_numpy(inside).bool()
 
     return SimpleNamespace(
-        name="cpp", knn_sq_distances=knn_sq_distances, knn_sq_distances_self=knn_sq_distances_self,
+        name="cpp",
+        knn_sq_distances=knn_sq_distances,
+        knn_sq_distances_self=knn_sq_distances_self,
         ball_membership=ball_membership,
     )
 
@@ -65,18 +80,30 @@ def _torch_backend() -> SimpleNamespace:
 
     def knn_sq_distances(queries, reference, k, *, self_offset=None, block_rows=None, block_cols=None):
         return knn_torch.knn_sq_distances(
-            queries, reference, k, self_offset=self_offset,
-            block_rows=block_rows or knn_torch.DEFAULT_BLOCK_ROWS, block_cols=block_cols or knn_torch.DEFAULT_BLOCK_COLS,
+            queries,
+            reference,
+            k,
+            self_offset=self_offset,
+            block_rows=block_rows or knn_torch.DEFAULT_BLOCK_ROWS,
+            block_cols=block_cols or knn_torch.DEFAULT_BLOCK_COLS,
         )
 
-    def ball_membership(centers, center_radii_sq, points, point_radii_sq, *, block_rows=None, block_cols=None):
+    def ball_membership(
+        centers, center_radii_sq, points, point_radii_sq, *, block_rows=None, block_cols=None
+    ):
         return knn_torch.ball_membership(
-            centers, center_radii_sq, points, point_radii_sq,
-            block_rows=block_rows or knn_torch.DEFAULT_BLOCK_ROWS, block_cols=block_cols or knn_torch.DEFAULT_BLOCK_COLS,
+            centers,
+            center_radii_sq,
+            points,
+            point_radii_sq,
+            block_rows=block_rows or knn_torch.DEFAULT_BLOCK_ROWS,
+            block_cols=block_cols or knn_torch.DEFAULT_BLOCK_COLS,
         )
 
     return SimpleNamespace(
-        name="torch", knn_sq_distances=knn_sq_distances, knn_sq_distances_self=knn_sq_distances_self,
+        name="torch",
+        knn_sq_distances=knn_sq_distances,
+        knn_sq_distances_self=knn_sq_distances_self,
         ball_membership=ball_membership,
     )
 
@@ -121,15 +148,34 @@ def _cuda_backend(module: Any) -> SimpleNamespace:
         ca, cb = ca.contiguous(), cb.contiguous()
         na32, nb32 = na.float().contiguous(), nb.float().contiguous()
         out = torch.empty(ca.shape[0], cb.shape[0], dtype=torch.float32, device=ca.device)
-        module.sq_distance_tile(ca.data_ptr(), ca.shape[0], cb.data_ptr(), cb.shape[0], ca.shape[1],
-                                na32.data_ptr(), nb32.data_ptr(), out.data_ptr(), stream())
+        module.sq_distance_tile(
+            ca.data_ptr(),
+            ca.shape[0],
+            cb.data_ptr(),
+            cb.shape[0],
+            ca.shape[1],
+            na32.data_ptr(),
+            nb32.data_ptr(),
+            out.data_ptr(),
+            stream(),
+        )
         return out
 
     def merge(tile, values, indices, col_offset, row_offset, self_offset):
         tile = tile.contiguous()
-        module.topk_merge(tile.data_ptr(), tile.shape[0], tile.shape[1], tile.stride(0), col_offset, row_offset,
-                          _NO_SELF if self_offset is None else self_offset, values.data_ptr(), indices.data_ptr(),
-                          values.shape[1], stream())
+        module.topk_merge(
+            tile.data_ptr(),
+            tile.shape[0],
+            tile.shape[1],
+            tile.stride(0),
+            col_offset,
+            row_offset,
+            _NO_SELF if self_offset is None else self_offset,
+            values.data_ptr(),
+            indices.data_ptr(),
+            values.shape[1],
+            stream(),
+        )
 
     return device_tile_backend("cuda", products, merge)
 
@@ -139,21 +185,36 @@ def device_tile_backend(name: str, products: Any, merge: Any) -> SimpleNamespace
 
     def knn_sq_distances(queries, reference, k, *, self_offset=None, block_rows=None, block_cols=None):
         return knn_torch.knn_sq_distances(
-            queries, reference, k, self_offset=self_offset, products=products, merge=merge,
-            block_rows=block_rows or 4096, block_cols=block_cols or 4096,
+            queries,
+            reference,
+            k,
+            self_offset=self_offset,
+            products=products,
+            merge=merge,
+            block_rows=block_rows or 4096,
+            block_cols=block_cols or 4096,
         )
 
     def knn_sq_distances_self(features, k, *, block=None):
         return knn_sq_distances(features, features, k, self_offset=0, block_rows=block, block_cols=block)
 
-    def ball_membership(centers, center_radii_sq, points, point_radii_sq, *, block_rows=None, block_cols=None):
+    def ball_membership(
+        centers, center_radii_sq, points, point_radii_sq, *, block_rows=None, block_cols=None
+    ):
         return knn_torch.ball_membership(
-            centers, center_radii_sq.to(centers.device), points, point_radii_sq.to(centers.device), products=products,
-            block_rows=block_rows or 4096, block_cols=block_cols or 4096,
+            centers,
+            center_radii_sq.to(centers.device),
+            points,
+            point_radii_sq.to(centers.device),
+            products=products,
+            block_rows=block_rows or 4096,
+            block_cols=block_cols or 4096,
         )
 
     return SimpleNamespace(
-        name=name, knn_sq_distances=knn_sq_distances, knn_sq_distances_self=knn_sq_distances_self,
+        name=name,
+        knn_sq_distances=knn_sq_distances,
+        knn_sq_distances_self=knn_sq_distances_self,
         ball_membership=ball_membership,
     )
 
@@ -183,9 +244,16 @@ def nearest_neighbors(
             f"and {reference_t.shape[0]} rows"
         )
     if queries_t.device != reference_t.device:
-        raise ValueError(f"queries and reference must be on the same device, got {queries_t.device} and {reference_t.device}")
+        raise ValueError(
+            f"queries and reference must be on the same device, got {queries_t.device} and {reference_t.device}"
+        )
     scan = knn_backend(backend, queries_t.device)
     sq, idx = scan.knn_sq_distances(
-        queries_t, reference_t, 1, self_offset=0 if exclude_self else None, block_rows=block_rows, block_cols=block_cols
+        queries_t,
+        reference_t,
+        1,
+        self_offset=0 if exclude_self else None,
+        block_rows=block_rows,
+        block_cols=block_cols,
     )
     return sq[:, 0].sqrt(), idx[:, 0]

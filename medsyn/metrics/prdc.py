@@ -26,9 +26,11 @@ import torch
 from medsyn.metrics.neighbors import knn_backend
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
-__all__ = ["prdc", "prdc_from_radii", "DEFAULT_K"]
+__all__ = ["DEFAULT_K", "prdc", "prdc_from_radii"]
 
-DEFAULT_K = 3  # Kynkaenniemi et al. 2019, Sec. 3 (k = 3 in all their experiments); also Naeem et al. 2020 default
+DEFAULT_K = (
+    3  # Kynkaenniemi et al. 2019, Sec. 3 (k = 3 in all their experiments); also Naeem et al. 2020 default
+)
 
 
 def prdc_from_radii(
@@ -51,7 +53,9 @@ def prdc_from_radii(
     }
 
 
-def validate_prdc_inputs(real_features: Any, synthetic_features: Any, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def validate_prdc_inputs(
+    real_features: Any, synthetic_features: Any, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     real = as_feature_matrix(real_features, "real_features")
     synthetic = as_feature_matrix(synthetic_features, "synthetic_features")
     check_same_dim(real, "real_features", synthetic, "synthetic_features")

@@ -42,7 +42,12 @@ def test_topk_against_a_shard_with_self_offset(self_offset):
         reference = np.concatenate([rng.normal(size=(5, 6)), queries[:10]]).astype(np.float32)
     k = 4
     values, indices = knn_torch.knn_sq_distances(
-        torch.from_numpy(queries), torch.from_numpy(reference), k, self_offset=self_offset, block_rows=7, block_cols=4
+        torch.from_numpy(queries),
+        torch.from_numpy(reference),
+        k,
+        self_offset=self_offset,
+        block_rows=7,
+        block_cols=4,
     )
     sq = sq_dist(queries, reference)
     if self_offset is not None:
@@ -63,8 +68,12 @@ def test_ball_membership_matches_oracle_with_ties():
     center_r = rng.integers(0, 4, size=50).astype(np.float64)  # integer squared radii: ties with distances
     point_r = rng.integers(0, 4, size=40).astype(np.float64)
     counts, reached, inside = knn_torch.ball_membership(
-        torch.from_numpy(centers), torch.from_numpy(center_r), torch.from_numpy(points), torch.from_numpy(point_r),
-        block_rows=9, block_cols=13,
+        torch.from_numpy(centers),
+        torch.from_numpy(center_r),
+        torch.from_numpy(points),
+        torch.from_numpy(point_r),
+        block_rows=9,
+        block_cols=13,
     )
     sq = sq_dist(centers, points)
     np.testing.assert_array_equal(counts.numpy(), (sq <= center_r[:, None]).sum(0))
@@ -81,13 +90,17 @@ def test_exact_sq_rows_is_the_exact_value_rounded_once():
     rng = np.random.default_rng(6)
     a = rng.normal(size=(40, 33)).astype(np.float32)
     b = (a + rng.normal(size=(40, 33)) * 1e-4).astype(np.float32)  # near-duplicates: heavy cancellation
-    b[:5] = rng.normal(size=(5, 33)).astype(np.float32) * 1e-12  # exponent gaps > 2^29: the difference is inexact
+    b[:5] = (
+        rng.normal(size=(5, 33)).astype(np.float32) * 1e-12
+    )  # exponent gaps > 2^29: the difference is inexact
     got = knn_torch.exact_sq_rows(torch.from_numpy(a), torch.from_numpy(b)).numpy()
     expected = np.array([float(exact_fraction_sq(x, y)) for x, y in zip(a, b)])  # float(Fraction) rounds once
     np.testing.assert_array_equal(got, expected)
     # summation order does not matter: permuting the features gives bitwise the same values
     perm = rng.permutation(33)
-    np.testing.assert_array_equal(knn_torch.exact_sq_rows(torch.from_numpy(a[:, perm]), torch.from_numpy(b[:, perm])).numpy(), got)
+    np.testing.assert_array_equal(
+        knn_torch.exact_sq_rows(torch.from_numpy(a[:, perm]), torch.from_numpy(b[:, perm])).numpy(), got
+    )
     kernels = compiled_kernels()
     if kernels is not None:  # the C++ kernel (sequential double-double) gives the same doubles
         values, _ = kernels.knn_sq_distances(a[:1], b[:1], 1, None, 0, 0)
@@ -137,7 +150,9 @@ def test_torch_twin_equals_the_compiled_kernels(seed):
     radii_x = knn_torch.knn_sq_distances_self(xt, 3)[0][:, 2]
     radii_y = knn_torch.knn_sq_distances_self(yt, 3)[0][:, 2]
     torch_result = knn_torch.ball_membership(xt, radii_x, yt, radii_y)
-    cpp_result = kernels.ball_membership(x, radii_x.contiguous().numpy(), y, radii_y.contiguous().numpy(), 48, 48)
+    cpp_result = kernels.ball_membership(
+        x, radii_x.contiguous().numpy(), y, radii_y.contiguous().numpy(), 48, 48
+    )
     for twin, compiled in zip(torch_result, cpp_result):
         np.testing.assert_array_equal(twin.numpy().astype(np.int64), compiled.astype(np.int64))
 

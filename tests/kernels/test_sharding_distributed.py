@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from medsyn.kernels import sharding
+from medsyn.kernels import knn_torch, sharding
 from medsyn.metrics.neighbors import nearest_neighbors
 from medsyn.metrics.prdc import prdc
 
@@ -33,13 +34,16 @@ def test_shard_range_covers_every_row_once():
     for n, world_size in ((10, 3), (2, 2), (7, 1), (3, 4)):
         ranges = [sharding.shard_range(n, r, world_size) for r in range(world_size)]
         assert ranges[0][0] == 0 and ranges[-1][1] == n
-        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
         sizes = [b - a for a, b in ranges]
         assert max(sizes) - min(sizes) <= 1
 
 
 def test_merge_best_ties_go_to_the_smallest_index():
-    values = [torch.tensor([0.5, 0.9, 0.1], dtype=torch.float64), torch.tensor([0.5, 0.2, 0.3], dtype=torch.float64)]
+    values = [
+        torch.tensor([0.5, 0.9, 0.1], dtype=torch.float64),
+        torch.tensor([0.5, 0.2, 0.3], dtype=torch.float64),
+    ]
     indices = [torch.tensor([4, 1, 0]), torch.tensor([2, 7, 9])]
     v, i = sharding.merge_best(values, indices, largest=True)
     assert v.tolist() == [0.5, 0.9, 0.3] and i.tolist() == [2, 1, 9]
@@ -49,13 +53,11 @@ def test_merge_best_ties_go_to_the_smallest_index():
 
 def test_merging_shards_in_one_process_equals_the_full_scan():
     real, synthetic = features()
-    rt, st = torch.from_numpy(real), torch.from_numpy(synthetic)
+    rt = torch.from_numpy(real)
     for world_size in (2, 3):
         parts_v, parts_i = [], []
         for rank in range(world_size):
             start, stop = sharding.shard_range(len(real), rank, world_size)
-            from medsyn.kernels import knn_torch
-
             v, i = knn_torch.knn_sq_distances(rt, rt[start:stop], 3, self_offset=-start)
             parts_v.append(v)
             parts_i.append(i + start)

@@ -31,7 +31,10 @@ def integrate_ecdf_gap(a: np.ndarray, b: np.ndarray, steps: int = 400_000) -> fl
 
 CASES = {
     "continuous": lambda rng: (rng.normal(size=300), rng.normal(0.3, 1.5, size=170)),
-    "ties": lambda rng: (rng.integers(0, 6, size=200).astype(float), rng.integers(1, 8, size=90).astype(float)),
+    "ties": lambda rng: (
+        rng.integers(0, 6, size=200).astype(float),
+        rng.integers(1, 8, size=90).astype(float),
+    ),
     "tiny": lambda rng: (np.array([1.0]), np.array([2.0, 0.0])),
     "identical": lambda rng: (np.arange(10.0), np.arange(10.0)[::-1].copy()),
     "disjoint": lambda rng: (np.zeros(3), np.ones(4) * 5),
@@ -58,7 +61,9 @@ def test_known_values_and_symmetry():
 def test_torch_twin_equals_public_default():
     rng = np.random.default_rng(2)
     a, b = rng.integers(0, 20, size=500).astype(float), rng.normal(10, 4, size=333)
-    assert ecdf_distance(a, b) == pytest.approx(ecdf_distance_torch(torch.from_numpy(a), torch.from_numpy(b)), abs=1e-13)
+    assert ecdf_distance(a, b) == pytest.approx(
+        ecdf_distance_torch(torch.from_numpy(a), torch.from_numpy(b)), abs=1e-13
+    )
 
 
 def test_accepts_torch_float32_and_int_inputs():

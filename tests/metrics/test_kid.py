@@ -10,7 +10,7 @@ from medsyn.metrics.kid import kid, mmd2_unbiased
 
 def oracle_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     d = x.shape[1]
-    k = lambda a, b: (a @ b / d + 1.0) ** 3  # noqa: E731
+    k = lambda a, b: (a @ b / d + 1.0) ** 3
     m, n = len(x), len(y)
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
@@ -31,7 +31,9 @@ def test_unequal_sizes_and_cap():
     x, y = rng.normal(size=(15, 4)), rng.normal(size=(9, 4))
     import torch
 
-    assert mmd2_unbiased(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(oracle_mmd2(x, y), rel=1e-12)
+    assert mmd2_unbiased(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(
+        oracle_mmd2(x, y), rel=1e-12
+    )
     mean, _ = kid(x, y, subsets=3, subset_size=1000)  # capped at 9 rows
     assert np.isfinite(mean)
 

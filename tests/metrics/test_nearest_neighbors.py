@@ -22,7 +22,9 @@ def available_backends() -> list[str]:
 BACKENDS = available_backends()
 
 
-def oracle(queries: np.ndarray, reference: np.ndarray, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def oracle(
+    queries: np.ndarray, reference: np.ndarray, exclude_self: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     sq = ((queries[:, None, :].astype(np.float64) - reference[None].astype(np.float64)) ** 2).sum(-1)
     if exclude_self:
         np.fill_diagonal(sq, np.inf)
@@ -89,15 +91,19 @@ def test_block_size_independent(backend):
     rng = np.random.default_rng(8)
     queries = rng.normal(size=(33, 9)).astype(np.float32)
     reference = rng.normal(size=(71, 9)).astype(np.float32)
-    runs = [nearest_neighbors(queries, reference, backend=backend, block_rows=b, block_cols=c)
-            for b, c in ((1, 1), (5, 17), (1000, 1000))]
+    runs = [
+        nearest_neighbors(queries, reference, backend=backend, block_rows=b, block_cols=c)
+        for b, c in ((1, 1), (5, 17), (1000, 1000))
+    ]
     for dist, index in runs[1:]:
         assert torch.equal(dist, runs[0][0]) and torch.equal(index, runs[0][1])
 
 
 def test_float64_noncontiguous_torch_input():
     rng = np.random.default_rng(2)
-    reference = torch.from_numpy(rng.normal(size=(10, 20)).astype(np.float32).astype(np.float64)).T.contiguous().T
+    reference = (
+        torch.from_numpy(rng.normal(size=(10, 20)).astype(np.float32).astype(np.float64)).T.contiguous().T
+    )
     queries = torch.from_numpy(rng.normal(size=(20, 6)).astype(np.float32)).T  # [6, 20], non-contiguous
     dist, index = nearest_neighbors(queries, reference)
     expected_dist, expected_index = oracle(queries.numpy(), reference.numpy())

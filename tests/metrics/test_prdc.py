@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from medsyn.metrics.prdc import prdc
 from medsyn.metrics.neighbors import knn_backend
+from medsyn.metrics.prdc import prdc
 
 
 def available_backends() -> list[str]:
@@ -51,7 +51,9 @@ def assert_same(result: dict[str, float], expected: dict[str, float]) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("n, m, d, k", [(40, 50, 8, 3), (97, 61, 33, 5), (5, 4, 3, 1), (2, 2, 1, 1), (30, 30, 200, 3)])
+@pytest.mark.parametrize(
+    "n, m, d, k", [(40, 50, 8, 3), (97, 61, 33, 5), (5, 4, 3, 1), (2, 2, 1, 1), (30, 30, 200, 3)]
+)
 def test_random_sets_match_oracle(backend, n, m, d, k):
     rng = np.random.default_rng(n * 1000 + d)
     real = rng.normal(size=(n, d)).astype(np.float32)
