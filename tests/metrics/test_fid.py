@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from medsyn.metrics.fid import fid
+from medsyn.metrics import fid
 
 
 def oracle_fid(a: np.ndarray, b: np.ndarray) -> float:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from medsyn.metrics import prdc
 from medsyn.metrics.neighbors import knn_backend
-from medsyn.metrics.prdc import prdc
 
 
 def available_backends() -> list[str]:
