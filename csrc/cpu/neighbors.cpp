@@ -162,6 +162,7 @@ class Candidates {
   }
 
   const int64_t* indices(int64_t row) const { return &indices_[row * keep_]; }
+  const float* values(int64_t row) const { return &values_[row * keep_]; }
   int64_t keep() const { return keep_; }
 
  private:
@@ -183,23 +184,32 @@ void finish_topk(const float* queries, int64_t q, const float* reference, int64_
   const double tiny = abs_bound(dim);
 #pragma omp parallel
   {
-    std::vector<std::pair<double, int64_t>> exact;
+    std::vector<std::pair<double, int64_t>> exact, by_float;
     std::vector<std::pair<double, int64_t>> full;
 #pragma omp for schedule(dynamic, 16)
     for (int64_t i = 0; i < q; ++i) {
       exact.clear();
+      by_float.clear();
       bool complete = false;
       const int64_t* idx = candidates.indices(i);
+      const float* val = candidates.values(i);
       for (int64_t t = 0; t < candidates.keep(); ++t) {
         if (idx[t] < 0) {
           complete = true;
-          continue;
+        } else {
+          by_float.emplace_back(val[t], idx[t]);
         }
-        exact.emplace_back(exact_sq_distance(queries + i * dim, reference + idx[t] * dim, dim), idx[t]);
       }
-      std::sort(exact.begin(), exact.end(), by_value_then_index);
+      std::sort(by_float.begin(), by_float.end(), by_value_then_index);
       const double threshold = candidates.worst(i);
       const double b_max = factor * (query_norms[i] + max_reference_norm) + tiny;
+      for (const auto& [value, j] : by_float) {
+        // Visited by float32 value: once a candidate's lower bound is strictly above the k-th exact value
+        // found so far, it and every later one are provably outside the top k (no tie either): stop.
+        if (static_cast<int64_t>(exact.size()) >= k && value - b_max > exact[k - 1].first) break;
+        exact.emplace_back(exact_sq_distance(queries + i * dim, reference + j * dim, dim), j);
+        std::sort(exact.begin(), exact.end(), by_value_then_index);
+      }
       const bool certified =
           complete || (static_cast<int64_t>(exact.size()) >= k && threshold - b_max > exact[k - 1].first);
       const std::vector<std::pair<double, int64_t>>* best = &exact;
