@@ -15,14 +15,16 @@ from typing import Any
 
 from medsyn.report.atomic import write_bytes_atomic
 
-__all__ = ["DP_SWEEP_PANELS", "save_dp_sweep_figure"]
+__all__ = ["DP_SWEEP_PANELS", "REQUIRED_PANELS", "save_dp_sweep_figure"]
 
-# (results key, axis label, direction) in panel order
+# (results key, axis label, direction) in panel order; the first three are required
 DP_SWEEP_PANELS: tuple[tuple[str, str, str], ...] = (
     ("fid", "FID (lower is better)", "lower"),
     ("epsilon", "DP epsilon (lower is more private)", "lower"),
+    ("empirical_epsilon", "empirical epsilon, paper 001 §3.2 (lower is more private)", "lower"),
     ("utility", "utility: test accuracy, synthetic-only (higher is better)", "higher"),
 )
+REQUIRED_PANELS = ("fid", "epsilon", "utility")
 
 
 def save_dp_sweep_figure(
@@ -35,8 +37,8 @@ def save_dp_sweep_figure(
     """Write the three-panel PNG to ``path`` atomically; return the path.
 
     sigmas: the noise multipliers, ascending, length S.
-    metrics: "fid", "epsilon", "utility" -> S entries, each {"mean": float, "ci90": [low, high], ...}
-        or None where the metric is undefined (epsilon at sigma = 0).
+    metrics: "fid", "epsilon", "utility" (and optionally "empirical_epsilon") -> S entries, each
+        {"mean": float, "ci90": [low, high], ...} or None where the metric is undefined (epsilon at sigma = 0).
     """
     import matplotlib
 
@@ -44,14 +46,16 @@ def save_dp_sweep_figure(
     import matplotlib.pyplot as plt
 
     sigma_list = [float(sigma) for sigma in sigmas]
-    for key, _label, _direction in DP_SWEEP_PANELS:
-        if key not in metrics:
-            raise ValueError(f"metrics has no {key!r} entry; expected keys {[k for k, _, _ in DP_SWEEP_PANELS]}")
+    missing = [key for key in REQUIRED_PANELS if key not in metrics]
+    if missing:
+        raise ValueError(f"metrics has no {missing} entries; expected keys {list(REQUIRED_PANELS)}")
+    panels = [panel for panel in DP_SWEEP_PANELS if panel[0] in metrics]
+    for key, _label, _direction in panels:
         if len(metrics[key]) != len(sigma_list):
             raise ValueError(f"metrics[{key!r}] has {len(metrics[key])} entries for {len(sigma_list)} sigmas")
 
-    figure, axes = plt.subplots(1, len(DP_SWEEP_PANELS), figsize=(4.2 * len(DP_SWEEP_PANELS), 3.6))
-    for axis, (key, label, _direction) in zip(axes, DP_SWEEP_PANELS):
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for axis, (key, label, _direction) in zip(axes, panels):
         points = [(s, entry) for s, entry in zip(sigma_list, metrics[key]) if entry is not None]
         if points:
             xs = [s for s, _ in points]
@@ -63,8 +67,14 @@ def save_dp_sweep_figure(
         undefined = [s for s, entry in zip(sigma_list, metrics[key]) if entry is None]
         if undefined:
             names = ", ".join(f"{s:g}" for s in undefined)
-            axis.text(0.03, 0.97, f"sigma={names}: no privacy\n(epsilon = inf)", transform=axis.transAxes,
-                      va="top", fontsize=8)
+            axis.text(
+                0.03,
+                0.97,
+                f"sigma={names}: no privacy\n(epsilon = inf)",
+                transform=axis.transAxes,
+                va="top",
+                fontsize=8,
+            )
         if key == "epsilon" and points and min(lows) > 0:
             axis.set_yscale("log")  # epsilon spans orders of magnitude across the paper's sigmas
         axis.set_xlabel("DP-SGD noise multiplier sigma")

@@ -18,16 +18,16 @@ nibabel = pytest.importorskip("nibabel")
 
 FILES_PER_CLASS = 10
 
-TINY_RUN = dict(
-    models={"cvae": {"config": {"hidden_dims": [8, 16], "latent_dim": 8, "steps": 10, "batch_size": 8}}},
-    seed=0,
-    feature_batch_size=32,
-    speed={"count": 4, "warmup": 0, "repeats": 1},
-    classifier={"arch": "small_cnn", "epochs": 1, "batch_size": 8, "lr": 1e-3},
-    robustness_steps=2,
-    privacy={"q": 4, "repeats": 2},
-    progress=False,
-)
+TINY_RUN = {
+    "models": {"cvae": {"config": {"hidden_dims": [8, 16], "latent_dim": 8, "steps": 10, "batch_size": 8}}},
+    "seed": 0,
+    "feature_batch_size": 32,
+    "speed": {"count": 4, "warmup": 0, "repeats": 1},
+    "classifier": {"arch": "small_cnn", "epochs": 1, "batch_size": 8, "lr": 1e-3},
+    "robustness_steps": 2,
+    "privacy": {"q": 4, "repeats": 2},
+    "progress": False,
+}
 
 
 def _write_labels_csv(path: Path, rows: list[tuple[str, str]]) -> None:
@@ -73,7 +73,10 @@ def _nifti_folder(root: Path) -> tuple[Path, Path]:
     rows = []
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[:16, :16]
-    shapes = {"disc": ((yy - 8) ** 2 + (xx - 8) ** 2 <= 25), "square": (abs(yy - 8) <= 4) & (abs(xx - 8) <= 4)}
+    shapes = {
+        "disc": ((yy - 8) ** 2 + (xx - 8) ** 2 <= 25),
+        "square": (abs(yy - 8) <= 4) & (abs(xx - 8) <= 4),
+    }
     for label, mask in shapes.items():
         for index in range(FILES_PER_CLASS):
             volume = rng.normal(100.0, 10.0, size=(16, 16, 3)).astype(np.float32)
@@ -105,8 +108,11 @@ def _check_run(output_dir: Path, report_path: Path, class_names: list[str], n_it
 def test_quickstart_runs_on_a_dicom_folder_with_labels_csv(tmp_path):
     folder, labels = _dicom_folder(tmp_path)
     output_dir = tmp_path / "run_dicom"
-    data = {"kind": "dicom_folder", "options": {"path": str(folder), "labels_csv": str(labels), "size": 32},
-            "per_class": None}
+    data = {
+        "kind": "dicom_folder",
+        "options": {"path": str(folder), "labels_csv": str(labels), "size": 32},
+        "per_class": None,
+    }
     report = run_quickstart(str(output_dir), data=data, **TINY_RUN)
     results = _check_run(output_dir, report, ["ct", "mr"], 2 * FILES_PER_CLASS)
     assert results["metadata"]["data"]["kind"] == "dicom_folder"
@@ -117,9 +123,11 @@ def test_quickstart_runs_on_a_dicom_folder_with_labels_csv(tmp_path):
 def test_quickstart_runs_on_a_nifti_folder_with_labels_csv(tmp_path):
     folder, labels = _nifti_folder(tmp_path)
     output_dir = tmp_path / "run_nifti"
-    data = {"kind": "nifti_folder",
-            "options": {"path": str(folder), "labels_csv": str(labels), "slices": "middle", "size": 32},
-            "per_class": None}
+    data = {
+        "kind": "nifti_folder",
+        "options": {"path": str(folder), "labels_csv": str(labels), "slices": "middle", "size": 32},
+        "per_class": None,
+    }
     report = run_quickstart(str(output_dir), data=data, **TINY_RUN)
     results = _check_run(output_dir, report, ["disc", "square"], 2 * FILES_PER_CLASS)
     assert results["metadata"]["data"]["kind"] == "nifti_folder"
