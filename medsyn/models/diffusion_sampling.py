@@ -128,7 +128,8 @@ def reverse_diffusion(
 
     labels: int64 [N] in [0, null_label).
     sampler: "ddpm" runs all T ancestral steps (``steps`` must be None or T); "ddim" runs ``steps``
-        (default 50, at most T) DDIM steps with stochasticity ``eta`` (0: deterministic DDIM).
+        (default 50, at most T) DDIM steps at timesteps (k-1)T//k, ..., T//k, 0 with stochasticity
+        ``eta`` (0: deterministic DDIM).
     guidance_scale: s in epsilon = eps(x, null) + s * (eps(x, y) - eps(x, null)); 1 is the plain
         conditional model (one U-Net call per step), s > 1 strengthens the class (Ho & Salimans 2022;
         their w = s - 1). Conditional and unconditional predictions share one batched call, so the
@@ -152,6 +153,13 @@ def reverse_diffusion(
             raise ValueError(f"ddim steps must be an integer in [1, {total}], got {steps!r}")
     scheduler = build_scheduler(schedule, sampler)
     scheduler.set_timesteps(steps)
+    if sampler == "ddim":
+        # MONAI 1.6's DDIM visits round(linspace(T-1, 0, k)) but each step lands on t - T // k, so from the
+        # second step on the network sees a timestep that is not the noise level of its input (999 -> 899,
+        # then evaluated as 888). Use the timesteps the step rule implies, Song et al.'s uniform skip
+        # (k-1) * T // k, ..., T // k, 0, so every step starts where the previous one ended.
+        stride = total // steps
+        scheduler.timesteps = torch.arange(steps - 1, -1, -1, dtype=torch.long) * stride
     generator = torch.Generator(device=device).manual_seed(int(seed))
     x = torch.randn((len(labels), *shape), generator=generator, device=device)
     labels = labels.to(device)
