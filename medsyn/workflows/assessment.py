@@ -85,7 +85,7 @@ def _check_mapping(value: Any, name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
+        raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")  # noqa: TRY004 (project: bad input is ValueError)
     return dict(value)
 
 
