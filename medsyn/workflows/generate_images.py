@@ -16,12 +16,16 @@ The folder is built next to ``out_dir`` and renamed into place, so a reader neve
 
 from __future__ import annotations
 
+import inspect
+
 import io
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,8 +71,14 @@ def generate_images(
     per_class: int,
     seed: int = 0,
     out_dir: str | Path | None = None,
+    sampling: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Sample ``per_class`` images of every class (classes in index order) and write them; return out_dir."""
+    """Sample ``per_class`` images of every class (classes in index order) and write them; return out_dir.
+
+    sampling: keyword overrides for the model's ``sample`` (e.g. diffusion ``{"sampler": "ddim",
+    "sampling_steps": 50, "guidance_scale": 2.0}``, StyleGAN2 ``{"truncation_psi": 0.7}``); None = the
+    settings stored with the checkpoint.
+    """
     if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
         raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
     checkpoint_path = Path(checkpoint) if checkpoint is not None else Path(output_dir) / CHECKPOINT_NAME
@@ -88,7 +98,17 @@ def generate_images(
         raise ValueError(f"class names {class_names} map to clashing folder names {folders}")
 
     labels = torch.arange(generator.num_classes).repeat_interleave(per_class)
-    images = generator.sample(labels, seed=seed)
+    sampling = dict(sampling or {})
+    if sampling:
+        accepted = inspect.signature(generator.sample).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+        unknown = [key for key in sampling if key not in accepted and not takes_any]
+        if unknown or "labels" in sampling or "seed" in sampling:
+            raise ValueError(
+                f"sampling has keys {sorted(sampling)} that {type(generator).__name__}.sample does not take "
+                f"(it takes {sorted(k for k in accepted if k not in ('labels', 'seed'))})"
+            )
+    images = generator.sample(labels, seed=seed, **sampling)
     expected = (len(labels), *generator.image_shape)
     if tuple(images.shape) != expected or images.dtype != torch.float32:
         raise ValueError(

@@ -109,3 +109,31 @@ def test_device_setting_is_validated_before_training(tmp_path):
             resolve_device(bad)
     with pytest.raises(ValueError, match="device"):
         _train(tmp_path, device="tpu")
+
+
+def test_generate_images_passes_sampling_options_and_refuses_unknown_ones(tmp_path):
+    import torch
+
+    from medsyn.workflows import generate_images as module
+
+    checkpoint = _train(tmp_path / "run")
+    with pytest.raises(ValueError, match="sampling has keys \\['sampling_steps'\\].*CVAE.sample"):
+        generate_images(tmp_path / "run", per_class=1, sampling={"sampling_steps": 5})
+
+    seen = {}
+
+    class DiffusionLike:
+        num_classes, image_shape, metadata = 2, (1, 4, 4), {"class_names": ["a", "b"]}
+
+        def sample(self, labels, seed=0, **overrides):
+            seen.update(overrides, seed=seed)
+            return torch.zeros(len(labels), 1, 4, 4)
+
+    original = module.load_generator
+    module.load_generator = lambda path: DiffusionLike()
+    try:
+        generate_images(tmp_path / "run", checkpoint=checkpoint, per_class=1, seed=3,
+                        sampling={"sampler": "ddim", "sampling_steps": 7}, out_dir=tmp_path / "d")
+    finally:
+        module.load_generator = original
+    assert seen == {"sampler": "ddim", "sampling_steps": 7, "seed": 3}
