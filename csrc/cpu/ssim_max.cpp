@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -236,37 +237,93 @@ double error_bound(double gain_x, double gain_y, const SsimWindow& w, int64_t va
 
 struct FastStats {
   int64_t plane = 0;
-  std::vector<float> mean, mean_term, var_term;  // [count, C, Hv, Wv]
-  std::vector<double> gain;                      // [count]: mean of E[x^2] / var_term (error bound)
+  // [count, C, Hv, Wv]; uninitialised allocations (every element is written): zero-filling ~100 MB
+  // chunks cost as much as the statistics themselves.
+  std::unique_ptr<float[]> mean, mean_term, var_term;
+  std::vector<double> gain;  // [count]: mean of E[x^2] / var_term (error bound)
 };
+
+// Local mean and second moment E[x^2] of one float32 plane over the valid region, float64 [Hv, Wv].
+// Box window: vertical window sums slide down the rows (add the new row, drop the old one); the float64
+// drift over a plane is ~H * 1e-16 absolute, below 1e-9 of C2/2 and so far below the float32 rounding
+// that error_bound accounts for. Other windows: direct weighted sums. col1, col2: [width] scratch.
+// WIN > 0: the window length known at compile time (unrolled tap loops), else weights.size().
+template <int WIN, bool BOX>
+void plane_moments(const float* __restrict src, int64_t height, int64_t width, const std::vector<double>& weights,
+                   double* __restrict mean, double* __restrict second, double* __restrict col1,
+                   double* __restrict col2) {
+  const int64_t win = WIN > 0 ? WIN : static_cast<int64_t>(weights.size());
+  const int64_t hv = valid_extent(height, win), wv = valid_extent(width, win);
+  const double* __restrict wk = weights.data();
+  const double area = BOX ? 1.0 / static_cast<double>(win * win) : 1.0;
+  for (int64_t i = 0; i < hv; ++i) {
+    if (BOX && i > 0) {
+      const float* __restrict add = src + (i + win - 1) * width;
+      const float* __restrict drop = src + (i - 1) * width;
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) {
+        const double a = add[j], d = drop[j];
+        col1[j] += a - d;
+        col2[j] += a * a - d * d;
+      }
+    } else {
+      for (int64_t j = 0; j < width; ++j) col1[j] = col2[j] = 0.0;
+      for (int64_t k = 0; k < win; ++k) {
+        const float* __restrict row = src + (i + k) * width;
+        const double weight = BOX ? 1.0 : wk[k];
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) {
+          const double v = row[j];
+          col1[j] += weight * v;
+          col2[j] += weight * (v * v);
+        }
+      }
+    }
+    double* __restrict m = mean + i * wv;
+    double* __restrict e = second + i * wv;
+#pragma omp simd
+    for (int64_t j = 0; j < wv; ++j) {
+      double s1 = 0.0, s2 = 0.0;
+      for (int64_t k = 0; k < win; ++k) {
+        const double weight = BOX ? 1.0 : wk[k];
+        s1 += weight * col1[j + k];
+        s2 += weight * col2[j + k];
+      }
+      m[j] = s1 * area;
+      e[j] = s2 * area;
+    }
+  }
+}
 
 FastStats fast_stats(const float* images, int64_t count, const ImageGeometry& g, const SsimWindow& w) {
   const int64_t win = static_cast<int64_t>(w.weights.size());
+  const bool box = is_box(w.weights);
   FastStats stats;
   stats.plane = valid_extent(g.height, win) * valid_extent(g.width, win);
   const int64_t total = count * g.channels * stats.plane, pixels = g.height * g.width;
-  stats.mean.resize(total);
-  stats.mean_term.resize(total);
-  stats.var_term.resize(total);
+  stats.mean.reset(new float[total]);
+  stats.mean_term.reset(new float[total]);
+  stats.var_term.reset(new float[total]);
   stats.gain.assign(count, 0.0);
   std::vector<double> plane_gain(count * g.channels);
   const int64_t planes = count * g.channels;
+  const auto moments = box ? (win == 7 ? &plane_moments<7, true> : &plane_moments<0, true>)
+                           : (win == 11 ? &plane_moments<11, false> : &plane_moments<0, false>);
 #pragma omp parallel if (planes > 1)
   {
-    std::vector<double> value(pixels), square(pixels), column, mean(stats.plane), second(stats.plane);
+    std::unique_ptr<double[]> scratch(new double[2 * g.width + 2 * stats.plane]);
+    double* col1 = scratch.get();
+    double* col2 = col1 + g.width;
+    double* mean = col2 + g.width;
+    double* second = mean + stats.plane;
 #pragma omp for schedule(dynamic)
     for (int64_t p = 0; p < planes; ++p) {
-      const float* src = images + p * pixels;
-      for (int64_t q = 0; q < pixels; ++q) {
-        value[q] = src[q];
-        square[q] = value[q] * value[q];
-      }
-      filter_valid(value.data(), g.height, g.width, w.weights, mean.data(), column);
-      filter_valid(square.data(), g.height, g.width, w.weights, second.data(), column);
-      float* m = stats.mean.data() + p * stats.plane;
-      float* mt = stats.mean_term.data() + p * stats.plane;
-      float* vt = stats.var_term.data() + p * stats.plane;
+      moments(images + p * pixels, g.height, g.width, w.weights, mean, second, col1, col2);
+      float* m = stats.mean.get() + p * stats.plane;
+      float* mt = stats.mean_term.get() + p * stats.plane;
+      float* vt = stats.var_term.get() + p * stats.plane;
       double gain = 0.0;
+#pragma omp simd reduction(+ : gain)
       for (int64_t q = 0; q < stats.plane; ++q) {
         const double var_term = w.covariance_scale * (second[q] - mean[q] * mean[q]) + 0.5 * w.c2;
         m[q] = static_cast<float>(mean[q]);
@@ -321,11 +378,11 @@ double band_sum(const float* __restrict x, const float* __restrict y, int64_t wi
     // S in float32, summed in kLanes float accumulators (each adds <= ceil(wv / kLanes) terms: bounded
     // rounding, see error_bound), then in float64 once per row.
     float lanes[kLanes] = {};
-    int64_t j0 = 0;
-    for (; j0 + kLanes <= wv; j0 += kLanes) {
+    double sum = 0.0;
+    auto group = [&](int64_t start, float* __restrict out, bool accumulate) {
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) {
-        const int64_t j = j0 + l;
+        const int64_t j = start + l;
         float e = 0.0f;
         for (int k = 0; k < win; ++k) e += (BOX ? 1.0f : weights[k]) * col[j + k];
         if (BOX) e *= inv_area;
@@ -334,17 +391,29 @@ double band_sum(const float* __restrict x, const float* __restrict y, int64_t wi
         const float a2 = scale2 * (e - mxy) + c2;
         const float b1 = mtx[o + j] + mty[o + j];
         const float b2 = vtx[o + j] + vty[o + j];
-        lanes[l] += (a1 * a2) / (b1 * b2);
+        const float value = (a1 * a2) / (b1 * b2);
+        out[l] = accumulate ? out[l] + value : value;
       }
-    }
-    double sum = 0.0;
-    for (int64_t j = j0; j < wv; ++j) {
-      float e = 0.0f;
-      for (int k = 0; k < win; ++k) e += (BOX ? 1.0f : weights[k]) * col[j + k];
-      if (BOX) e *= inv_area;
-      const float mxy = mx[o + j] * my[o + j];
-      sum += static_cast<double>(((2.0f * mxy + c1) * (scale2 * (e - mxy) + c2)) /
-                                 ((mtx[o + j] + mty[o + j]) * (vtx[o + j] + vty[o + j])));
+    };
+    if (wv >= kLanes) {
+      int64_t j0 = 0;
+      for (; j0 + kLanes <= wv; j0 += kLanes) group(j0, lanes, true);
+      if (j0 < wv) {
+        // No scalar tail: the last group is shifted left to end at wv and only its lanes past the previous
+        // group are added, so each lane still adds <= ceil(wv / kLanes) terms.
+        float last[kLanes];
+        group(wv - kLanes, last, false);
+        for (int l = static_cast<int>(j0 - (wv - kLanes)); l < kLanes; ++l) lanes[l] += last[l];
+      }
+    } else {
+      for (int64_t j = 0; j < wv; ++j) {
+        float e = 0.0f;
+        for (int k = 0; k < win; ++k) e += (BOX ? 1.0f : weights[k]) * col[j + k];
+        if (BOX) e *= inv_area;
+        const float mxy = mx[o + j] * my[o + j];
+        sum += static_cast<double>(((2.0f * mxy + c1) * (scale2 * (e - mxy) + c2)) /
+                                   ((mtx[o + j] + mty[o + j]) * (vtx[o + j] + vty[o + j])));
+      }
     }
     for (int l = 0; l < kLanes; ++l) sum += lanes[l];
     total += sum;
@@ -387,9 +456,9 @@ void fast_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
           const float* y = real + r * image + c * plane_pixels;
           const int64_t orr = (r * g.channels + c) * rs.plane;
           scores[(s - sa) * kRealBlock + (r - ra)] +=
-              band(x, y, width, wv, i0, i1, win, ss.mean.data() + os, rs.mean.data() + orr,
-                   ss.mean_term.data() + os, rs.mean_term.data() + orr, ss.var_term.data() + os,
-                   rs.var_term.data() + orr, w, ws);
+              band(x, y, width, wv, i0, i1, win, ss.mean.get() + os, rs.mean.get() + orr,
+                   ss.mean_term.get() + os, rs.mean_term.get() + orr, ss.var_term.get() + os,
+                   rs.var_term.get() + orr, w, ws);
         }
       }
     }
