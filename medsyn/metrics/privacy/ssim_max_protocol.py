@@ -57,7 +57,7 @@ def ssim_max_privacy(
     real_t = as_image_batch(real_train, "real_train", data_range=data_range)
     check_same_image_size(synthetic_t, "synthetic", real_t, "real_train")
 
-    from medsyn.metrics import ssim_max
+    from medsyn.metrics.ssim import ssim_max
 
     # P_j depends only on s_j and the (fixed) training set, not on which repetition drew s_j: computing
     # it once for every synthetic image and indexing it per repetition gives exactly the values the
