@@ -75,7 +75,8 @@ def extract_features(
             f"images must have {' or '.join(map(str, sorted(allowed)))} channel(s) for extractor "
             f"{extractor_name!r}, got shape {tuple(batch.shape)}"
         )
-    network = load_feature_extractor(extractor_name).to(device)
+    # channels-last: oneDNN's depthwise and 1x1 convolutions run ~3x faster on CPU in this layout
+    network = load_feature_extractor(extractor_name).to(device=device, memory_format=torch.channels_last)
     outputs = []
     # no_grad, not inference_mode: inference tensors cannot be modified in place later, and the features
     # are handed to metric code that may normalise them in place
@@ -85,7 +86,7 @@ def extract_features(
             prepared = prepare_images(
                 chunk, spec.input_size, spec.mean, spec.std, spec.resize_mode, spec.input_channels
             )
-            features = network(prepared)
+            features = network(prepared.contiguous(memory_format=torch.channels_last))
             if features.ndim != 2 or features.shape[1] != spec.feature_dim:
                 raise ValueError(
                     f"extractor {extractor_name!r} returned shape {tuple(features.shape)}, "
