@@ -250,7 +250,7 @@ struct HugeBlock {
   std::unique_ptr<float, Free> data;
   size_t capacity = 0;  // floats
   // Reuses the block when it is large enough (the real set's chunks share one block: fresh pages are
-  // zeroed by the kernel, which cost ~30% of a 256 px scan when every chunk had its own).
+  // zeroed by the kernel, a visible cost of a 256 px scan).
   float* allocate(int64_t count) {
     if (data && static_cast<size_t>(count) <= capacity) return data.get();
     constexpr size_t kHuge = size_t{2} << 20;
@@ -570,11 +570,11 @@ void ssim_max_scan(const float* synthetic, int64_t n_synthetic, const float* rea
   // Statistics are held for one chunk of each set at a time: memory stays bounded for any n.
   const int64_t plane_bytes = 12 * g.channels * (valid_extent(g.height, static_cast<int64_t>(w.weights.size())) *
                                                  valid_extent(g.width, static_cast<int64_t>(w.weights.size())));
-  // Synthetic chunks are large (the real statistics are recomputed once per synthetic chunk); real chunks
-  // are small and share one block, so few fresh pages are touched per scan.
+  // Large chunks: every chunk costs two OpenMP fork/joins, and on a loaded machine a thread descheduled
+  // inside a region stalls the other at its barrier (16 MiB real chunks made 2 threads 1.5x slower at
+  // load 3 on 2 cores). The real chunks share one block, reused for every synthetic chunk.
   const int64_t chunk = std::max<int64_t>(kSynBlock * kRealBlock, (int64_t{128} << 20) / std::max<int64_t>(1, plane_bytes));
-  const int64_t real_chunk =
-      std::max<int64_t>(4 * kRealBlock, (int64_t{16} << 20) / std::max<int64_t>(1, plane_bytes));
+  const int64_t real_chunk = chunk;
   FastStats syn_stats, real_stats;
   for (int64_t s0 = 0; s0 < n_synthetic; s0 += chunk) {
     const int64_t ns = std::min(chunk, n_synthetic - s0);

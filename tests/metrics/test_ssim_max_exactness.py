@@ -79,13 +79,13 @@ def test_scan_is_independent_of_the_order_of_the_real_set():
 
 
 def test_real_set_larger_than_one_statistics_chunk():
-    # 64 px: the scan holds the real statistics of ~419 images at a time (16 MiB); 430 images need two
+    # 256 px: the scan holds the statistics of ~178 images at a time (128 MiB); 181 real images need two
     # chunks that share one buffer, the second one partly filled.
     rng = np.random.default_rng(11)
-    syn, real = images(2, 1, 64, 64, rng), images(430, 1, 64, 64, rng)
-    real[425] = syn[1]
+    syn, real = images(2, 1, 256, 256, rng), images(181, 1, 256, 256, rng)
+    real[179] = syn[1]
     result = ssim_max(syn, real, top_k=2, backend="cpp")
     values, indices, _ = brute_force_top_k(syn, real, "uniform", 2)
     np.testing.assert_array_equal(result.top_k_values.numpy(), values)
     np.testing.assert_array_equal(result.top_k_indices.numpy(), indices)
-    assert result.indices[1].item() == 425
+    assert result.indices[1].item() == 179
