@@ -40,6 +40,7 @@ before any training starts.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import time
@@ -411,7 +412,7 @@ def run_assessment(
     # --- aggregate over seeds, write results, figures, report -------------------------------------------------
     results: dict[str, Any] = {"synthetic_sets": {}}
     for source in sources:
-        aggregated = aggregate_seeds(per_seed[source.name])
+        aggregated = _with_baselines_at_every_multiplier(aggregate_seeds(per_seed[source.name]))
         aggregated["kind"] = source.kind
         aggregated["not_computed"] = notes[source.name]
         aggregated["per_seed"] = per_seed[source.name]
@@ -438,7 +439,8 @@ def run_assessment(
                  "train_class_counts": train.class_counts()},
         "protocol": {
             "utility": f"accuracy (top-{classifier.get('top_k', 1)}) and macro F1 on the real test split; best "
-                       "epoch by real validation loss; baselines are keyed '0x' (no synthetic images) and are shared "
+                       "epoch by real validation loss; baselines use no synthetic images: keyed '0x' and repeated "
+                       "under every multiplier, shared "
                        "by every synthetic set",
             "robustness": f"adversarial accuracy on DeepFool ({steps} steps) perturbed real test images",
             "fidelity": f"precision, recall, density, coverage (k={k}), FID, KID of the 1x synthetic subset "
@@ -467,6 +469,23 @@ def run_assessment(
     if progress:
         print(f"medsyn: assessment report written to {report_path.resolve()}")
     return report_path
+
+
+def _with_baselines_at_every_multiplier(aggregated: dict[str, Any]) -> dict[str, Any]:
+    """Repeat each baseline's ``0x`` entry under every multiplier key of the synthetic regimes.
+
+    A baseline uses no synthetic image, so it is one classifier per seed; results.json keys every regime by
+    ``1x``/``2x``/``3x`` (the comparison the paper's Figs. 5-6 draw) and keeps ``0x`` as the source entry.
+    """
+    for section in ("utility", "robustness"):
+        regimes = aggregated.get(section, {})
+        multipliers = sorted({key for regime, entries in regimes.items() if regime not in _BASELINE_REGIMES
+                              for key in entries if key != "0x"})
+        for regime in _BASELINE_REGIMES:
+            if regime in regimes and "0x" in regimes[regime]:
+                for key in multipliers:
+                    regimes[regime].setdefault(key, copy.deepcopy(regimes[regime]["0x"]))
+    return aggregated
 
 
 def _limit_per_class(split: ImageSet, per_class: int | None, name: str) -> ImageSet:

@@ -96,7 +96,7 @@ def run_quickstart(
     train, val, test = splits["train"], splits["val"], splits["test"]
     advance("data")
 
-    real_features = extract_features(train.images, extractor, batch_size=feature_batch_size)
+    real_features = extract_features(train.images, extractor, batch_size=feature_batch_size, progress=progress)
     advance("real features")
 
     def fit_classifier(train_set: ImageSet, classifier_seed: int) -> torch.nn.Module:
@@ -132,11 +132,13 @@ def run_quickstart(
         _save_synthetic(model_dir / "synthetic.npz", synthetic_images, labels)
         synthetic = ImageSet(synthetic_images.float().contiguous(), labels.clone(), train.class_names, f"{name} samples")
 
-        synthetic_features = extract_features(synthetic.images, extractor, batch_size=feature_batch_size)
+        synthetic_features = extract_features(
+            synthetic.images, extractor, batch_size=feature_batch_size, progress=progress
+        )
         manifold = prdc(real_features, synthetic_features, k=prdc_k)
         speed_labels = torch.arange(speed["count"]) % train.num_classes
         speed_result = sampling_speed(
-            lambda batch_labels: generator.sample(batch_labels, seed=seed),
+            lambda batch_labels, generator=generator: generator.sample(batch_labels, seed=seed),
             speed_labels,
             warmup=speed["warmup"],
             repeats=speed["repeats"],

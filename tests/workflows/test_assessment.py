@@ -17,7 +17,7 @@ from medsyn.workflows.assessment import run_assessment
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "bundles" / "medsyn_assessment" / "configs"
 REGIME_KEYS = {
-    "baseline_real": ["0x"], "geometric_da": ["0x"],
+    "baseline_real": ["0x", "1x", "2x", "3x"], "geometric_da": ["0x", "1x", "2x", "3x"],
     "data_anonymization": ["1x", "2x", "3x"], "synthetic_da": ["1x", "2x", "3x"], "combined_da": ["1x", "2x", "3x"],
 }
 
@@ -44,6 +44,10 @@ def test_tiny_bundle_writes_every_result_with_ci_over_three_seeds(tmp_path):
             assert _is_ci(cvae["utility"][regime][key]["accuracy"], 3)
             assert _is_ci(cvae["utility"][regime][key]["macro_f1"], 3)
             assert _is_ci(cvae["robustness"][regime][key]["adversarial_accuracy"], 3)
+    for section in ("utility", "robustness"):
+        for regime in ("baseline_real", "geometric_da"):
+            entries = cvae[section][regime]
+            assert entries["1x"] == entries["2x"] == entries["3x"] == entries["0x"]  # one classifier, no synthetic
     privacy = cvae["privacy"]
     for name in ("ssim_max_paper", "ssim_max_full", "empirical_epsilon"):
         assert _is_ci(privacy[name], 3)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from medsyn.metrics.features.registry import get_feature_extractor, load_feature_extractor
 from medsyn.metrics.features.tf1_resize import resize_bilinear_tf1
@@ -51,7 +52,11 @@ def prepare_images(
 
 
 def extract_features(
-    images: Any, extractor_name: str = "effnet_lite0", batch_size: int = 64, device: str | torch.device = "cpu"
+    images: Any,
+    extractor_name: str = "effnet_lite0",
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> torch.Tensor:
     """Feature vectors of ``images``.
 
@@ -59,6 +64,7 @@ def extract_features(
     extractor_name: a name from :func:`registered_feature_extractors` (e.g. ``"effnet_lite0"``)
     batch_size: images per forward pass (the result does not depend on it)
     device: where the network runs; the result is returned on the CPU
+    progress: show a tqdm bar over the batches
     returns: float32 [N, D] on the CPU, D = the extractor's feature_dim
     """
     spec = get_feature_extractor(extractor_name)
@@ -81,7 +87,8 @@ def extract_features(
     # no_grad, not inference_mode: inference tensors cannot be modified in place later, and the features
     # are handed to metric code that may normalise them in place
     with torch.no_grad():
-        for start in range(0, batch.shape[0], batch_size):
+        starts = range(0, batch.shape[0], batch_size)
+        for start in tqdm(starts, desc=f"features {extractor_name}", disable=not progress, leave=False):
             chunk = batch[start : start + batch_size].to(device)
             prepared = prepare_images(
                 chunk, spec.input_size, spec.mean, spec.std, spec.resize_mode, spec.input_channels
