@@ -82,9 +82,9 @@ def exact_sq_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     distances give equal doubles whatever the order, and ties at a radius are decided as exact arithmetic.
     """
     x, y = a.double(), -b.double()
-    h, l = _two_sum(x, y)
+    h, h_err = _two_sum(x, y)
     hi, sq_err = _two_square(h)
-    lo = sq_err + 2.0 * h * l  # l^2 < 2^-106 h^2 is dropped
+    lo = sq_err + 2.0 * h * h_err  # h_err^2 < 2^-106 h^2 is dropped
     while hi.shape[1] > 1:
         if hi.shape[1] % 2:
             hi = torch.nn.functional.pad(hi, (0, 1))

@@ -7,6 +7,7 @@ channels-last inputs are copied once into a contiguous float32 tensor on their d
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -49,15 +50,21 @@ def as_image_batch(value: Any, name: str, *, data_range: float = 1.0, tolerance:
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
     tensor = tensor.to(torch.float32).contiguous()
-    _check_finite(tensor, name)
-    low, high = float(tensor.min()), float(tensor.max())
+    # one pass finds the range and any NaN/inf (both propagate into aminmax); the slower element-wise
+    # count runs only on the error path
+    low_t, high_t = torch.aminmax(tensor)
+    low, high = float(low_t), float(high_t)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        _check_finite(tensor, name)
     slack = tolerance * data_range
     if low < -slack or high > data_range + slack:
         raise ValueError(
             f"{name} must lie in [0, data_range={data_range}], got values in [{low:.6g}, {high:.6g}]"
         )
-    # out-of-place: the caller's tensor must never change
-    return tensor.clamp(0.0, data_range)
+    if low < 0 or high > data_range:
+        # out-of-place: the caller's tensor must never change
+        tensor = tensor.clamp(0.0, data_range)
+    return tensor
 
 
 def as_feature_matrix(value: Any, name: str, *, min_rows: int = 1) -> torch.Tensor:
