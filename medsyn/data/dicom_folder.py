@@ -23,8 +23,8 @@ import hashlib
 import io
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 

@@ -18,7 +18,7 @@ error naming the file (or are skipped with ``on_error="skip"``). Install ``pylib
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -63,7 +63,7 @@ class ImageSet:
         """(C, H, W)."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def subset(self, indices: Sequence[int] | torch.Tensor) -> "ImageSet":
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> ImageSet:
         index = torch.as_tensor(indices, dtype=torch.int64)
         return ImageSet(self.images[index], self.labels[index], self.class_names, self.source)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from medsyn.data.read_errors import SkippedFiles
 

@@ -29,7 +29,8 @@ import functools
 import inspect
 import os
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 

@@ -28,7 +28,7 @@ class BackendUnavailableError(RuntimeError):
     """A compiled backend was requested but its module is not built or cannot run here."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(module_name: str) -> tuple[ModuleType | None, str]:
     try:
         return importlib.import_module(module_name), ""

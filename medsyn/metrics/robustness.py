@@ -168,7 +168,7 @@ def _attack_chunk(model, adversarial, chunk, labels, logits, steps, overshoot, c
     """Attack ``adversarial[chunk]`` in place; ``logits`` are the model's logits on it before step 1."""
     positions = torch.arange(adversarial.shape[0], device=adversarial.device)[chunk]
     active = logits.argmax(dim=1) == labels  # already fooled (or misclassified) images stop
-    for step in range(steps):
+    for _step in range(steps):
         if not active.any():
             return
         index = positions[active]

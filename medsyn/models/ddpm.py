@@ -19,9 +19,10 @@ by noise disturbance"); it already uses GroupNorm, so Opacus' ModuleValidator ac
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from monai.networks.nets import DiffusionModelUNet
@@ -38,7 +39,13 @@ from medsyn.models.diffusion_sampling import (
 )
 from medsyn.training.device import resolve_device
 from medsyn.training.distributed import unwrap, wrap_data_parallel
-from medsyn.training.dp import default_delta, epsilon, make_module_private_compatible, make_private, per_sample_mean
+from medsyn.training.dp import (
+    default_delta,
+    epsilon,
+    make_module_private_compatible,
+    make_private,
+    per_sample_mean,
+)
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
@@ -416,7 +423,7 @@ class ConditionalDDPM:
         num_classes: int,
         image_shape: tuple[int, int, int],
         training: Mapping[str, Any] | TrainingSettings | None = None,
-    ) -> "ConditionalDDPM":
+    ) -> ConditionalDDPM:
         model_config = config_from_mapping(DDPMConfig, config, what="ddpm model_config")
         if not isinstance(training, TrainingSettings):
             training = config_from_mapping(TrainingSettings, training, what="training")

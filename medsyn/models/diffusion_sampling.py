@@ -18,8 +18,8 @@ unconditional model that classifier-free guidance needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
@@ -57,14 +57,14 @@ class NoiseSchedule:
 
 def build_scheduler(schedule: NoiseSchedule, sampler: str = "ddpm") -> DDPMScheduler | DDIMScheduler:
     """A fresh MONAI scheduler (epsilon prediction) for ``schedule``; ``sampler`` is "ddpm" or "ddim"."""
-    common = dict(
-        num_train_timesteps=schedule.num_train_timesteps,
-        schedule=schedule.schedule,
-        beta_start=schedule.beta_start,
-        beta_end=schedule.beta_end,
-        clip_sample=schedule.clip_sample,
-        prediction_type="epsilon",
-    )
+    common = {
+        "num_train_timesteps": schedule.num_train_timesteps,
+        "schedule": schedule.schedule,
+        "beta_start": schedule.beta_start,
+        "beta_end": schedule.beta_end,
+        "clip_sample": schedule.clip_sample,
+        "prediction_type": "epsilon",
+    }
     if sampler == "ddpm":
         return DDPMScheduler(**common)
     if sampler == "ddim":

@@ -23,9 +23,10 @@ stage; LDM-4 U-Net with model_channels 224, channel_mult 1,2,3,4, attention at l
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from monai.losses import PatchAdversarialLoss
@@ -328,7 +329,7 @@ class ConditionalLDM:
         num_classes: int,
         image_shape: tuple[int, int, int],
         training: Mapping[str, Any] | TrainingSettings | None = None,
-    ) -> "ConditionalLDM":
+    ) -> ConditionalLDM:
         model_config = config_from_mapping(LDMConfig, config, what="ldm model_config")
         if not isinstance(training, TrainingSettings):
             training = config_from_mapping(TrainingSettings, training, what="training")

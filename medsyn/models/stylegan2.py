@@ -13,9 +13,10 @@ The networks live in ``medsyn.models.stylegan2_layers``. Images are in [-1, 1] i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +26,13 @@ from medsyn.data.image_set import ImageSet
 from medsyn.models.base import check_sample_labels
 from medsyn.models.stylegan2_layers import Discriminator, MappingNetwork, SynthesisNetwork
 from medsyn.training.checkpoint import load_checkpoint
+from medsyn.training.distributed import is_distributed, rank_and_world_size
 from medsyn.training.dp import (
     default_delta,
     discriminator_hooks_disabled,
     make_private,
     per_sample_mean,
 )
-from medsyn.training.distributed import is_distributed, rank_and_world_size
 from medsyn.training.dp import epsilon as dp_epsilon
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
@@ -217,7 +218,7 @@ class ConditionalStyleGAN2:
         image_shape: tuple[int, int, int],
         training: Mapping[str, Any] | TrainingSettings | None = None,
         device: str | torch.device = "cpu",
-    ) -> "ConditionalStyleGAN2":
+    ) -> ConditionalStyleGAN2:
         """Build from plain mappings (bundle YAML); unknown keys raise ValueError naming them.
 
         config may hold ``preset`` (a key of ``STYLEGAN2_PRESETS``); its other keys override the preset.
@@ -244,7 +245,7 @@ class ConditionalStyleGAN2:
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, *, device: str | torch.device = "cpu"
-    ) -> "ConditionalStyleGAN2":
+    ) -> ConditionalStyleGAN2:
         """The trained model stored in ``path`` (a checkpoint of another model raises ValueError)."""
         payload = load_checkpoint(path, model=cls.name)
         config = payload["config"]

@@ -108,7 +108,7 @@ def render_assessment_markdown(results: Mapping[str, Any], *, figures: Mapping[s
     lines.append("")
 
     first = next(iter(sets.values()))
-    extractors = [name for name in first["fidelity"] if name != "true_pairs"]
+    extractors = [name for name in first["fidelity"] if name not in ("true_pairs", "inception_score")]
     lines += ["## Table A: fidelity and diversity (paper 000 Table 2)", ""]
     for extractor in extractors:
         note = _extractor_note(extractor, metadata)
@@ -120,6 +120,13 @@ def render_assessment_markdown(results: Mapping[str, Any], *, figures: Mapping[s
     pair_rows = [[name, format_interval(entry["fidelity"]["true_pairs"]["psnr"]),
                   format_interval(entry["fidelity"]["true_pairs"]["ssim"])]
                  for name, entry in sets.items() if "true_pairs" in entry["fidelity"]]
+    is_rows = [[name] + [format_interval(value) for value in entry["fidelity"]["inception_score"].values()]
+               for name, entry in sets.items() if "inception_score" in entry["fidelity"]]
+    if is_rows:
+        classifiers = list(first["fidelity"].get("inception_score", {}))
+        lines += ["Inception Score computed with the classifier named in each column (not ImageNet Inception: "
+                  "comparable only within that classifier; higher = confident and varied predictions):", ""]
+        lines += _table(["Synthetic set"] + [f"IS [{c}] ↑" for c in classifiers], is_rows)
     if pair_rows:
         lines += ["PSNR / SSIM on true pairs (real test image, its reconstruction):", ""]
         lines += _table(["Synthetic set", "PSNR (dB) ↑", "SSIM ↑"], pair_rows)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from medsyn.report.atomic import write_bytes_atomic
 from medsyn.report.metric_catalog import RADAR_AXES, describe_metric

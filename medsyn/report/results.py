@@ -10,8 +10,9 @@ import csv
 import io
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from medsyn.report.atomic import write_json_atomic, write_text_atomic
 from medsyn.report.metric_catalog import describe_metric

@@ -53,6 +53,8 @@ import torch
 from tqdm.auto import tqdm
 
 from medsyn.data.image_set import ImageSet
+from medsyn.metrics.inception_score import IS_SPLITS, inception_score
+from medsyn.models.classifier_training import predict_logits
 from medsyn.report.atomic import write_json_atomic, write_text_atomic
 
 __all__ = ["DOMAIN_EXTRACTOR", "SYNTHETIC_KINDS", "class_balanced_labels", "run_assessment"]
@@ -86,7 +88,7 @@ def _check_mapping(value: Any, name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")  # noqa: TRY004 (project: bad input is ValueError)
+        raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
     return dict(value)
 
 
@@ -356,6 +358,13 @@ def run_assessment(
             index_1x = _first_per_class_index(synthetic, train.class_counts())
             fidelity_tree = {name: _fidelity_scores(seed_real[name], synthetic_features[name][index_1x], k,
                                                     kid_settings, seed) for name in seed_extractors}
+            if use_domain:
+                # IS needs p(y|x): the Baseline Real classifier provides it for this data set's classes
+                probabilities = predict_logits(baseline_models["baseline_real"]["0x"],
+                                               synthetic.images[index_1x]).softmax(dim=1)
+                fidelity_tree["inception_score"] = {
+                    DOMAIN_EXTRACTOR: inception_score(probabilities, splits=min(IS_SPLITS, len(index_1x)))[0]
+                }
             pairs = _true_pair_scores(source.trained.get(seed), test)
             if pairs is not None:
                 fidelity_tree["true_pairs"] = pairs

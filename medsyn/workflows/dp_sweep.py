@@ -138,7 +138,7 @@ def _check_empirical_epsilon(settings: Mapping[str, Any] | None) -> dict[str, in
     )
 
     if not isinstance(settings, Mapping):  # a bad config value: ValueError like every other (project rule)
-        raise ValueError(f"empirical_epsilon must be a mapping or null, got {type(settings).__name__}")  # noqa: TRY004
+        raise ValueError(f"empirical_epsilon must be a mapping or null, got {type(settings).__name__}")
     unknown = sorted(set(settings) - set(EMPIRICAL_EPSILON_KEYS))
     if unknown or "samples_per_class" not in settings:
         raise ValueError(

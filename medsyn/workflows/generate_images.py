@@ -17,7 +17,6 @@ The folder is built next to ``out_dir`` and renamed into place, so a reader neve
 from __future__ import annotations
 
 import inspect
-
 import io
 import os
 import re

@@ -53,7 +53,7 @@ def _dp_runs(dp: Mapping[str, Any] | None) -> list[dict[str, Any] | None]:
         return [None]
     if not isinstance(dp, Mapping):
         # a config error, like every other one: ValueError naming the key (project convention)
-        raise ValueError(f"dp must be a mapping (noise_multiplier, max_grad_norm, delta) or null, got {dp!r}")  # noqa: TRY004
+        raise ValueError(f"dp must be a mapping (noise_multiplier, max_grad_norm, delta) or null, got {dp!r}")
     sigmas = dp.get("noise_multiplier")
     if isinstance(sigmas, (list, tuple)):
         if not sigmas:

@@ -9,7 +9,7 @@ HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_FINDINGS]
 
 
 def _row(path, view="Frontal", ap="AP", **findings):
-    values = {name: "" for name in CHEXPERT_FINDINGS}
+    values = dict.fromkeys(CHEXPERT_FINDINGS, "")
     values.update({name.replace("_", " "): str(value) for name, value in findings.items()})
     return [path, "Female", "60", view, ap] + [values[name] for name in CHEXPERT_FINDINGS]
 
@@ -40,7 +40,7 @@ def test_filter_frontal_ap_exactly_one_finding_with_u_ones(tmp_path):
         _row(_path(4), ap="PA", Cardiomegaly="1.0"),                     # dropped: PA
         _row(_path(5), view="Lateral", ap="", Cardiomegaly="1.0"),       # dropped: lateral
         _row(_path(6), Fracture="0.0"),                                  # dropped: no positive finding
-        _row(_path(7), **{"No_Finding": "1.0", "Edema": "0.0"}),         # kept: No Finding
+        _row(_path(7), No_Finding="1.0", Edema="0.0"),         # kept: No Finding
     ], images=False)
     kept = select_chexpert_rows(csv_path)
     assert kept == [

@@ -1,5 +1,6 @@
 import hashlib
 import shutil
+
 import numpy as np
 import pydicom
 import pytest

@@ -1,4 +1,5 @@
 import copy
+
 import numpy as np
 import pydicom
 import pytest

@@ -47,7 +47,7 @@ def planted_reference(tmp_path):
 
 
 def _needles():
-    needles = [value for value in PLANTED.values()] + [PRIVATE_CREATOR, PRIVATE_VALUE, "PLANTED-COMMENT"]
+    needles = list(PLANTED.values()) + [PRIVATE_CREATOR, PRIVATE_VALUE, "PLANTED-COMMENT"]
     # DICOM person names are stored as written; also look for each component on its own
     needles += [part for value in PLANTED.values() if "^" in value for part in value.split("^")]
     return [needle.encode() for needle in needles] + [b"Planted", b"PLANTED", b"1.2.826.0.1.999999"]

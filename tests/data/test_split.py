@@ -6,13 +6,13 @@ import torch
 from sklearn.datasets import load_digits
 
 from medsyn.data.image_set import ImageSet
+from medsyn.data.sources import prepare_splits
 from medsyn.data.split import (
     apply_split,
     load_split_manifest,
     make_split_manifest,
     save_split_manifest,
 )
-from medsyn.data.sources import prepare_splits
 
 
 def _labels(counts):

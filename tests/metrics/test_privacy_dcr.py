@@ -9,14 +9,18 @@ import pytest
 import scipy.stats
 import torch
 
-from medsyn.metrics.features.registry import FeatureExtractorSpec, register_feature_extractor, unregister_feature_extractor
+from medsyn.metrics.features.registry import (
+    FeatureExtractorSpec,
+    register_feature_extractor,
+    unregister_feature_extractor,
+)
 
 
 def _install_fallbacks_if_missing():
     """H2's nearest_neighbors/ecdf_distance may land after this file: brute-force float64 stand-ins
     (test-only) keep these tests about DCR itself."""
     try:
-        from medsyn.metrics import ecdf_distance, nearest_neighbors  # noqa: F401
+        from medsyn.metrics import ecdf_distance, nearest_neighbors
     except ImportError:
         def nearest_neighbors(queries, reference):
             q = torch.as_tensor(queries, dtype=torch.float64)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from scipy.special import gamma
 
 from medsyn.data.image_set import ImageSet
 from medsyn.metrics.privacy import (
@@ -19,7 +18,6 @@ from medsyn.metrics.privacy import (
     run_empirical_epsilon_experiment,
 )
 from medsyn.metrics.privacy.knn_density import log_unit_ball_volume
-
 
 # A one-sample minority class is its own connected component of the Isomap graph: sklearn warns and
 # completes the graph, which is the intended behaviour here.

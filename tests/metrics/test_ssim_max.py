@@ -30,7 +30,7 @@ def scipy_gaussian_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -
     population covariance, border of 5 pixels cropped; mean over channels and pixels."""
     scores = []
     for x, y in zip(np.asarray(a, np.float64), np.asarray(b, np.float64)):
-        blur = lambda image: ndimage.gaussian_filter(image, sigma=1.5, truncate=3.5)  # noqa: E731
+        blur = lambda image: ndimage.gaussian_filter(image, sigma=1.5, truncate=3.5)
         mx, my = blur(x), blur(y)
         vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
         c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
@@ -44,9 +44,9 @@ def oracle_matrix(syn: np.ndarray, real: np.ndarray, window: str, data_range: fl
     syn = np.asarray(syn, np.float32).reshape(len(syn), -1, *syn.shape[-2:])
     real = np.asarray(real, np.float32).reshape(len(real), -1, *real.shape[-2:])
     if window == "uniform":
-        pair = lambda x, y: skimage_ssim(x, y, "uniform", data_range)  # noqa: E731
+        pair = lambda x, y: skimage_ssim(x, y, "uniform", data_range)
     else:
-        pair = lambda x, y: scipy_gaussian_ssim(x, y, data_range)  # noqa: E731
+        pair = lambda x, y: scipy_gaussian_ssim(x, y, data_range)
     return np.array([[pair(s, r) for r in real] for s in syn])
 
 
@@ -177,7 +177,7 @@ def test_non_default_win_size_and_data_range_match_skimage():
     syn, real = rng.random((2, 15, 17)) * 4.0, rng.random((3, 15, 17)) * 4.0
     result = ssim_max(syn, real, win_size=5, data_range=4.0)
     syn32, real32 = syn.astype(np.float32).astype(float), real.astype(np.float32).astype(float)
-    pair = lambda s, r: structural_similarity(s, r, data_range=4.0, win_size=5)  # noqa: E731
+    pair = lambda s, r: structural_similarity(s, r, data_range=4.0, win_size=5)
     reference = np.array([[pair(s, r) for r in real32] for s in syn32])
     check_against_oracle(result, reference)
 

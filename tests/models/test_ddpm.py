@@ -10,17 +10,17 @@ from medsyn.models.ddpm import ConditionalDDPM, DDPMConfig
 from medsyn.models.diffusion_sampling import NoiseSchedule, build_scheduler, reverse_diffusion
 from medsyn.training.checkpoint import load_checkpoint
 
-TINY = dict(
-    channels=[8, 16],
-    attention_levels=[False, False],
-    num_res_blocks=1,
-    norm_num_groups=4,
-    num_head_channels=8,
-    num_train_timesteps=40,
-    sampler="ddim",
-    sampling_steps=4,
-    ema_decay=0.9,
-)
+TINY = {
+    "channels": [8, 16],
+    "attention_levels": [False, False],
+    "num_res_blocks": 1,
+    "norm_num_groups": 4,
+    "num_head_channels": 8,
+    "num_train_timesteps": 40,
+    "sampler": "ddim",
+    "sampling_steps": 4,
+    "ema_decay": 0.9,
+}
 SHAPE = (1, 8, 8)
 
 
@@ -64,7 +64,7 @@ def test_sample_shape_range_dtype_and_seed_determinism():
 
 def test_label_changes_the_sample_and_guidance_zero_ignores_it():
     model = _with_random_output_layer(_model())
-    same_noise = dict(seed=5, sampler="ddim", eta=0.0)
+    same_noise = {"seed": 5, "sampler": "ddim", "eta": 0.0}
     class_0 = model.sample(torch.tensor([0]), **same_noise)
     class_2 = model.sample(torch.tensor([2]), **same_noise)
     assert (class_0 - class_2).abs().max() > 1e-4  # the class embedding reaches the output

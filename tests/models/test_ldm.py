@@ -11,26 +11,26 @@ from medsyn.models.ldm import ConditionalLDM, LDMConfig, autoencoder_checkpoint_
 from medsyn.training.batches import ShuffledBatches
 from medsyn.training.checkpoint import load_checkpoint
 
-TINY = dict(
-    autoencoder_channels=[8, 8],
-    autoencoder_attention_levels=[False, False],
-    autoencoder_num_res_blocks=1,
-    autoencoder_norm_num_groups=4,
-    latent_channels=2,
-    autoencoder_steps=2,
-    autoencoder_learning_rate=1e-3,
-    channels=[8, 16],
-    attention_levels=[False, True],
-    num_res_blocks=1,
-    num_head_channels=8,
-    norm_num_groups=4,
-    class_embedding_dim=8,
-    num_train_timesteps=30,
-    learning_rate=1e-3,
-    ema_decay=0.9,
-    sampler="ddim",
-    sampling_steps=3,
-)
+TINY = {
+    "autoencoder_channels": [8, 8],
+    "autoencoder_attention_levels": [False, False],
+    "autoencoder_num_res_blocks": 1,
+    "autoencoder_norm_num_groups": 4,
+    "latent_channels": 2,
+    "autoencoder_steps": 2,
+    "autoencoder_learning_rate": 1e-3,
+    "channels": [8, 16],
+    "attention_levels": [False, True],
+    "num_res_blocks": 1,
+    "num_head_channels": 8,
+    "norm_num_groups": 4,
+    "class_embedding_dim": 8,
+    "num_train_timesteps": 30,
+    "learning_rate": 1e-3,
+    "ema_decay": 0.9,
+    "sampler": "ddim",
+    "sampling_steps": 3,
+}
 SHAPE = (1, 8, 8)
 
 

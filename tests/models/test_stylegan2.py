@@ -13,10 +13,10 @@ from medsyn.models.stylegan2 import STYLEGAN2_PRESETS, ConditionalStyleGAN2, Sty
 from medsyn.models.stylegan2_layers import ModulatedConv2d
 
 # A StyleGAN2 small enough to train tens of steps in seconds on one CPU core.
-TINY = dict(
-    z_dim=32, w_dim=32, embed_dim=32, mapping_layers=2, channel_base=128, channel_max=16,
-    ema_half_life_images=200, r1_gamma=1.0, r1_interval=4, pl_interval=2,
-)  # fmt: skip
+TINY = {
+    "z_dim": 32, "w_dim": 32, "embed_dim": 32, "mapping_layers": 2, "channel_base": 128, "channel_max": 16,
+    "ema_half_life_images": 200, "r1_gamma": 1.0, "r1_interval": 4, "pl_interval": 2,
+}  # fmt: skip
 
 
 def tiny_model(image_shape=(1, 16, 16), num_classes=10, **overrides) -> ConditionalStyleGAN2:

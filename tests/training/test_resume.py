@@ -36,7 +36,7 @@ SETUP = textwrap.dedent(
 
 def _namespace() -> dict:
     namespace: dict = {}
-    exec(SETUP, namespace)  # noqa: S102 -- the same set-up text the child process runs
+    exec(SETUP, namespace)
     return namespace
 
 

@@ -55,7 +55,9 @@ def test_tiny_bundle_writes_every_result_with_ci_over_three_seeds(tmp_path):
         assert set(privacy[name]) == {"pixel", "effnet_lite0"}
         assert all(_is_ci(entry, 3) for entry in privacy[name].values())
     assert 0.0 <= privacy["dcr_ks"]["pixel"]["mean"] <= 1.0
-    assert set(cvae["fidelity"]) == {"effnet_lite0", "domain_baseline_real"}
+    assert set(cvae["fidelity"]) == {"effnet_lite0", "domain_baseline_real", "inception_score"}
+    inception = cvae["fidelity"].pop("inception_score")["domain_baseline_real"]
+    assert _is_ci(inception, 3) and 1.0 <= inception["mean"] <= 10.0  # between 1 and the class count
     for scores in cvae["fidelity"].values():
         assert set(scores) == {"precision", "recall", "density", "coverage", "fid", "kid"}
         assert all(_is_ci(entry, 3) for entry in scores.values())
@@ -67,7 +69,7 @@ def test_tiny_bundle_writes_every_result_with_ci_over_three_seeds(tmp_path):
                    "cvae/dcr_ecdf_effnet_lite0.png", "cvae/isomap_query.png", "cvae/privacy_gallery.png"):
         assert (tmp_path / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
     report = (tmp_path / "report.md").read_text()
-    assert "Table C" in report and "| Synthetic DA | cvae |" in report
+    assert "Table C" in report and "| Synthetic DA | cvae |" in report and "IS [domain_baseline_real]" in report
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 7 and 'src="figures' not in page
     assert "cvae,privacy.dcr_ks.pixel," in (tmp_path / "results.csv").read_text()
@@ -114,7 +116,7 @@ def test_external_folder_is_scored_without_training_a_generator(tmp_path):
     assert "empirical_epsilon" not in theirs["privacy"] and "empirical_epsilon" in theirs["not_computed"]
     # the folder holds noisy copies of the training members: far closer to them than held-out real images are
     assert theirs["privacy"]["dcr_ks"]["pixel"]["mean"] > 0.9
-    assert set(theirs["fidelity"]) == {"domain_baseline_real"}
+    assert set(theirs["fidelity"]) == {"domain_baseline_real", "inception_score"}  # IS from the baseline classifier
     assert (tmp_path / "out" / "report.html").is_file()
 
 

@@ -80,4 +80,4 @@ def test_quickstart_writes_report_figure_csv_and_artefacts(quickstart_run):
         assert (output_dir / "models" / model / "checkpoint.pt").is_file()
         assert (output_dir / "models" / model / "synthetic.npz").is_file()
     # no temporary files left behind by the atomic writers
-    assert not [p for p in output_dir.rglob("*.tmp")]
+    assert not list(output_dir.rglob("*.tmp"))

@@ -9,8 +9,8 @@ computed on its features (``fid_effnet_lite0``), so numbers from different extra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -16,7 +16,8 @@ sets; :func:`empirical_epsilon_from_samples` is the pure computational core on e
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -72,9 +72,9 @@ def save_isomap_scatter(
     figure = _figure(5.0, 4.4)
     axis = figure.subplots()
     styles = (
-        ("real_train", dict(color="0.6", s=10, label="real training")),
-        ("ablated", dict(color="tab:blue", s=6, alpha=0.5, label="ablated synthetic")),
-        ("victim", dict(color="tab:red", s=6, alpha=0.5, label="victim synthetic")),
+        ("real_train", {"color": "0.6", "s": 10, "label": "real training"}),
+        ("ablated", {"color": "tab:blue", "s": 6, "alpha": 0.5, "label": "ablated synthetic"}),
+        ("victim", {"color": "tab:red", "s": 6, "alpha": 0.5, "label": "victim synthetic"}),
     )
     for key, style in styles:
         axis.scatter(arrays[key][:, 0], arrays[key][:, 1], **style)

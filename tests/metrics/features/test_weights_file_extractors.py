@@ -13,7 +13,7 @@ from medsyn.metrics.features.registry import (
     unregister_feature_extractor,
 )
 from medsyn.metrics.features.tf1_resize import resize_bilinear_tf1
-from medsyn.metrics.features.vgg16 import VGG16, register_vgg16  # noqa: F401
+from medsyn.metrics.features.vgg16 import VGG16, register_vgg16
 
 
 def _randomised(model):
