@@ -6,7 +6,7 @@
 - ``assessment_radar_scores`` / ``save_assessment_radar``: paper 000 Fig. 7. Per synthetic set, the mean of
   each axis is min-max normalised over the sets shown (the paper normalises over models x data sets), and
   privacy (max-SSIM, lower = more private) is inverted so that outward is better on every axis. Sampling
-  speed is not part of this protocol's run, so the radar has the five measured axes.
+  speed is an axis when every set has it (an external folder of images has none: then five axes).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ RADAR_DEFINITIONS = {
     "utility": ("accuracy averaged over the synthetic regimes and multipliers", True),
     "robustness": ("adversarial accuracy averaged over the synthetic regimes and multipliers", True),
     "privacy": ("ssim_max_paper (inverted: lower max-SSIM is more private)", False),
+    "sampling speed": ("samples per second of the generator (only when every set has a generator)", True),
 }
 
 
@@ -115,6 +116,7 @@ def _raw_axes(set_results: Mapping[str, Any], extractor: str) -> dict[str, float
         "utility": _mean_over_regimes(set_results["utility"], "accuracy"),
         "robustness": _mean_over_regimes(set_results["robustness"], "adversarial_accuracy"),
         "privacy": set_results["privacy"]["ssim_max_paper"]["mean"],
+        **({"sampling speed": set_results["sampling_speed"]["mean"]} if "sampling_speed" in set_results else {}),
     }
 
 
@@ -125,7 +127,9 @@ def assessment_radar_scores(results: Mapping[str, Any], *, extractor: str) -> di
         raise ValueError("results has no synthetic_sets for the radar")
     raw = {name: _raw_axes(entry, extractor) for name, entry in sets.items()}
     scores: dict[str, dict[str, float]] = {name: {} for name in sets}
-    for axis_name, (_meaning, higher_is_better) in RADAR_DEFINITIONS.items():
+    axes = [axis for axis in RADAR_DEFINITIONS if all(axis in raw[name] for name in sets)]
+    for axis_name in axes:
+        higher_is_better = RADAR_DEFINITIONS[axis_name][1]
         values = [raw[name][axis_name] for name in sets]
         low, high = min(values), max(values)
         for name in sets:
@@ -143,7 +147,7 @@ def save_assessment_radar(path: str | os.PathLike, results: Mapping[str, Any], *
     from matplotlib.figure import Figure
 
     scores = assessment_radar_scores(results, extractor=extractor)
-    names = list(RADAR_DEFINITIONS)
+    names = list(next(iter(scores.values())))
     angles = [2 * math.pi * i / len(names) for i in range(len(names))]
     figure = Figure(figsize=(5.5, 5.5))
     axis = figure.add_subplot(111, polar=True)

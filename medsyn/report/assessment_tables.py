@@ -127,6 +127,12 @@ def render_assessment_markdown(results: Mapping[str, Any], *, figures: Mapping[s
         lines += ["Inception Score computed with the classifier named in each column (not ImageNet Inception: "
                   "comparable only within that classifier; higher = confident and varied predictions):", ""]
         lines += _table(["Synthetic set"] + [f"IS [{c}] ↑" for c in classifiers], is_rows)
+    speed_rows = [[name, format_interval(entry["sampling_speed"])] for name, entry in sets.items()
+                  if "sampling_speed" in entry]
+    if speed_rows:
+        lines += ["Sampling speed (paper 000 §4.1.3: samples per second after an untimed warm-up, on this "
+                  "machine; sets of external images have none):", ""]
+        lines += _table(["Synthetic set", "Sampling speed (samples/s) ↑"], speed_rows)
     if pair_rows:
         lines += ["PSNR / SSIM on true pairs (real test image, its reconstruction):", ""]
         lines += _table(["Synthetic set", "PSNR (dB) ↑", "SSIM ↑"], pair_rows)

@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from medsyn.data.image_set import ImageSet
 from medsyn.metrics.inception_score import IS_SPLITS, inception_score
+from medsyn.metrics.speed import sampling_speed
 from medsyn.models.classifier_training import predict_logits
 from medsyn.report.atomic import write_json_atomic, write_text_atomic
 
@@ -64,6 +65,8 @@ logger = logging.getLogger(__name__)
 DOMAIN_EXTRACTOR = "domain_baseline_real"
 SYNTHETIC_KINDS = ("generator", "checkpoint", "folder")
 _BASELINE_REGIMES = ("baseline_real", "geometric_da")
+# Sampling speed of generator and checkpoint sets: c samples per timed call, after untimed warm-up calls.
+DEFAULT_SPEED = {"count": 100, "warmup": 1, "repeats": 3}
 
 
 def class_balanced_labels(real: ImageSet, multiplier: int) -> torch.Tensor:
@@ -235,6 +238,7 @@ def run_assessment(
     robustness: Mapping[str, Any] | None = None,
     privacy: Mapping[str, Any] | None = None,
     fidelity: Mapping[str, Any] | None = None,
+    speed: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> Path:
     """Run the whole protocol; write results.json/.csv, figures, report.md and report.html; return report.md.
@@ -365,6 +369,17 @@ def run_assessment(
                 fidelity_tree["inception_score"] = {
                     DOMAIN_EXTRACTOR: inception_score(probabilities, splits=min(IS_SPLITS, len(index_1x)))[0]
                 }
+            speed_tree = {}
+            if source.kind != "folder":
+                # paper 000 §4.1.3: S = c / t of the generator that made this seed's synthetic set
+                speed_settings = {**DEFAULT_SPEED, **dict(speed or {})}
+                generator = source.trained[seed]
+                speed_tree["sampling_speed"] = sampling_speed(
+                    lambda labels, generator=generator, seed=seed: generator.sample(labels, seed=seed),
+                    torch.arange(int(speed_settings["count"])) % train.num_classes,
+                    warmup=int(speed_settings["warmup"]),
+                    repeats=int(speed_settings["repeats"]),
+                )["value"]
             pairs = _true_pair_scores(source.trained.get(seed), test)
             if pairs is not None:
                 fidelity_tree["true_pairs"] = pairs
@@ -416,7 +431,7 @@ def run_assessment(
                     if source.kind != "generator" else "disabled in the privacy config"
                 )
             per_seed[source.name].append({"utility": utility_tree, "robustness": robustness_tree,
-                                          "fidelity": fidelity_tree, "privacy": privacy_tree})
+                                          "fidelity": fidelity_tree, "privacy": privacy_tree, **speed_tree})
 
     # --- aggregate over seeds, write results, figures, report -------------------------------------------------
     results: dict[str, Any] = {"synthetic_sets": {}}

@@ -77,3 +77,14 @@ def test_markdown_tables_and_html_embed_figures(tmp_path):
 def test_html_escapes_text(tmp_path):
     page = markdown_to_html("# a <b>\n\nx < y & **z**", base_dir=tmp_path, title="t")
     assert "<h1>a &lt;b&gt;</h1>" in page and "x &lt; y &amp; <strong>z</strong>" in page
+
+
+def test_radar_has_a_sampling_speed_axis_only_when_every_set_has_a_generator():
+    results = _results()
+    assert "sampling speed" not in assessment_radar_scores(results, extractor="effnet_lite0")["good"]
+    results["synthetic_sets"]["good"]["sampling_speed"] = {"mean": 10.0, "ci90": [9.0, 11.0], "n_seeds": 3}
+    assert "sampling speed" not in assessment_radar_scores(results, extractor="effnet_lite0")["bad"]
+    results["synthetic_sets"]["bad"]["sampling_speed"] = {"mean": 1000.0, "ci90": [900.0, 1100.0], "n_seeds": 3}
+    scores = assessment_radar_scores(results, extractor="effnet_lite0")
+    assert scores["bad"]["sampling speed"] == 1.0 and scores["good"]["sampling speed"] == 0.0
+    assert len(scores["good"]) == 6

@@ -56,6 +56,7 @@ def test_tiny_bundle_writes_every_result_with_ci_over_three_seeds(tmp_path):
         assert all(_is_ci(entry, 3) for entry in privacy[name].values())
     assert 0.0 <= privacy["dcr_ks"]["pixel"]["mean"] <= 1.0
     assert set(cvae["fidelity"]) == {"effnet_lite0", "domain_baseline_real", "inception_score"}
+    assert _is_ci(cvae["sampling_speed"], 3) and cvae["sampling_speed"]["mean"] > 0
     inception = cvae["fidelity"].pop("inception_score")["domain_baseline_real"]
     assert _is_ci(inception, 3) and 1.0 <= inception["mean"] <= 10.0  # between 1 and the class count
     for scores in cvae["fidelity"].values():
@@ -70,6 +71,7 @@ def test_tiny_bundle_writes_every_result_with_ci_over_three_seeds(tmp_path):
         assert (tmp_path / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
     report = (tmp_path / "report.md").read_text()
     assert "Table C" in report and "| Synthetic DA | cvae |" in report and "IS [domain_baseline_real]" in report
+    assert "Sampling speed (samples/s)" in report
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 7 and 'src="figures' not in page
     assert "cvae,privacy.dcr_ks.pixel," in (tmp_path / "results.csv").read_text()
@@ -117,6 +119,7 @@ def test_external_folder_is_scored_without_training_a_generator(tmp_path):
     # the folder holds noisy copies of the training members: far closer to them than held-out real images are
     assert theirs["privacy"]["dcr_ks"]["pixel"]["mean"] > 0.9
     assert set(theirs["fidelity"]) == {"domain_baseline_real", "inception_score"}  # IS from the baseline classifier
+    assert "sampling_speed" not in theirs  # images made elsewhere: no generator to time
     assert (tmp_path / "out" / "report.html").is_file()
 
 
