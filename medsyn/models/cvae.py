@@ -31,15 +31,13 @@ from torch import nn
 from medsyn.data.image_set import ImageSet
 from medsyn.models.base import check_sample_labels
 from medsyn.training.device import resolve_device
-from medsyn.training.distributed import unwrap, wrap_data_parallel
+from medsyn.training.distributed import unwrap
 from medsyn.training.dp import (
-    default_delta,
-    epsilon,
     make_module_private_compatible,
-    make_private,
     per_sample_mean,
 )
 from medsyn.training.loop import TrainingRun, run_training
+from medsyn.training.optimisation_setup import prepare_optimisation
 from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
 
 __all__ = ["CVAE", "CVAEConfig", "CVAENetwork"]
@@ -235,32 +233,10 @@ class CVAE:
             "parameter_count": self.parameter_count(),
             "batchnorm_replaced_by_groupnorm": self.batchnorm_replaced_by_groupnorm,
         }
-        metadata_fn = None
-        if settings.dp is not None:
-            dp = settings.dp
-            sample_rate = min(1.0, settings.batch_size / len(train))
-            delta = dp.delta if dp.delta is not None else default_delta(len(train))
-            trained, optimizer, accountant = make_private(
-                network,
-                optimizer,
-                noise_multiplier=dp.noise_multiplier,
-                max_grad_norm=dp.max_grad_norm,
-                sample_rate=sample_rate,
-                expected_batch_size=max(1, round(sample_rate * len(train))),
-            )
-            stateful.update(optimizer=optimizer, accountant=accountant)
-            metadata["dp"] = {
-                "noise_multiplier": dp.noise_multiplier,
-                "max_grad_norm": dp.max_grad_norm,
-                "delta": delta,
-                "sample_rate": sample_rate,
-                "accountant": "rdp",
-            }
-
-            def metadata_fn() -> dict[str, Any]:
-                return {"dp": {**metadata["dp"], "epsilon": epsilon(accountant, delta)}}
-        else:
-            trained = wrap_data_parallel(network)
+        setup = prepare_optimisation(network, optimizer, settings, num_train=len(train))
+        trained, optimizer, metadata_fn = setup.module, setup.optimizer, setup.metadata_fn
+        stateful.update(setup.stateful)
+        metadata.update(setup.metadata)
 
         def step(images: torch.Tensor, labels: torch.Tensor, step_index: int) -> dict[str, float]:
             trained.train()
