@@ -31,9 +31,8 @@ import torch
 from medsyn.data.image_folder import list_class_folders
 from medsyn.data.image_set import ImageSet
 from medsyn.data.labels_csv import read_labels_csv
-from medsyn.data.pixels import stack_images
 from medsyn.data.read_errors import SkippedFiles
-from medsyn.data.source_data import SourceData
+from medsyn.data.source_data import SourceData, source_data_from_items
 
 __all__ = ["DICOM_SUFFIXES", "read_dicom_folder", "load_dicom_folder", "read_dicom_bytes"]
 
@@ -177,17 +176,10 @@ def read_dicom_folder(
             item_ids.append(relative if len(unit) == 1 else f"{relative}#frame{frame_index}")
             groups.append(relative)
     skipped.warn_if_any(str(root))
-    counts = torch.bincount(torch.tensor(labels, dtype=torch.int64), minlength=len(names)).tolist()
-    empty = [name for name, count in zip(names, counts) if count == 0]
-    if not images or empty:
-        raise ValueError(f"DICOM folder {root}: no readable images for class(es) {empty or list(names)}")
-    image_set = ImageSet(
-        images=stack_images(images, size, [str(root / item) for item in item_ids]),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        class_names=names,
-        source=str(root),
+    return source_data_from_items(
+        root, what="DICOM folder", images=images, labels=labels, class_names=names, item_ids=item_ids,
+        groups=groups, skipped=skipped.entries, size=size,
     )
-    return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids, groups=groups)
 
 
 def load_dicom_folder(path: str | os.PathLike, **options) -> ImageSet:

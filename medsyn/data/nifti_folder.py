@@ -28,9 +28,9 @@ import torch
 from medsyn.data.image_folder import list_class_folders
 from medsyn.data.image_set import ImageSet
 from medsyn.data.labels_csv import read_labels_csv
-from medsyn.data.pixels import min_max_to_unit_range, stack_images
+from medsyn.data.pixels import min_max_to_unit_range
 from medsyn.data.read_errors import SkippedFiles
-from medsyn.data.source_data import SourceData
+from medsyn.data.source_data import SourceData, source_data_from_items
 
 __all__ = ["NIFTI_SUFFIXES", "read_nifti_folder", "load_nifti_folder", "nifti_slices"]
 
@@ -192,17 +192,10 @@ def read_nifti_folder(
             item_ids.append(f"{relative}#slice{slice_index}")
             groups.append(relative)
     skipped.warn_if_any(str(root))
-    counts = torch.bincount(torch.tensor(labels, dtype=torch.int64), minlength=len(names)).tolist()
-    empty = [name for name, count in zip(names, counts) if count == 0]
-    if not images or empty:
-        raise ValueError(f"NIfTI folder {root}: no readable images for class(es) {empty or list(names)}")
-    image_set = ImageSet(
-        images=stack_images(images, size, [str(root / item) for item in item_ids]),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        class_names=names,
-        source=str(root),
+    return source_data_from_items(
+        root, what="NIfTI folder", images=images, labels=labels, class_names=names, item_ids=item_ids,
+        groups=groups, skipped=skipped.entries, size=size,
     )
-    return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids, groups=groups)
 
 
 def load_nifti_folder(path: str | os.PathLike, **options) -> ImageSet:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
 
 from medsyn.data.image_set import ImageSet
+from medsyn.data.pixels import stack_images
 
-__all__ = ["SourceData"]
+__all__ = ["SourceData", "source_data_from_items"]
 
 
 @dataclass
@@ -29,3 +33,32 @@ class SourceData:
     @property
     def has_official_splits(self) -> bool:
         return isinstance(self.sets, dict)
+
+
+def source_data_from_items(
+    root: Path,
+    *,
+    what: str,
+    images: list[torch.Tensor],
+    labels: list[int],
+    class_names: tuple[str, ...],
+    item_ids: list[str],
+    groups: list[str],
+    skipped: list[dict[str, str]],
+    size: int | tuple[int, int] | None,
+) -> SourceData:
+    """Stack the items read from a folder of files into one SourceData; every class must have an image.
+
+    what: the kind of folder for the error message ("DICOM folder", "NIfTI folder").
+    """
+    counts = torch.bincount(torch.tensor(labels, dtype=torch.int64), minlength=len(class_names)).tolist()
+    empty = [name for name, count in zip(class_names, counts) if count == 0]
+    if not images or empty:
+        raise ValueError(f"{what} {root}: no readable images for class(es) {empty or list(class_names)}")
+    image_set = ImageSet(
+        images=stack_images(images, size, [str(root / item) for item in item_ids]),
+        labels=torch.tensor(labels, dtype=torch.int64),
+        class_names=class_names,
+        source=str(root),
+    )
+    return SourceData(sets=image_set, skipped=skipped, item_ids=item_ids, groups=groups)
