@@ -38,7 +38,11 @@ from medsyn.training.dp import (
 )
 from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.optimisation_setup import prepare_optimisation
-from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
+from medsyn.training.settings import (
+    TrainingSettings,
+    generator_checkpoint_config,
+    parse_generator_config,
+)
 
 __all__ = ["CVAE", "CVAEConfig", "CVAENetwork"]
 
@@ -193,10 +197,8 @@ class CVAE:
         image_shape: tuple[int, int, int],
         training: Mapping[str, Any] | TrainingSettings | None = None,
     ) -> CVAE:
-        model_config = config_from_mapping(CVAEConfig, config, what="cvae model_config")
-        if not isinstance(training, TrainingSettings):
-            training = config_from_mapping(TrainingSettings, training, what="training")
-        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=training)
+        model_config, settings = parse_generator_config(CVAEConfig, config, training, model_name="cvae")
+        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=settings)
 
     def checkpoint_config(self) -> dict[str, Any]:
         return generator_checkpoint_config(

@@ -46,7 +46,12 @@ from medsyn.training.dp import (
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.optimisation_setup import prepare_optimisation
-from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
+from medsyn.training.settings import (
+    TrainingSettings,
+    config_from_mapping,
+    generator_checkpoint_config,
+    parse_generator_config,
+)
 
 __all__ = [
     "DDPMConfig",
@@ -400,10 +405,8 @@ class ConditionalDDPM:
         image_shape: tuple[int, int, int],
         training: Mapping[str, Any] | TrainingSettings | None = None,
     ) -> ConditionalDDPM:
-        model_config = config_from_mapping(DDPMConfig, config, what="ddpm model_config")
-        if not isinstance(training, TrainingSettings):
-            training = config_from_mapping(TrainingSettings, training, what="training")
-        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=training)
+        model_config, settings = parse_generator_config(DDPMConfig, config, training, model_name="ddpm")
+        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=settings)
 
     @property
     def null_label(self) -> int:

@@ -51,7 +51,12 @@ from medsyn.training.device import resolve_device
 from medsyn.training.distributed import wrap_data_parallel
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
-from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
+from medsyn.training.settings import (
+    TrainingSettings,
+    config_from_mapping,
+    generator_checkpoint_config,
+    parse_generator_config,
+)
 
 __all__ = ["LDMConfig", "LatentCodec", "CrossAttentionUNet", "ConditionalLDM", "autoencoder_checkpoint_path"]
 
@@ -330,10 +335,8 @@ class ConditionalLDM:
         image_shape: tuple[int, int, int],
         training: Mapping[str, Any] | TrainingSettings | None = None,
     ) -> ConditionalLDM:
-        model_config = config_from_mapping(LDMConfig, config, what="ldm model_config")
-        if not isinstance(training, TrainingSettings):
-            training = config_from_mapping(TrainingSettings, training, what="training")
-        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=training)
+        model_config, settings = parse_generator_config(LDMConfig, config, training, model_name="ldm")
+        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=settings)
 
     @property
     def null_label(self) -> int:

@@ -24,6 +24,7 @@ __all__ = [
     "config_from_mapping",
     "config_to_dict",
     "generator_checkpoint_config",
+    "parse_generator_config",
     "split_training_keys",
 ]
 
@@ -146,3 +147,17 @@ def generator_checkpoint_config(
         "image_shape": [int(size) for size in image_shape],
         "training": training.resume_identity(),
     }
+
+
+def parse_generator_config(
+    config_class: type[ConfigT],
+    config: Mapping[str, Any] | None,
+    training: Mapping[str, Any] | TrainingSettings | None,
+    *,
+    model_name: str,
+) -> tuple[ConfigT, TrainingSettings]:
+    """(model config, training settings) of a generator's ``from_config``; unknown keys name the model."""
+    model_config = config_from_mapping(config_class, config, what=f"{model_name} model_config")
+    if not isinstance(training, TrainingSettings):
+        training = config_from_mapping(TrainingSettings, training, what="training")
+    return model_config, training
