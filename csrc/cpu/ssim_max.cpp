@@ -7,6 +7,9 @@
 #include "cpu/ssim_max.h"
 
 #include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -227,8 +230,12 @@ SsimImageStats ssim_image_stats_serial(const float* image, const ImageGeometry& 
 //   2 s |dcov| / B2 <= (2 win + 6) u s (E[x^2] + E[y^2]) / B2
 //                   <= (2 win + 6) u s (E[x^2]/var_term_x + E[y^2]/var_term_y)      (B2 >= each var_term),
 // whose mean over pixels is (2 win + 6) u s (gain_x + gain_y) with a per-image gain. All other roundings
-// (stored float terms, products, division: < 32u) and the float lane sums of the map (each lane adds
-// <= ceil(Wv / 16) values of |S| <= 1 per row, then float64) are relative errors of |S| <= 1. The bound below doubles all of this as a safety margin.
+// are relative errors of |S| <= 1: the stored float means and var_terms (u each), A1 = 2 mu_x mu_y + C1 and
+// B1 = mu_x^2 + mu_y^2 + C1 recomputed from the float means (<= 4u each), B2 (2u), the two products and the
+// division (3u): < 32u in all; and the float lane sums of the map: each lane adds at most
+// max(ceil(Wv / 16), kBandRows) values of |S| <= 1 before they go to float64 (the portable kernel sums a row
+// in 16 lanes, the AVX-512 kernel a strip of 16 columns over a band of rows). The bound below doubles all of
+// this as a safety margin.
 constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24
 constexpr double kHuge = 1e300;
 constexpr int64_t kSynBlock = 4, kRealBlock = 4, kBandRows = 16;
@@ -236,7 +243,7 @@ constexpr int kLanes = 16;
 
 double error_bound(double gain_x, double gain_y, const SsimWindow& w, int64_t valid_width) {
   const double win = static_cast<double>(w.weights.size());
-  const double lane_terms = static_cast<double>((valid_width + kLanes - 1) / kLanes);
+  const double lane_terms = static_cast<double>(std::max<int64_t>((valid_width + kLanes - 1) / kLanes, kBandRows));
   return 2.0 * ((2.0 * win + 6.0) * kUnit * w.covariance_scale * (gain_x + gain_y) + (32.0 + lane_terms) * kUnit);
 }
 
@@ -266,13 +273,19 @@ struct HugeBlock {
   }
 };
 
+// Row stride of the float32 statistics: the valid width rounded up to whole vectors, so that every row
+// starts 64-byte aligned and a vector of outputs never straddles two rows (padding lanes hold mean 0,
+// var_term 1 and are masked out of every sum).
+int64_t stats_stride(int64_t valid_width) { return (valid_width + kLanes - 1) / kLanes * kLanes; }
+
 struct FastStats {
-  int64_t plane = 0;
-  // [count, C, Hv, Wv], three views of one uninitialised block (every element is written): zero-filling
-  // ~100 MB chunks cost as much as the statistics themselves.
+  int64_t stride = 0;  // floats per row (stats_stride)
+  int64_t plane = 0;   // Hv * stride
+  // [count, C, Hv, stride], two views of one uninitialised block (every element is written): zero-filling
+  // ~100 MB chunks cost as much as the statistics themselves. mu^2 + C1/2 is not stored: the pair kernel
+  // recomputes it from mu with one fma, cheaper than loading it.
   HugeBlock block;
   float* mean = nullptr;
-  float* mean_term = nullptr;
   float* var_term = nullptr;
   std::vector<double> gain;  // [count]: mean of E[x^2] / var_term (error bound)
 };
@@ -334,11 +347,12 @@ void fast_stats_into(FastStats& stats, const float* images, int64_t count, const
                      const SsimWindow& w) {
   const int64_t win = static_cast<int64_t>(w.weights.size());
   const bool box = is_box(w.weights);
-  stats.plane = valid_extent(g.height, win) * valid_extent(g.width, win);
+  const int64_t hv = valid_extent(g.height, win), wv = valid_extent(g.width, win);
+  stats.stride = stats_stride(wv);
+  stats.plane = hv * stats.stride;
   const int64_t total = count * g.channels * stats.plane, pixels = g.height * g.width;
-  stats.mean = stats.block.allocate(3 * total);
-  stats.mean_term = stats.mean + total;
-  stats.var_term = stats.mean_term + total;
+  stats.mean = stats.block.allocate(2 * total);
+  stats.var_term = stats.mean + total;
   stats.gain.assign(count, 0.0);
   std::vector<double> plane_gain(count * g.channels);
   const int64_t planes = count * g.channels;
@@ -346,27 +360,33 @@ void fast_stats_into(FastStats& stats, const float* images, int64_t count, const
                            : (win == 11 ? &plane_moments<11, false> : &plane_moments<0, false>);
 #pragma omp parallel if (planes > 1)
   {
-    std::unique_ptr<double[]> scratch(new double[2 * g.width + 2 * stats.plane]);
+    std::unique_ptr<double[]> scratch(new double[2 * g.width + 2 * hv * wv]);
     double* col1 = scratch.get();
     double* col2 = col1 + g.width;
     double* mean = col2 + g.width;
-    double* second = mean + stats.plane;
+    double* second = mean + hv * wv;
 #pragma omp for schedule(dynamic)
     for (int64_t p = 0; p < planes; ++p) {
       moments(images + p * pixels, g.height, g.width, w.weights, mean, second, col1, col2);
-      float* m = stats.mean + p * stats.plane;
-      float* mt = stats.mean_term + p * stats.plane;
-      float* vt = stats.var_term + p * stats.plane;
       double gain = 0.0;
+      for (int64_t i = 0; i < hv; ++i) {
+        const double* mi = mean + i * wv;
+        const double* si = second + i * wv;
+        float* m = stats.mean + p * stats.plane + i * stats.stride;
+        float* vt = stats.var_term + p * stats.plane + i * stats.stride;
 #pragma omp simd reduction(+ : gain)
-      for (int64_t q = 0; q < stats.plane; ++q) {
-        const double var_term = w.covariance_scale * (second[q] - mean[q] * mean[q]) + 0.5 * w.c2;
-        m[q] = static_cast<float>(mean[q]);
-        mt[q] = static_cast<float>(mean[q] * mean[q] + 0.5 * w.c1);
-        vt[q] = static_cast<float>(var_term);
-        gain += second[q] / std::max(var_term, 0.5 * w.c2);  // variance >= 0 up to rounding
+        for (int64_t j = 0; j < wv; ++j) {
+          const double var_term = w.covariance_scale * (si[j] - mi[j] * mi[j]) + 0.5 * w.c2;
+          m[j] = static_cast<float>(mi[j]);
+          vt[j] = static_cast<float>(var_term);
+          gain += si[j] / std::max(var_term, 0.5 * w.c2);  // variance >= 0 up to rounding
+        }
+        for (int64_t j = wv; j < stats.stride; ++j) {
+          m[j] = 0.0f;
+          vt[j] = 1.0f;
+        }
       }
-      plane_gain[p] = gain / static_cast<double>(stats.plane);
+      plane_gain[p] = gain / static_cast<double>(hv * wv);
     }
   }
   for (int64_t p = 0; p < planes; ++p) stats.gain[p / g.channels] += plane_gain[p] / static_cast<double>(g.channels);
@@ -380,10 +400,9 @@ struct FastWorkspace {
 
 // Sum of the SSIM map over output rows [i0, i1) of one channel plane, float32.
 template <int WIN, bool BOX>
-double band_sum(const float* __restrict x, const float* __restrict y, int64_t width, int64_t wv, int64_t i0,
-                int64_t i1, int runtime_win, const float* __restrict mx, const float* __restrict my,
-                const float* __restrict mtx, const float* __restrict mty, const float* __restrict vtx,
-                const float* __restrict vty, const SsimWindow& w, FastWorkspace& ws) {
+double band_sum(const float* __restrict x, const float* __restrict y, int64_t width, int64_t wv, int64_t stride,
+                int64_t i0, int64_t i1, int runtime_win, const float* __restrict mx, const float* __restrict my,
+                const float* __restrict vtx, const float* __restrict vty, const SsimWindow& w, FastWorkspace& ws) {
   const int win = WIN > 0 ? WIN : runtime_win;
   const int64_t rows = i1 - i0 + win - 1;
   float* __restrict products = ws.products.data();
@@ -408,7 +427,7 @@ double band_sum(const float* __restrict x, const float* __restrict y, int64_t wi
       for (int k = 0; k < win; ++k) c += (BOX ? 1.0f : weights[k]) * base[k * width + j];
       col[j] = c;
     }
-    const int64_t o = i * wv;
+    const int64_t o = i * stride;
     // S in float32, summed in kLanes float accumulators (each adds <= ceil(wv / kLanes) terms: bounded
     // rounding, see error_bound), then in float64 once per row.
     float lanes[kLanes] = {};
@@ -423,7 +442,7 @@ double band_sum(const float* __restrict x, const float* __restrict y, int64_t wi
         const float mxy = mx[o + j] * my[o + j];
         const float a1 = 2.0f * mxy + c1;
         const float a2 = scale2 * (e - mxy) + c2;
-        const float b1 = mtx[o + j] + mty[o + j];
+        const float b1 = mx[o + j] * mx[o + j] + (my[o + j] * my[o + j] + c1);
         const float b2 = vtx[o + j] + vty[o + j];
         const float value = (a1 * a2) / (b1 * b2);
         out[l] = accumulate ? out[l] + value : value;
@@ -446,7 +465,8 @@ double band_sum(const float* __restrict x, const float* __restrict y, int64_t wi
         if (BOX) e *= inv_area;
         const float mxy = mx[o + j] * my[o + j];
         sum += static_cast<double>(((2.0f * mxy + c1) * (scale2 * (e - mxy) + c2)) /
-                                   ((mtx[o + j] + mty[o + j]) * (vtx[o + j] + vty[o + j])));
+                                   ((mx[o + j] * mx[o + j] + (my[o + j] * my[o + j] + c1)) *
+                                    (vtx[o + j] + vty[o + j])));
       }
     }
     for (int l = 0; l < kLanes; ++l) sum += lanes[l];
@@ -455,13 +475,116 @@ double band_sum(const float* __restrict x, const float* __restrict y, int64_t wi
   return total;
 }
 
-using BandFn = double (*)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int, const float*,
-                          const float*, const float*, const float*, const float*, const float*, const SsimWindow&,
-                          FastWorkspace&);
+#if defined(__AVX512F__)
+// Lanes n..n+15 of the 32-lane vector hi:lo (valignd).
+template <int N>
+inline __m512 lanes_from(__m512 lo, __m512 hi) {
+  return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), N));
+}
+
+// The first `count` lanes (count clamped to [0, 16]).
+inline __mmask16 first_lanes(int64_t count) {
+  if (count <= 0) return 0;
+  return count >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+// Sum of the 16 float lanes in float64 (each lane converted exactly, then added in float64).
+inline double lane_sum_f64(__m512 v) {
+  const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+  const __m512d high = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  return _mm512_reduce_add_pd(_mm512_add_pd(low, high));
+}
+
+// Same result contract as band_sum<7, true>, for the 7x7 box window with AVX-512. The portable band_sum
+// stores a product row and a column-sum row and reloads 7 + 7 vectors per 16 outputs: it was bound by
+// loads and L1/L2 traffic. Here the band is walked in strips of 16 output columns and, within a strip,
+// down the rows with the window sums held in registers; per 16 outputs only x, y (2 vectors each) and the
+// 4 statistics are loaded.
+//   Vertical, with P_r the product row and Q_r = P_r + P_{r+1}:  V_i = (Q_i + Q_{i+2}) + (Q_{i+4} + P_{i+6})
+//   (4 adds per vector and row instead of 6).
+//   Horizontal, 16 outputs need V at columns 0..21 (lo = 0..15, hi = 16..21; the other hi lanes are loaded
+//   as 0 and never used): D2 = V + V<<1, D4 = D2 + D2<<2, H = (D4 + D2<<4) + V<<6 (<<n: lanes n.. of hi:lo).
+// Every term of the 49-term sum goes through <= 1 + 3 + 4 + 1 roundings (product, vertical, horizontal,
+// 1/49), fewer than the 2 win + 2 of error_bound. Each lane accumulates <= kBandRows values of S before the
+// float64 sum (error_bound's lane term). Lanes past the valid width are masked out of the sum; loads past
+// the image row are masked (no reads outside the image).
+double band_sum_box7_avx512(const float* __restrict x, const float* __restrict y, int64_t width, int64_t wv,
+                            int64_t stride, int64_t i0, int64_t i1, int /*runtime_win*/,
+                            const float* __restrict mx, const float* __restrict my, const float* __restrict vtx,
+                            const float* __restrict vty, const SsimWindow& w, FastWorkspace& /*ws*/) {
+  const __m512 c1 = _mm512_set1_ps(static_cast<float>(w.c1)), c2 = _mm512_set1_ps(static_cast<float>(w.c2));
+  const __m512 scale2 = _mm512_set1_ps(static_cast<float>(2.0 * w.covariance_scale));
+  const __m512 inv_area = _mm512_set1_ps(static_cast<float>(1.0 / 49.0)), two = _mm512_set1_ps(2.0f);
+  double total = 0.0;
+  for (int64_t j0 = 0; j0 < wv; j0 += kLanes) {
+    const __mmask16 outputs = first_lanes(wv - j0);
+    const __mmask16 lo_in = first_lanes(width - j0), hi_in = first_lanes(std::min<int64_t>(6, width - j0 - kLanes));
+    const float* xs = x + j0;
+    const float* ys = y + j0;
+    auto products = [&](int64_t row, __m512& lo, __m512& hi) {
+      const float* xr = xs + row * width;
+      const float* yr = ys + row * width;
+      lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(lo_in, xr), _mm512_maskz_loadu_ps(lo_in, yr));
+      hi = _mm512_mul_ps(_mm512_maskz_loadu_ps(hi_in, xr + kLanes), _mm512_maskz_loadu_ps(hi_in, yr + kLanes));
+    };
+    __m512 p_lo[6], p_hi[6];
+    for (int k = 0; k < 6; ++k) products(i0 + k, p_lo[k], p_hi[k]);
+    // Q_i .. Q_{i+4} and P_{i+5} for i = i0
+    __m512 q0l = _mm512_add_ps(p_lo[0], p_lo[1]), q1l = _mm512_add_ps(p_lo[1], p_lo[2]);
+    __m512 q2l = _mm512_add_ps(p_lo[2], p_lo[3]), q3l = _mm512_add_ps(p_lo[3], p_lo[4]);
+    __m512 q4l = _mm512_add_ps(p_lo[4], p_lo[5]), p5l = p_lo[5];
+    __m512 q0h = _mm512_add_ps(p_hi[0], p_hi[1]), q1h = _mm512_add_ps(p_hi[1], p_hi[2]);
+    __m512 q2h = _mm512_add_ps(p_hi[2], p_hi[3]), q3h = _mm512_add_ps(p_hi[3], p_hi[4]);
+    __m512 q4h = _mm512_add_ps(p_hi[4], p_hi[5]), p5h = p_hi[5];
+    // Window sum of output row i, for i = i0, i0 + 1, ... in order (it slides the vertical sums down).
+    auto next_window_sum = [&](int64_t i) {
+      __m512 p6l, p6h;
+      products(i + 6, p6l, p6h);
+      const __m512 vl = _mm512_add_ps(_mm512_add_ps(q0l, q2l), _mm512_add_ps(q4l, p6l));
+      const __m512 vh = _mm512_add_ps(_mm512_add_ps(q0h, q2h), _mm512_add_ps(q4h, p6h));
+      q0l = q1l, q1l = q2l, q2l = q3l, q3l = q4l, q4l = _mm512_add_ps(p5l, p6l), p5l = p6l;
+      q0h = q1h, q1h = q2h, q2h = q3h, q3h = q4h, q4h = _mm512_add_ps(p5h, p6h), p5h = p6h;
+      const __m512 d2l = _mm512_add_ps(vl, lanes_from<1>(vl, vh)), d2h = _mm512_add_ps(vh, lanes_from<1>(vh, vh));
+      const __m512 d4l = _mm512_add_ps(d2l, lanes_from<2>(d2l, d2h));
+      return _mm512_add_ps(_mm512_add_ps(d4l, lanes_from<4>(d2l, d2h)), lanes_from<6>(vl, vh));
+    };
+    // S at output row i from its window sum of x y.
+    auto ssim_values = [&](int64_t i, __m512 window_sum) {
+      const int64_t o = i * stride + j0;  // stats rows are 64-byte aligned (stats_stride)
+      const __m512 ux = _mm512_load_ps(mx + o), uy = _mm512_load_ps(my + o);
+      const __m512 mxy = _mm512_mul_ps(ux, uy);
+      const __m512 e = _mm512_mul_ps(window_sum, inv_area);
+      const __m512 a1 = _mm512_fmadd_ps(two, mxy, c1);
+      const __m512 a2 = _mm512_fmadd_ps(scale2, _mm512_sub_ps(e, mxy), c2);
+      const __m512 b1 = _mm512_fmadd_ps(ux, ux, _mm512_fmadd_ps(uy, uy, c1));
+      const __m512 b2 = _mm512_add_ps(_mm512_load_ps(vtx + o), _mm512_load_ps(vty + o));
+      return _mm512_div_ps(_mm512_mul_ps(a1, a2), _mm512_mul_ps(b1, b2));
+    };
+    // Software-pipelined by one row: the window sum of row i + 1 is issued before S of row i, so the
+    // long dependency chain of one row (loads, sums, division: ~50 cycles) does not fill the FP scheduler.
+    __m512 acc = _mm512_setzero_ps();
+    __m512 current = next_window_sum(i0);
+    for (int64_t i = i0; i + 1 < i1; ++i) {
+      const __m512 next = next_window_sum(i + 1);
+      acc = _mm512_mask_add_ps(acc, outputs, acc, ssim_values(i, current));
+      current = next;
+    }
+    acc = _mm512_mask_add_ps(acc, outputs, acc, ssim_values(i1 - 1, current));
+    total += lane_sum_f64(acc);
+  }
+  return total;
+}
+#endif
+
+using BandFn = double (*)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int,
+                          const float*, const float*, const float*, const float*, const SsimWindow&, FastWorkspace&);
 
 BandFn pick_band_fn(const SsimWindow& w) {
   const bool box = is_box(w.weights);
   const size_t win = w.weights.size();
+#if defined(__AVX512F__)
+  if (box && win == 7) return &band_sum_box7_avx512;
+#endif
   if (box && win == 7) return &band_sum<7, true>;
   if (!box && win == 11) return &band_sum<11, false>;
   return box ? &band_sum<0, true> : &band_sum<0, false>;
@@ -490,8 +613,7 @@ void fast_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
           const float* y = real + r * image + c * plane_pixels;
           const int64_t orr = (r * g.channels + c) * rs.plane;
           scores[(s - sa) * kRealBlock + (r - ra)] +=
-              band(x, y, width, wv, i0, i1, win, ss.mean + os, rs.mean + orr,
-                   ss.mean_term + os, rs.mean_term + orr, ss.var_term + os,
+              band(x, y, width, wv, ss.stride, i0, i1, win, ss.mean + os, rs.mean + orr, ss.var_term + os,
                    rs.var_term + orr, w, ws);
         }
       }
@@ -568,8 +690,9 @@ void ssim_max_scan(const float* synthetic, int64_t n_synthetic, const float* rea
   std::vector<std::vector<Candidate>> candidates(static_cast<size_t>(threads) * n_synthetic);
 
   // Statistics are held for one chunk of each set at a time: memory stays bounded for any n.
-  const int64_t plane_bytes = 12 * g.channels * (valid_extent(g.height, static_cast<int64_t>(w.weights.size())) *
-                                                 valid_extent(g.width, static_cast<int64_t>(w.weights.size())));
+  const int64_t win = static_cast<int64_t>(w.weights.size());
+  const int64_t plane_bytes = 2 * sizeof(float) * g.channels * valid_extent(g.height, win) *
+                              stats_stride(valid_extent(g.width, win));
   // Large chunks: every chunk costs two OpenMP fork/joins, and on a loaded machine a thread descheduled
   // inside a region stalls the other at its barrier (16 MiB real chunks made 2 threads 1.5x slower at
   // load 3 on 2 cores). The real chunks share one block, reused for every synthetic chunk.

@@ -79,13 +79,14 @@ def test_scan_is_independent_of_the_order_of_the_real_set():
 
 
 def test_real_set_larger_than_one_statistics_chunk():
-    # 256 px: the scan holds the statistics of ~178 images at a time (128 MiB); 181 real images need two
-    # chunks that share one buffer, the second one partly filled.
+    # 256 px: the scan holds the statistics of 262 images at a time (128 MiB; mean and var_term in float32,
+    # rows of 250 valid pixels padded to 256); 265 real images need two chunks that share one buffer, the
+    # second one partly filled.
     rng = np.random.default_rng(11)
-    syn, real = images(2, 1, 256, 256, rng), images(181, 1, 256, 256, rng)
-    real[179] = syn[1]
+    syn, real = images(2, 1, 256, 256, rng), images(265, 1, 256, 256, rng)
+    real[263] = syn[1]
     result = ssim_max(syn, real, top_k=2, backend="cpp")
     values, indices, _ = brute_force_top_k(syn, real, "uniform", 2)
     np.testing.assert_array_equal(result.top_k_values.numpy(), values)
     np.testing.assert_array_equal(result.top_k_indices.numpy(), indices)
-    assert result.indices[1].item() == 179
+    assert result.indices[1].item() == 263
