@@ -240,7 +240,7 @@ constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24
 constexpr double kHuge = 1e300;
 constexpr int64_t kSynBlock = 4, kRealBlock = 4, kBandRows = 16;
 constexpr int kLanes = 16;
-// Column blocking of a tile's band (kernels that support it): every pair of the tile is scored on a block
+// Column blocking of a tile's band (AVX-512 kernel): every pair of the tile is scored on a block
 // of kColumnBlock output columns before the next block, so the block's rows stay in L1 while the 16 pairs
 // use them. It pays only when the tile's band data (images and statistics) no longer fits comfortably in
 // L2; measured on Zen 4 (1 MiB L2, 1 thread): +15-20% at 256 px (442 KiB per tile band), -7% at 64 and
@@ -425,12 +425,10 @@ struct FastWorkspace {
 };
 
 // Sum of the SSIM map over output rows [i0, i1) of one channel plane, float32.
-// Whole rows only: its kernel entry has column_block 0 (j_begin = 0, j_end = wv).
 template <int WIN, bool BOX>
 double band_sum(const float* __restrict x, const float* __restrict y, int64_t width, int64_t wv, int64_t stride,
-                int64_t i0, int64_t i1, int64_t /*j_begin*/, int64_t /*j_end*/, int runtime_win,
-                const float* __restrict mx, const float* __restrict my, const float* __restrict vtx,
-                const float* __restrict vty, const SsimWindow& w, FastWorkspace& ws) {
+                int64_t i0, int64_t i1, int runtime_win, const float* __restrict mx, const float* __restrict my,
+                const float* __restrict vtx, const float* __restrict vty, const SsimWindow& w, FastWorkspace& ws) {
   const int win = WIN > 0 ? WIN : runtime_win;
   const int64_t rows = i1 - i0 + win - 1;
   float* __restrict products = ws.products.data();
@@ -522,107 +520,153 @@ inline double lane_sum_f64(__m512 v) {
   const __m512d high = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
   return _mm512_reduce_add_pd(_mm512_add_pd(low, high));
 }
+#endif
 
-// Same result contract as band_sum<7, true>, for the 7x7 box window with AVX-512. The portable band_sum
-// stores a product row and a column-sum row and reloads 7 + 7 vectors per 16 outputs: it was bound by
-// loads and L1/L2 traffic. Here the band is walked in strips of 16 output columns and, within a strip,
-// down the rows with the window sums held in registers; per 16 outputs only x, y (2 vectors each) and the
-// 4 statistics are loaded.
-//   Vertical, with P_r the product row and Q_r = P_r + P_{r+1}:  V_i = (Q_i + Q_{i+2}) + (Q_{i+4} + P_{i+6})
-//   (4 adds per vector and row instead of 6).
-//   Horizontal, 16 outputs need V at columns 0..21 (lo = 0..15, hi = 16..21; the other hi lanes are loaded
-//   as 0 and never used): D2 = V + V<<1, D4 = D2 + D2<<2, H = (D4 + D2<<4) + V<<6 (<<n: lanes n.. of hi:lo).
-// Every term of the 49-term sum goes through <= 1 + 3 + 4 + 1 roundings (product, vertical, horizontal,
-// 1/49), fewer than the 2 win + 2 of error_bound. Each lane accumulates <= kBandRows values of S before the
-// float64 sum (error_bound's lane term). Lanes past the valid width are masked out of the sum; loads past
-// the image row are masked (no reads outside the image).
-double band_sum_box7_avx512(const float* __restrict x, const float* __restrict y, int64_t width, int64_t wv,
-                            int64_t stride, int64_t i0, int64_t i1, int64_t j_begin, int64_t j_end, int /*runtime_win*/,
-                            const float* __restrict mx, const float* __restrict my, const float* __restrict vtx,
-                            const float* __restrict vty, const SsimWindow& w, FastWorkspace& /*ws*/) {
+#if defined(__AVX512F__)
+// Sums of S over output rows [i0, i1) and columns [j_begin, j_end) of one channel plane: synthetic x
+// against R real planes y[0..R-1] at once (statistics mx, vtx of x; my[r], vty[r] of y[r]), added to
+// sums[0..R-1]. Against R reals, x, its statistics and mu_x^2 + C1 are loaded or computed once per R
+// pairs, and the R independent dependency chains keep the FP units busy.
+// The band is walked in strips of 16 output columns and, within a strip, down the rows with the window
+// sums held in registers: horizontal 7-sums of each input row's products first (16 sums need the
+// products at columns 0..21: lo = 0..15, hi = 16..21, the other hi lanes are loaded as 0 and never used;
+// D2 = P + P<<1, D4 = D2 + D2<<2, H = (D4 + D2<<4) + P<<6, <<n: lanes n.. of hi:lo), then vertical 7-sums
+// of those with Q_r = H_r + H_{r+1}: V_i = (Q_i + Q_{i+2}) + (Q_{i+4} + H_{i+6}).
+// Rounding: every term of the 49-term window sum goes through <= 1 + 4 + 3 + 1 roundings (product,
+// horizontal, vertical, 1/49), fewer than the 2 win + 2 of error_bound (fused multiply-adds only remove
+// roundings); B1 = (mu_x^2 + C1) + mu_y^2 in two roundings. Each lane accumulates <= kBandRows values of S
+// before the float64 sum (error_bound's lane term). Lanes past the valid width are masked out of the sum;
+// loads past the image row are masked (nothing outside the image is read).
+template <int R>
+void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t width, int64_t wv, int64_t stride,
+                     int64_t i0, int64_t i1, int64_t j_begin, int64_t j_end, const float* __restrict mx,
+                     const float* __restrict vtx, const float* const* my, const float* const* vty,
+                     const SsimWindow& w, double* sums) {
   const __m512 c1 = _mm512_set1_ps(static_cast<float>(w.c1)), c2 = _mm512_set1_ps(static_cast<float>(w.c2));
   const __m512 scale2 = _mm512_set1_ps(static_cast<float>(2.0 * w.covariance_scale));
   const __m512 inv_area = _mm512_set1_ps(static_cast<float>(1.0 / 49.0)), two = _mm512_set1_ps(2.0f);
-  double total = 0.0;
   for (int64_t j0 = j_begin; j0 < j_end; j0 += kLanes) {
     const __mmask16 outputs = first_lanes(wv - j0);
     const __mmask16 lo_in = first_lanes(width - j0), hi_in = first_lanes(std::min<int64_t>(6, width - j0 - kLanes));
-    const float* xs = x + j0;
-    const float* ys = y + j0;
-    auto products = [&](int64_t row, __m512& lo, __m512& hi) {
-      const float* xr = xs + row * width;
-      const float* yr = ys + row * width;
-      lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(lo_in, xr), _mm512_maskz_loadu_ps(lo_in, yr));
-      hi = _mm512_mul_ps(_mm512_maskz_loadu_ps(hi_in, xr + kLanes), _mm512_maskz_loadu_ps(hi_in, yr + kLanes));
+    // Horizontal 7-sums of the products of input row `row`, one vector per real image.
+    auto row_sums = [&](int64_t row, __m512* h) {
+      const int64_t o = row * width + j0;
+      const __m512 xlo = _mm512_maskz_loadu_ps(lo_in, x + o), xhi = _mm512_maskz_loadu_ps(hi_in, x + o + kLanes);
+      for (int r = 0; r < R; ++r) {
+        const __m512 lo = _mm512_mul_ps(xlo, _mm512_maskz_loadu_ps(lo_in, y[r] + o));
+        const __m512 hi = _mm512_mul_ps(xhi, _mm512_maskz_loadu_ps(hi_in, y[r] + o + kLanes));
+        const __m512 d2l = _mm512_add_ps(lo, lanes_from<1>(lo, hi)), d2h = _mm512_add_ps(hi, lanes_from<1>(hi, hi));
+        const __m512 d4l = _mm512_add_ps(d2l, lanes_from<2>(d2l, d2h));
+        h[r] = _mm512_add_ps(_mm512_add_ps(d4l, lanes_from<4>(d2l, d2h)), lanes_from<6>(lo, hi));
+      }
     };
-    __m512 p_lo[6], p_hi[6];
-    for (int k = 0; k < 6; ++k) products(i0 + k, p_lo[k], p_hi[k]);
-    // Q_i .. Q_{i+4} and P_{i+5} for i = i0
-    __m512 q0l = _mm512_add_ps(p_lo[0], p_lo[1]), q1l = _mm512_add_ps(p_lo[1], p_lo[2]);
-    __m512 q2l = _mm512_add_ps(p_lo[2], p_lo[3]), q3l = _mm512_add_ps(p_lo[3], p_lo[4]);
-    __m512 q4l = _mm512_add_ps(p_lo[4], p_lo[5]), p5l = p_lo[5];
-    __m512 q0h = _mm512_add_ps(p_hi[0], p_hi[1]), q1h = _mm512_add_ps(p_hi[1], p_hi[2]);
-    __m512 q2h = _mm512_add_ps(p_hi[2], p_hi[3]), q3h = _mm512_add_ps(p_hi[3], p_hi[4]);
-    __m512 q4h = _mm512_add_ps(p_hi[4], p_hi[5]), p5h = p_hi[5];
-    // Window sum of output row i, for i = i0, i0 + 1, ... in order (it slides the vertical sums down).
-    auto next_window_sum = [&](int64_t i) {
-      __m512 p6l, p6h;
-      products(i + 6, p6l, p6h);
-      const __m512 vl = _mm512_add_ps(_mm512_add_ps(q0l, q2l), _mm512_add_ps(q4l, p6l));
-      const __m512 vh = _mm512_add_ps(_mm512_add_ps(q0h, q2h), _mm512_add_ps(q4h, p6h));
-      q0l = q1l, q1l = q2l, q2l = q3l, q3l = q4l, q4l = _mm512_add_ps(p5l, p6l), p5l = p6l;
-      q0h = q1h, q1h = q2h, q2h = q3h, q3h = q4h, q4h = _mm512_add_ps(p5h, p6h), p5h = p6h;
-      const __m512 d2l = _mm512_add_ps(vl, lanes_from<1>(vl, vh)), d2h = _mm512_add_ps(vh, lanes_from<1>(vh, vh));
-      const __m512 d4l = _mm512_add_ps(d2l, lanes_from<2>(d2l, d2h));
-      return _mm512_add_ps(_mm512_add_ps(d4l, lanes_from<4>(d2l, d2h)), lanes_from<6>(vl, vh));
-    };
-    // S at output row i from its window sum of x y.
-    auto ssim_values = [&](int64_t i, __m512 window_sum) {
-      const int64_t o = i * stride + j0;  // stats rows are 64-byte aligned (stats_stride)
-      const __m512 ux = _mm512_load_ps(mx + o), uy = _mm512_load_ps(my + o);
-      const __m512 mxy = _mm512_mul_ps(ux, uy);
-      const __m512 e = _mm512_mul_ps(window_sum, inv_area);
-      const __m512 a1 = _mm512_fmadd_ps(two, mxy, c1);
-      const __m512 a2 = _mm512_fmadd_ps(scale2, _mm512_sub_ps(e, mxy), c2);
-      const __m512 b1 = _mm512_fmadd_ps(ux, ux, _mm512_fmadd_ps(uy, uy, c1));
-      const __m512 b2 = _mm512_add_ps(_mm512_load_ps(vtx + o), _mm512_load_ps(vty + o));
-      return _mm512_div_ps(_mm512_mul_ps(a1, a2), _mm512_mul_ps(b1, b2));
-    };
-    // Software-pipelined by one row: the window sum of row i + 1 is issued before S of row i, so the
-    // long dependency chain of one row (loads, sums, division: ~50 cycles) does not fill the FP scheduler.
-    __m512 acc = _mm512_setzero_ps();
-    __m512 current = next_window_sum(i0);
-    for (int64_t i = i0; i + 1 < i1; ++i) {
-      const __m512 next = next_window_sum(i + 1);
-      acc = _mm512_mask_add_ps(acc, outputs, acc, ssim_values(i, current));
-      current = next;
+    // Vertical state for the next output row i: Q_i .. Q_{i+4} and H_{i+5}.
+    __m512 q0[R], q1[R], q2[R], q3[R], q4[R], h5[R];
+    {
+      __m512 h[6][R];
+      for (int k = 0; k < 6; ++k) row_sums(i0 + k, h[k]);
+      for (int r = 0; r < R; ++r) {
+        q0[r] = _mm512_add_ps(h[0][r], h[1][r]), q1[r] = _mm512_add_ps(h[1][r], h[2][r]);
+        q2[r] = _mm512_add_ps(h[2][r], h[3][r]), q3[r] = _mm512_add_ps(h[3][r], h[4][r]);
+        q4[r] = _mm512_add_ps(h[4][r], h[5][r]), h5[r] = h[5][r];
+      }
     }
-    acc = _mm512_mask_add_ps(acc, outputs, acc, ssim_values(i1 - 1, current));
-    total += lane_sum_f64(acc);
+    // Window sums of output row i, for i = i0, i0 + 1, ... in order (it slides the vertical state down).
+    auto next_window_sums = [&](int64_t i, __m512* sum) {
+      __m512 h6[R];
+      row_sums(i + 6, h6);
+      for (int r = 0; r < R; ++r) {
+        sum[r] = _mm512_add_ps(_mm512_add_ps(q0[r], q2[r]), _mm512_add_ps(q4[r], h6[r]));
+        q0[r] = q1[r], q1[r] = q2[r], q2[r] = q3[r], q3[r] = q4[r], q4[r] = _mm512_add_ps(h5[r], h6[r]);
+        h5[r] = h6[r];
+      }
+    };
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    // Adds S of output row i, from its window sums, to acc.
+    auto accumulate_ssim = [&](int64_t i, const __m512* window_sum) {
+      const int64_t o = i * stride + j0;  // statistics rows are 64-byte aligned (stats_stride)
+      const __m512 ux = _mm512_load_ps(mx + o), vx = _mm512_load_ps(vtx + o);
+      const __m512 mean_term_x = _mm512_fmadd_ps(ux, ux, c1);
+      for (int r = 0; r < R; ++r) {
+        const __m512 uy = _mm512_load_ps(my[r] + o);
+        const __m512 mxy = _mm512_mul_ps(ux, uy);
+        const __m512 e = _mm512_mul_ps(window_sum[r], inv_area);
+        const __m512 a1 = _mm512_fmadd_ps(two, mxy, c1);
+        const __m512 a2 = _mm512_fmadd_ps(scale2, _mm512_sub_ps(e, mxy), c2);
+        const __m512 b1 = _mm512_fmadd_ps(uy, uy, mean_term_x);
+        const __m512 b2 = _mm512_add_ps(vx, _mm512_load_ps(vty[r] + o));
+        const __m512 value = _mm512_div_ps(_mm512_mul_ps(a1, a2), _mm512_mul_ps(b1, b2));
+        acc[r] = _mm512_mask_add_ps(acc[r], outputs, acc[r], value);
+      }
+    };
+    // Software-pipelined by one row: the window sums of row i + 1 are issued before S of row i, so the
+    // long dependency chain of one row (loads, sums, division) does not stall the next.
+    __m512 current[R], next[R];
+    next_window_sums(i0, current);
+    for (int64_t i = i0; i + 1 < i1; ++i) {
+      next_window_sums(i + 1, next);
+      accumulate_ssim(i, current);
+      for (int r = 0; r < R; ++r) current[r] = next[r];
+    }
+    accumulate_ssim(i1 - 1, current);
+    for (int r = 0; r < R; ++r) sums[r] += lane_sum_f64(acc[r]);
   }
-  return total;
+}
+
+// fast_tile_scores for the 7x7 box window with AVX-512: per band of rows and block of columns, every
+// synthetic image of the tile against the real images two at a time.
+void box7_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const FastStats& ss, const float* real,
+                      int64_t ra, int64_t rb, const FastStats& rs, const ImageGeometry& g, const SsimWindow& w,
+                      double* scores) {
+  constexpr int64_t win = 7;
+  const int64_t width = g.width, hv = valid_extent(g.height, win), wv = valid_extent(g.width, win);
+  const int64_t plane_pixels = g.height * g.width, image = g.channels * plane_pixels;
+  const int64_t band_bytes = static_cast<int64_t>(sizeof(float)) * (kSynBlock + kRealBlock) *
+                             ((kBandRows + win - 1) * width + 2 * kBandRows * ss.stride);
+  const int64_t block = band_bytes > kColumnBlockAboveBytes ? kColumnBlock : wv;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t i0 = 0; i0 < hv; i0 += kBandRows) {
+      const int64_t i1 = std::min(hv, i0 + kBandRows);
+      for (int64_t j0 = 0; j0 < wv; j0 += block) {
+        const int64_t j1 = std::min(wv, j0 + block);
+        for (int64_t s = sa; s < sb; ++s) {
+          const float* x = synthetic + s * image + c * plane_pixels;
+          const int64_t os = (s * g.channels + c) * ss.plane;
+          double* row_scores = scores + (s - sa) * kRealBlock - ra;
+          for (int64_t r = ra; r < rb; r += 2) {
+            const float* y[2];
+            const float* my[2];
+            const float* vty[2];
+            for (int64_t k = 0; k < 2 && r + k < rb; ++k) {
+              const int64_t orr = ((r + k) * g.channels + c) * rs.plane;
+              y[k] = real + (r + k) * image + c * plane_pixels;
+              my[k] = rs.mean + orr;
+              vty[k] = rs.var_term + orr;
+            }
+            if (r + 1 < rb)
+              box7_strip_sums<2>(x, y, width, wv, ss.stride, i0, i1, j0, j1, ss.mean + os, ss.var_term + os, my, vty,
+                                 w, row_scores + r);
+            else
+              box7_strip_sums<1>(x, y, width, wv, ss.stride, i0, i1, j0, j1, ss.mean + os, ss.var_term + os, my, vty,
+                                 w, row_scores + r);
+          }
+        }
+      }
+    }
+  }
 }
 #endif
 
-using BandFn = double (*)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                          int64_t, int, const float*, const float*, const float*, const float*, const SsimWindow&,
-                          FastWorkspace&);
+using BandFn = double (*)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int,
+                          const float*, const float*, const float*, const float*, const SsimWindow&, FastWorkspace&);
 
-// A band kernel and the width of the column blocks it computes per call (0: whole rows).
-struct BandKernel {
-  BandFn sum;
-  int64_t column_block;
-};
-
-BandKernel pick_band_kernel(const SsimWindow& w) {
+BandFn pick_band_fn(const SsimWindow& w) {
   const bool box = is_box(w.weights);
   const size_t win = w.weights.size();
-#if defined(__AVX512F__)
-  if (box && win == 7) return {&band_sum_box7_avx512, kColumnBlock};
-#endif
-  if (box && win == 7) return {&band_sum<7, true>, 0};
-  if (!box && win == 11) return {&band_sum<11, false>, 0};
-  return {box ? &band_sum<0, true> : &band_sum<0, false>, 0};
+  if (box && win == 7) return &band_sum<7, true>;
+  if (!box && win == 11) return &band_sum<11, false>;
+  return box ? &band_sum<0, true> : &band_sum<0, false>;
 }
 
 // scores[(s - sa) * kRealBlock + (r - ra)] = float32 mean SSIM of synthetic s and real r (chunk-local
@@ -633,19 +677,21 @@ void fast_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
   const int win = static_cast<int>(w.weights.size());
   const int64_t width = g.width, hv = valid_extent(g.height, win), wv = valid_extent(g.width, win);
   const int64_t plane_pixels = g.height * g.width, image = g.channels * plane_pixels;
-  ws.products.resize((kBandRows + win - 1) * width);
-  ws.column.resize(width);
-  ws.weights.assign(w.weights.begin(), w.weights.end());
-  const BandKernel band = pick_band_kernel(w);
-  const int64_t band_bytes = static_cast<int64_t>(sizeof(float)) * (kSynBlock + kRealBlock) *
-                             ((kBandRows + win - 1) * width + 2 * kBandRows * ss.stride);
-  const int64_t block = band.column_block > 0 && band_bytes > kColumnBlockAboveBytes ? band.column_block : wv;
   for (int64_t q = 0; q < kSynBlock * kRealBlock; ++q) scores[q] = 0.0;
-  for (int64_t c = 0; c < g.channels; ++c) {
-    for (int64_t i0 = 0; i0 < hv; i0 += kBandRows) {
-      const int64_t i1 = std::min(hv, i0 + kBandRows);
-      for (int64_t j0 = 0; j0 < wv; j0 += block) {
-        const int64_t j1 = std::min(wv, j0 + block);
+#if defined(__AVX512F__)
+  const bool vectorised = is_box(w.weights) && win == 7;
+  if (vectorised) box7_tile_scores(synthetic, sa, sb, ss, real, ra, rb, rs, g, w, scores);
+#else
+  const bool vectorised = false;
+#endif
+  if (!vectorised) {
+    ws.products.resize((kBandRows + win - 1) * width);
+    ws.column.resize(width);
+    ws.weights.assign(w.weights.begin(), w.weights.end());
+    const BandFn band = pick_band_fn(w);
+    for (int64_t c = 0; c < g.channels; ++c) {
+      for (int64_t i0 = 0; i0 < hv; i0 += kBandRows) {
+        const int64_t i1 = std::min(hv, i0 + kBandRows);
         for (int64_t s = sa; s < sb; ++s) {
           const float* x = synthetic + s * image + c * plane_pixels;
           const int64_t os = (s * g.channels + c) * ss.plane;
@@ -653,8 +699,8 @@ void fast_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
             const float* y = real + r * image + c * plane_pixels;
             const int64_t orr = (r * g.channels + c) * rs.plane;
             scores[(s - sa) * kRealBlock + (r - ra)] +=
-                band.sum(x, y, width, wv, ss.stride, i0, i1, j0, j1, win, ss.mean + os, rs.mean + orr,
-                         ss.var_term + os, rs.var_term + orr, w, ws);
+                band(x, y, width, wv, ss.stride, i0, i1, win, ss.mean + os, rs.mean + orr, ss.var_term + os,
+                     rs.var_term + orr, w, ws);
           }
         }
       }

@@ -149,10 +149,9 @@ void test_ties_go_to_smallest_index() {
 // The float32 phase of the scan must stay within its stated error bound (the exactness of the returned
 // top-k rests on it), on noise, constant, smooth and piecewise-flat images, and the bound must be tight
 // enough to be useful (< 1e-3 on noise).
-void test_fast_path_error_bound() {
+void check_fast_path_error_bound(const medsyn::ImageGeometry& g, int64_t n) {
   std::mt19937 rng(11);
-  const medsyn::ImageGeometry g{2, 40, 37};
-  const int64_t n = 24, image = g.channels * g.height * g.width;
+  const int64_t image = g.channels * g.height * g.width;
   std::vector<float> a = random_images(n, g, rng), b = random_images(n, g, rng);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   for (int64_t i = 0; i < n; ++i) {
@@ -182,6 +181,13 @@ void test_fast_path_error_bound() {
       if (i % 4 == 0) EXPECT(bound[i] < 1e-3, "bound %.3g on noise is useless", bound[i]);
     }
   }
+}
+
+void test_fast_path_error_bound() {
+  // 40 x 37: two column strips, one band; 200 x 262: many bands, a valid width of exactly 16 strips, and
+  // (AVX-512 kernel) column-blocked tiles.
+  check_fast_path_error_bound({2, 40, 37}, 24);
+  check_fast_path_error_bound({1, 200, 262}, 8);
 }
 
 void test_bad_arguments_throw() {
