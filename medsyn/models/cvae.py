@@ -19,7 +19,6 @@ whole model is private (paper 001 §3.1: VAEs are noised as a whole).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from medsyn.data.image_set import ImageSet
-from medsyn.models.base import check_sample_labels
+from medsyn.models.base import (
+    GeneratorConfiguration,
+    check_generator_arguments,
+    check_sample_labels,
+    check_training_set,
+)
 from medsyn.training.device import resolve_device
 from medsyn.training.distributed import unwrap
 from medsyn.training.dp import (
@@ -40,8 +44,6 @@ from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.optimisation_setup import prepare_optimisation
 from medsyn.training.settings import (
     TrainingSettings,
-    generator_checkpoint_config,
-    parse_generator_config,
 )
 
 __all__ = ["CVAE", "CVAEConfig", "CVAENetwork"]
@@ -154,7 +156,7 @@ def cvae_per_sample_losses(
     return {"loss": reconstruction_error + beta * kl, "reconstruction": reconstruction_error, "kl": kl}
 
 
-class CVAE:
+class CVAE(GeneratorConfiguration):
     """Class-conditional VAE generator (the ``"cvae"`` registry entry)."""
 
     name = "cvae"
@@ -168,11 +170,9 @@ class CVAE:
         image_shape: tuple[int, int, int],
         training: TrainingSettings | None = None,
     ) -> None:
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.image_shape = check_generator_arguments(config, CVAEConfig, num_classes, image_shape)
         self.config = config
         self.num_classes = num_classes
-        self.image_shape = tuple(int(size) for size in image_shape)
         self.training = training if training is not None else TrainingSettings()
         self.network = self._build_network(seed=0)
         self.metadata: dict[str, Any] = {}
@@ -188,23 +188,6 @@ class CVAE:
             network, self.batchnorm_replaced_by_groupnorm = make_module_private_compatible(network)
         return network
 
-    @classmethod
-    def from_config(
-        cls,
-        config: Mapping[str, Any] | None,
-        *,
-        num_classes: int,
-        image_shape: tuple[int, int, int],
-        training: Mapping[str, Any] | TrainingSettings | None = None,
-    ) -> CVAE:
-        model_config, settings = parse_generator_config(CVAEConfig, config, training, model_name="cvae")
-        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=settings)
-
-    def checkpoint_config(self) -> dict[str, Any]:
-        return generator_checkpoint_config(
-            self.config, self.training, num_classes=self.num_classes, image_shape=self.image_shape
-        )
-
     def parameter_count(self) -> int:
         return sum(parameter.numel() for parameter in self.network.parameters())
 
@@ -212,14 +195,7 @@ class CVAE:
         self, train: ImageSet, checkpoint_path: str | Path, *, seed: int = 0, progress: bool = True
     ) -> Path:
         """Train on ``train`` for ``training.steps`` steps, resuming from ``checkpoint_path`` if it exists."""
-        if train.num_classes != self.num_classes:
-            raise ValueError(
-                f"training set {train.source} has {train.num_classes} classes, model has {self.num_classes}"
-            )
-        if train.image_shape != self.image_shape:
-            raise ValueError(
-                f"training set {train.source} has images of shape {train.image_shape}, model expects {self.image_shape}"
-            )
+        check_training_set(train, self.num_classes, self.image_shape)
         settings = self.training
         # Re-initialised from the seed so a run is a function of (config, data, seed) alone; a resumed run
         # then overwrites these weights with the checkpoint's.

@@ -29,7 +29,12 @@ from monai.networks.nets import DiffusionModelUNet
 from torch import nn
 
 from medsyn.data.image_set import ImageSet
-from medsyn.models.base import check_sample_labels
+from medsyn.models.base import (
+    GeneratorConfiguration,
+    check_generator_arguments,
+    check_sample_labels,
+    check_training_set,
+)
 from medsyn.models.diffusion_sampling import (
     SAMPLERS,
     NoiseSchedule,
@@ -49,8 +54,6 @@ from medsyn.training.optimisation_setup import prepare_optimisation
 from medsyn.training.settings import (
     TrainingSettings,
     config_from_mapping,
-    generator_checkpoint_config,
-    parse_generator_config,
 )
 
 __all__ = [
@@ -356,7 +359,7 @@ def sample_in_chunks(
     return torch.cat(outputs)
 
 
-class ConditionalDDPM:
+class ConditionalDDPM(GeneratorConfiguration):
     """Class-conditional pixel DDPM (the ``"ddpm"`` registry entry); samples from the EMA weights.
 
     Weights are initialised from ``init_seed``, so two models built from one config are identical.
@@ -374,15 +377,9 @@ class ConditionalDDPM:
         training: TrainingSettings | None = None,
         init_seed: int = 0,
     ) -> None:
-        if not isinstance(config, DDPMConfig):
-            raise ValueError(f"config must be a DDPMConfig, got {type(config).__name__}")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.image_shape = check_generator_arguments(config, DDPMConfig, num_classes, image_shape)
         self.config = config
         self.num_classes = num_classes
-        self.image_shape = tuple(int(size) for size in image_shape)
-        if len(self.image_shape) != 3:
-            raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
         self.training = training if training is not None else TrainingSettings()
         levels = len(config.channels) - 1
         check_divisible(
@@ -396,26 +393,9 @@ class ConditionalDDPM:
         self.metadata: dict[str, Any] = {}
         self.history: list[dict[str, float]] = []
 
-    @classmethod
-    def from_config(
-        cls,
-        config: Mapping[str, Any] | None,
-        *,
-        num_classes: int,
-        image_shape: tuple[int, int, int],
-        training: Mapping[str, Any] | TrainingSettings | None = None,
-    ) -> ConditionalDDPM:
-        model_config, settings = parse_generator_config(DDPMConfig, config, training, model_name="ddpm")
-        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=settings)
-
     @property
     def null_label(self) -> int:
         return self.num_classes
-
-    def checkpoint_config(self) -> dict[str, Any]:
-        return generator_checkpoint_config(
-            self.config, self.training, num_classes=self.num_classes, image_shape=self.image_shape
-        )
 
     def parameter_count(self) -> int:
         return sum(parameter.numel() for parameter in self.network.parameters())
@@ -479,12 +459,3 @@ class ConditionalDDPM:
             seed=seed,
         )
         return ((x_start + 1.0) / 2.0).clamp(0.0, 1.0)
-
-
-def check_training_set(train: ImageSet, num_classes: int, image_shape: tuple[int, int, int]) -> None:
-    if train.num_classes != num_classes:
-        raise ValueError(f"training set {train.source} has {train.num_classes} classes, the model has {num_classes}")
-    if train.image_shape != tuple(image_shape):
-        raise ValueError(
-            f"training set {train.source} has images of shape {train.image_shape}, the model expects {tuple(image_shape)}"
-        )

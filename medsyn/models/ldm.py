@@ -23,7 +23,6 @@ stage; LDM-4 U-Net with model_channels 224, channel_mult 1,2,3,4, attention at l
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,17 @@ from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscrimi
 from torch import nn
 
 from medsyn.data.image_set import ImageSet
-from medsyn.models.base import check_sample_labels
+from medsyn.models.base import (
+    GeneratorConfiguration,
+    check_generator_arguments,
+    check_sample_labels,
+    check_training_set,
+)
 from medsyn.models.ddpm import (
     DiffusionSamplingConfig,
     check_divisible,
     check_optimisation,
     check_schedule,
-    check_training_set,
     check_unet_layout,
     fit_noise_predictor,
     sample_in_chunks,
@@ -54,8 +57,6 @@ from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.settings import (
     TrainingSettings,
     config_from_mapping,
-    generator_checkpoint_config,
-    parse_generator_config,
 )
 
 __all__ = ["LDMConfig", "LatentCodec", "CrossAttentionUNet", "ConditionalLDM", "autoencoder_checkpoint_path"]
@@ -257,7 +258,7 @@ def autoencoder_per_sample_losses(
     return {"l1": l1, "kl": kl}
 
 
-class ConditionalLDM:
+class ConditionalLDM(GeneratorConfiguration):
     """Class-conditional latent diffusion model (the ``"ldm"`` registry entry).
 
     Weights are initialised from ``init_seed``, so two models built from one config are identical.
@@ -276,15 +277,9 @@ class ConditionalLDM:
         training: TrainingSettings | None = None,
         init_seed: int = 0,
     ) -> None:
-        if not isinstance(config, LDMConfig):
-            raise ValueError(f"config must be an LDMConfig, got {type(config).__name__}")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.image_shape = check_generator_arguments(config, LDMConfig, num_classes, image_shape)
         self.config = config
         self.num_classes = num_classes
-        self.image_shape = tuple(int(size) for size in image_shape)
-        if len(self.image_shape) != 3:
-            raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}")
         self.training = training if training is not None else TrainingSettings()
         if self.training.dp is not None:
             raise ValueError("dp: DP-SGD is available for the cvae, ddpm and stylegan2 models, not for ldm")
@@ -326,26 +321,9 @@ class ConditionalLDM:
         self.history: list[dict[str, float]] = []
         self.autoencoder_history: list[dict[str, float]] = []
 
-    @classmethod
-    def from_config(
-        cls,
-        config: Mapping[str, Any] | None,
-        *,
-        num_classes: int,
-        image_shape: tuple[int, int, int],
-        training: Mapping[str, Any] | TrainingSettings | None = None,
-    ) -> ConditionalLDM:
-        model_config, settings = parse_generator_config(LDMConfig, config, training, model_name="ldm")
-        return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=settings)
-
     @property
     def null_label(self) -> int:
         return self.num_classes
-
-    def checkpoint_config(self) -> dict[str, Any]:
-        return generator_checkpoint_config(
-            self.config, self.training, num_classes=self.num_classes, image_shape=self.image_shape
-        )
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters of the autoencoder and of the diffusion U-Net + class embedding (no discriminator)."""

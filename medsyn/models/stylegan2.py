@@ -23,7 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from medsyn.data.image_set import ImageSet
-from medsyn.models.base import check_sample_labels
+from medsyn.models.base import (
+    GeneratorConfiguration,
+    check_generator_arguments,
+    check_sample_labels,
+    check_training_set,
+)
 from medsyn.models.stylegan2_layers import Discriminator, MappingNetwork, SynthesisNetwork
 from medsyn.training.checkpoint import load_checkpoint
 from medsyn.training.distributed import is_distributed, rank_and_world_size
@@ -36,7 +41,7 @@ from medsyn.training.dp import (
 from medsyn.training.dp import epsilon as dp_epsilon
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
-from medsyn.training.settings import TrainingSettings, config_from_mapping, generator_checkpoint_config
+from medsyn.training.settings import TrainingSettings, config_from_mapping
 
 __all__ = [
     "StyleGAN2Config",
@@ -157,7 +162,7 @@ class StyleGAN2Generator(nn.Module):
         return self.synthesis(self.mapping(z, labels)[:, None].repeat(1, self.num_ws, 1))
 
 
-class ConditionalStyleGAN2:
+class ConditionalStyleGAN2(GeneratorConfiguration):
     """Class-conditional StyleGAN2 implementing ``medsyn.models.base.ConditionalGenerator`` and the
     registry contract (``medsyn.models.registry``).
 
@@ -179,10 +184,7 @@ class ConditionalStyleGAN2:
         device: str | torch.device = "cpu",
     ) -> None:
         self.config = config if config is not None else StyleGAN2Config()
-        if not isinstance(self.config, StyleGAN2Config):
-            raise ValueError(f"config must be a StyleGAN2Config, got {type(self.config).__name__}")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        check_generator_arguments(self.config, StyleGAN2Config, num_classes, image_shape)
         self.training = training if training is not None else TrainingSettings()
         self.num_classes = num_classes
         self.image_shape = check_image_shape(image_shape)
@@ -236,12 +238,6 @@ class ConditionalStyleGAN2:
         return cls(config, num_classes=num_classes, image_shape=image_shape, training=training, device=device)
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_config(self) -> dict[str, Any]:
-        """The ``"config"`` this model's checkpoints store (and must match to load)."""
-        return generator_checkpoint_config(
-            self.config, self.training, num_classes=self.num_classes, image_shape=self.image_shape
-        )
-
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, *, device: str | torch.device = "cpu"
@@ -345,16 +341,7 @@ class ConditionalStyleGAN2:
         Returns the checkpoint path. Under DP the epsilon spent (delta = 1/N unless set) is in the
         checkpoint's metadata and in ``metadata``.
         """
-        if train.image_shape != self.image_shape:
-            raise ValueError(
-                f"training set {train.source} has images of shape {train.image_shape}, "
-                f"but this StyleGAN2 was built for image_shape {self.image_shape}"
-            )
-        if train.num_classes != self.num_classes:
-            raise ValueError(
-                f"training set {train.source} has {train.num_classes} classes, "
-                f"but this StyleGAN2 was built for num_classes {self.num_classes}"
-            )
+        check_training_set(train, self.num_classes, self.image_shape)
         trainer = _Trainer(self, num_train=len(train))
         checkpoint_path = Path(checkpoint_path)
         run = TrainingRun(
