@@ -193,31 +193,42 @@ void topk_insert(double* values, int64_t* indices, int64_t& size, int64_t k, dou
 }
 
 
-// Float64 statistics of one image without opening a parallel region (called from inside one).
-SsimImageStats ssim_image_stats_serial(const float* image, const ImageGeometry& g, const SsimWindow& w) {
+// float64 scratch of one thread for image_stats_into (reused: at 256 px each buffer is ~0.5 MB, and fresh
+// ones cost page faults and zero-filling on every re-checked candidate).
+struct ExactStatsScratch {
+  std::vector<double> value, square, column, second;
+};
+
+// Float64 statistics of one image into `stats` (storage reused), without opening a parallel region
+// (called from inside one). Same arithmetic as ssim_image_stats.
+void image_stats_into(SsimImageStats& stats, const float* image, const ImageGeometry& g, const SsimWindow& w,
+                      ExactStatsScratch& scratch) {
   const int64_t win = static_cast<int64_t>(w.weights.size());
-  SsimImageStats stats;
   stats.count = 1;
   stats.plane = valid_extent(g.height, win) * valid_extent(g.width, win);
   const int64_t total = g.channels * stats.plane, pixels = g.height * g.width;
   stats.mean.resize(total);
   stats.mean_term.resize(total);
   stats.var_term.resize(total);
-  std::vector<double> value(pixels), square(pixels), column, second(stats.plane);
+  scratch.value.resize(pixels);
+  scratch.square.resize(pixels);
+  scratch.second.resize(stats.plane);
+  double* value = scratch.value.data();
+  double* square = scratch.square.data();
+  double* second = scratch.second.data();
   for (int64_t p = 0; p < g.channels; ++p) {
     for (int64_t q = 0; q < pixels; ++q) {
       value[q] = image[p * pixels + q];
       square[q] = value[q] * value[q];
     }
     double* mean = stats.mean.data() + p * stats.plane;
-    filter_valid(value.data(), g.height, g.width, w.weights, mean, column);
-    filter_valid(square.data(), g.height, g.width, w.weights, second.data(), column);
+    filter_valid(value, g.height, g.width, w.weights, mean, scratch.column);
+    filter_valid(square, g.height, g.width, w.weights, second, scratch.column);
     for (int64_t q = 0; q < stats.plane; ++q) {
       stats.mean_term[p * stats.plane + q] = mean[q] * mean[q] + 0.5 * w.c1;
       stats.var_term[p * stats.plane + q] = w.covariance_scale * (second[q] - mean[q] * mean[q]) + 0.5 * w.c2;
     }
   }
-  return stats;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -846,6 +857,8 @@ void ssim_max_scan(const float* synthetic, int64_t n_synthetic, const float* rea
 #pragma omp parallel
   {
     PairWorkspace ws;
+    ExactStatsScratch scratch;
+    SsimImageStats sx, sy;
     std::vector<Candidate> mine;
 #pragma omp for schedule(dynamic)
     for (int64_t s = 0; s < n_synthetic; ++s) {
@@ -864,13 +877,13 @@ void ssim_max_scan(const float* synthetic, int64_t n_synthetic, const float* rea
         for (const Candidate& c : candidates[static_cast<size_t>(t) * n_synthetic + s])
           if (c.upper >= threshold) mine.push_back(c);
       const float* x = synthetic + s * image;
-      const SsimImageStats sx = ssim_image_stats_serial(x, g, w);
+      image_stats_into(sx, x, g, w, scratch);
       double* values = top_values + s * top_k;
       int64_t* indices = top_indices + s * top_k;
       int64_t filled = 0;
       for (const Candidate& c : mine) {
         const float* y = real + c.index * image;
-        const SsimImageStats sy = ssim_image_stats_serial(y, g, w);
+        image_stats_into(sy, y, g, w, scratch);
         topk_insert(values, indices, filled, top_k, pair_score(x, y, sx, 0, sy, 0, g, w, ws), c.index);
       }
     }
