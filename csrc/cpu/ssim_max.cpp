@@ -7,7 +7,7 @@
 #include "cpu/ssim_max.h"
 
 #include <omp.h>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #endif
 #if defined(__linux__)
@@ -515,7 +515,7 @@ double band_sum(const float* __restrict x, const float* __restrict y, int64_t wi
   return total;
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512VL__)
 // Lanes n..n+15 of the 32-lane vector hi:lo (valignd).
 template <int N>
 inline __m512 lanes_from(__m512 lo, __m512 hi) {
@@ -536,7 +536,7 @@ inline double lane_sum_f64(__m512 v) {
 }
 #endif
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512VL__)
 // Sums of S over output rows [i0, i1) and columns [j_begin, j_end) of one channel plane: synthetic x
 // against R real planes y[0..R-1] at once (statistics mx, vtx of x; my[r], vty[r] of y[r]), added to
 // sums[0..R-1]. Against R reals, x, its statistics and mu_x^2 + C1 are loaded or computed once per R
@@ -561,15 +561,22 @@ void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t w
   const __m512 inv_area = _mm512_set1_ps(static_cast<float>(1.0 / 49.0)), two = _mm512_set1_ps(2.0f);
   for (int64_t j0 = j_begin; j0 < j_end; j0 += kLanes) {
     const __mmask16 outputs = first_lanes(wv - j0);
-    const __mmask16 lo_in = first_lanes(width - j0), hi_in = first_lanes(std::min<int64_t>(6, width - j0 - kLanes));
+    const __mmask16 lo_in = first_lanes(width - j0);
+    const __mmask8 hi_in = static_cast<__mmask8>(first_lanes(std::min<int64_t>(6, width - j0 - kLanes)));
     // Horizontal 7-sums of the products of input row `row`, one vector per real image.
     auto row_sums = [&](int64_t row, __m512* h) {
       const int64_t o = row * width + j0;
-      const __m512 xlo = _mm512_maskz_loadu_ps(lo_in, x + o), xhi = _mm512_maskz_loadu_ps(hi_in, x + o + kLanes);
+      // hi needs only 6 lanes: it is computed in 256-bit vectors (half the cost of 512-bit ones on Zen 4);
+      // the undefined upper lanes of the widened vectors are never shifted into an output lane.
+      const __m512 xlo = _mm512_maskz_loadu_ps(lo_in, x + o);
+      const __m256 xhi = _mm256_maskz_loadu_ps(hi_in, x + o + kLanes);
       for (int r = 0; r < R; ++r) {
         const __m512 lo = _mm512_mul_ps(xlo, _mm512_maskz_loadu_ps(lo_in, y[r] + o));
-        const __m512 hi = _mm512_mul_ps(xhi, _mm512_maskz_loadu_ps(hi_in, y[r] + o + kLanes));
-        const __m512 d2l = _mm512_add_ps(lo, lanes_from<1>(lo, hi)), d2h = _mm512_add_ps(hi, lanes_from<1>(hi, hi));
+        const __m256 hi8 = _mm256_mul_ps(xhi, _mm256_maskz_loadu_ps(hi_in, y[r] + o + kLanes));
+        const __m256 d2h8 = _mm256_add_ps(
+            hi8, _mm256_castsi256_ps(_mm256_alignr_epi32(_mm256_castps_si256(hi8), _mm256_castps_si256(hi8), 1)));
+        const __m512 hi = _mm512_castps256_ps512(hi8), d2h = _mm512_castps256_ps512(d2h8);
+        const __m512 d2l = _mm512_add_ps(lo, lanes_from<1>(lo, hi));
         const __m512 d4l = _mm512_add_ps(d2l, lanes_from<2>(d2l, d2h));
         h[r] = _mm512_add_ps(_mm512_add_ps(d4l, lanes_from<4>(d2l, d2h)), lanes_from<6>(lo, hi));
       }
@@ -692,7 +699,7 @@ void fast_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
   const int64_t width = g.width, hv = valid_extent(g.height, win), wv = valid_extent(g.width, win);
   const int64_t plane_pixels = g.height * g.width, image = g.channels * plane_pixels;
   for (int64_t q = 0; q < kSynBlock * kRealBlock; ++q) scores[q] = 0.0;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512VL__)
   const bool vectorised = is_box(w.weights) && win == 7;
   if (vectorised) box7_tile_scores(synthetic, sa, sb, ss, real, ra, rb, rs, g, w, scores);
 #else
