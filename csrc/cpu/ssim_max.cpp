@@ -254,17 +254,18 @@ constexpr int64_t kSynBlock = 4, kRealBlock = 4, kBandRows = 16;
 // bands amortise that; 64 rows measured 10-15% faster than 16 (32: in between).
 constexpr int64_t kVectorBandRows = 64;
 constexpr int kLanes = 16;
-// Column blocking of a tile's band (AVX-512 kernel): every pair of the tile is scored on a block
-// of kColumnBlock output columns before the next block, so the block's rows stay in L1 while the 16 pairs
-// use them. It pays only when the tile's band data (images and statistics) does not fit in L2; measured on
-// Zen 4 (1 MiB L2, 1 thread, 64-row bands): +30% at 256 px (1.6 MiB per tile band), -4% at 128 px
-// (0.8 MiB), hence the threshold.
+// Column blocking of a tile's band (AVX-512 kernel): every pair of the tile is scored on a block of
+// kColumnBlock output columns before the next block, so the block's rows (~140 KiB for 8 images at 256 px)
+// stay in L2 while the 16 pairs use them. It pays only when the tile's band data (images and statistics)
+// does not fit in L2; measured on Zen 4 (1 MiB L2, 1 thread, 64-row bands): +30% at 256 px (1.6 MiB per
+// tile band), -4% at 128 px (0.8 MiB), hence the threshold.
 constexpr int64_t kColumnBlock = 16;
 constexpr int64_t kColumnBlockAboveBytes = int64_t{1} << 20;
 
 double error_bound(double gain_x, double gain_y, const SsimWindow& w, int64_t valid_width) {
   const double win = static_cast<double>(w.weights.size());
-  const double lane_terms = static_cast<double>(std::max<int64_t>((valid_width + kLanes - 1) / kLanes, kVectorBandRows));
+  const int64_t row_lanes = (valid_width + kLanes - 1) / kLanes;
+  const double lane_terms = static_cast<double>(std::max<int64_t>(row_lanes, kVectorBandRows));
   return 2.0 * ((2.0 * win + 6.0) * kUnit * w.covariance_scale * (gain_x + gain_y) + (32.0 + lane_terms) * kUnit);
 }
 
@@ -534,9 +535,7 @@ inline double lane_sum_f64(__m512 v) {
   const __m512d high = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
   return _mm512_reduce_add_pd(_mm512_add_pd(low, high));
 }
-#endif
 
-#if defined(__AVX512F__) && defined(__AVX512VL__)
 // Sums of S over output rows [i0, i1) and columns [j_begin, j_end) of one channel plane: synthetic x
 // against R real planes y[0..R-1] at once (statistics mx, vtx of x; my[r], vty[r] of y[r]), added to
 // sums[0..R-1]. Against R reals, x, its statistics and mu_x^2 + C1 are loaded or computed once per R
@@ -851,7 +850,8 @@ void ssim_max_scan(const float* synthetic, int64_t n_synthetic, const float* rea
               const double bound = error_bound(syn_stats.gain[s], tile_stats.gain[r], w, valid_extent(g.width, win));
               topk_insert(lv, li, lower_sizes[slot], top_k, value - bound, ra + r);
               const double threshold = lower_sizes[slot] == top_k ? lv[top_k - 1] : -kHuge;
-              if (value + bound >= threshold) add_candidate(candidates[slot], {value + bound, ra + r}, threshold, top_k);
+              if (value + bound >= threshold)
+                add_candidate(candidates[slot], {value + bound, ra + r}, threshold, top_k);
             }
           }
         }
