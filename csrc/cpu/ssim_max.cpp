@@ -166,6 +166,9 @@ double pair_score(const float* x, const float* y, const SsimImageStats& sx, int6
           for (int64_t j = 0; j < width; ++j)
             col[j] += static_cast<double>(xn[j]) * yn[j] - static_cast<double>(xo[j]) * yo[j];
         }
+        // Vectorised over j (each output keeps its own left-to-right sum: bit-identical to the scalar
+        // loop, which the compiler left as a 7-add latency chain per output: ~0.4 ms per 256 px re-check).
+#pragma omp simd
         for (int64_t j = 0; j < wv; ++j) {
           double s = 0.0;
           for (int64_t k = 0; k < win; ++k) s += col[j + k];
@@ -274,15 +277,19 @@ void image_stats_into(SsimImageStats& stats, const float* image, const ImageGeom
 // are relative errors of |S| <= 1: the stored float means and var_terms (u each), A1 = 2 mu_x mu_y + C1 and
 // B1 = mu_x^2 + mu_y^2 + C1 recomputed from the float means (<= 4u each), B2 (2u), the two products and the
 // division (3u): < 32u in all; and the float lane sums of the map: each lane adds at most
-// max(ceil(Wv / 16), kVectorBandRows) values of |S| <= 1 before they go to float64 (the portable kernel sums a row
-// in 16 lanes, the AVX-512 kernel a strip of 16 columns over a band of rows). The bound below doubles all of
+// max(ceil(Wv / 16), kLaneFlushRows) values of |S| <= 1 before they go to float64 (the portable kernel sums a row
+// in 16 lanes, the AVX-512 kernel a strip of 16 columns over <= kLaneFlushRows rows). The bound below doubles all of
 // this as a safety margin.
 constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24
 constexpr double kHuge = 1e300;
 constexpr int64_t kSynBlock = 4, kRealBlock = 4, kBandRows = 16;
 // Rows per band of the AVX-512 kernel: each 16-column strip of a band first sums 6 rows ahead, so taller
-// bands amortise that; 64 rows measured 10-15% faster than 16 (32: in between).
-constexpr int64_t kVectorBandRows = 64;
+// bands amortise that. Row-major statistics: 64 rows measured 10-15% faster than 16 (32: in between);
+// strip-major (a strip's band is contiguous): 128 rows +10% and 256 rows +15% over 64 at 256 px.
+constexpr int64_t kVectorBandRows = 256;
+// The AVX-512 kernel's float lane sums go to float64 every kLaneFlushRows rows of a strip (bounds the
+// number of values a float lane adds: error_bound's lane term).
+constexpr int64_t kLaneFlushRows = 64;
 constexpr int kLanes = 16;
 // Column blocking of a tile's band (AVX-512 kernel): every pair of the tile is scored on a block of
 // kColumnBlock output columns before the next block, so the block's rows (~140 KiB for 8 images at 256 px)
@@ -295,7 +302,7 @@ constexpr int64_t kColumnBlockAboveBytes = int64_t{1} << 20;
 double error_bound(double gain_x, double gain_y, const SsimWindow& w, int64_t valid_width) {
   const double win = static_cast<double>(w.weights.size());
   const int64_t row_lanes = (valid_width + kLanes - 1) / kLanes;
-  const double lane_terms = static_cast<double>(std::max<int64_t>(row_lanes, kVectorBandRows));
+  const double lane_terms = static_cast<double>(std::max<int64_t>(row_lanes, kLaneFlushRows));
   return 2.0 * ((2.0 * win + 6.0) * kUnit * w.covariance_scale * (gain_x + gain_y) + (32.0 + lane_terms) * kUnit);
 }
 
@@ -330,9 +337,29 @@ struct HugeBlock {
 // var_term 1 and are masked out of every sum).
 int64_t stats_stride(int64_t valid_width) { return (valid_width + kLanes - 1) / kLanes * kLanes; }
 
+// True when fast_tile_scores runs the AVX-512 box-7 kernel (uniform 7x7 window on an AVX-512 build).
+bool uses_box7_kernel(const SsimWindow& w) {
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+  return is_box(w.weights) && w.weights.size() == 7;
+#else
+  (void)w;
+  return false;
+#endif
+}
+
 struct FastStats {
   int64_t stride = 0;  // floats per row (stats_stride)
   int64_t plane = 0;   // Hv * stride
+  // Layout of a plane: row-major [Hv, stride] (portable kernel), or strip-major [stride / 16, Hv, 16]
+  // (AVX-512 box-7 kernel): a band of one 16-column strip is then one contiguous run of memory, which
+  // the hardware prefetchers stream, where row-major strips touch one line per 1 KiB row (256 px).
+  // Element (i, j) is at (j / 16) * strip_step + i * row_step + j % 16.
+  bool strips = false;
+  int64_t row_step = 0, strip_step = 0;
+  // Strip-major layout only: the pixels, copied as [C, W / 16 + 1 strips, H, 16] (zero past the width and
+  // one all-zero strip at the end, so the kernel loads whole vectors without masks).
+  float* pixels = nullptr;
+  int64_t pixel_plane = 0;  // floats per channel plane of `pixels`
   // [count, C, Hv, stride], two views of one uninitialised block (every element is written): zero-filling
   // ~100 MB chunks cost as much as the statistics themselves. mu^2 + C1/2 is not stored: the pair kernel
   // recomputes it from mu with one fma, cheaper than loading it.
@@ -397,11 +424,17 @@ void plane_moments(const float* __restrict src, int64_t height, int64_t width, c
 // Sizes `stats` for `count` images (reusing its storage); fill_plane_stats then fills the planes.
 void prepare_stats(FastStats& stats, int64_t count, const ImageGeometry& g, const SsimWindow& w) {
   const int64_t win = static_cast<int64_t>(w.weights.size());
+  const int64_t hv = valid_extent(g.height, win);
   stats.stride = stats_stride(valid_extent(g.width, win));
-  stats.plane = valid_extent(g.height, win) * stats.stride;
+  stats.plane = hv * stats.stride;
+  stats.strips = uses_box7_kernel(w);
+  stats.row_step = stats.strips ? kLanes : stats.stride;
+  stats.strip_step = stats.strips ? hv * kLanes : kLanes;
+  stats.pixel_plane = stats.strips ? (g.width / kLanes + 1) * g.height * kLanes : 0;
   const int64_t total = count * g.channels * stats.plane;
-  stats.mean = stats.block.allocate(2 * total);
+  stats.mean = stats.block.allocate(2 * total + count * g.channels * stats.pixel_plane);
   stats.var_term = stats.mean + total;
+  stats.pixels = stats.strips ? stats.var_term + total : nullptr;
   stats.gain.assign(count, 0.0);
 }
 
@@ -429,20 +462,39 @@ double fill_plane_stats(FastStats& stats, int64_t p, const float* pixels, const 
   for (int64_t i = 0; i < hv; ++i) {
     const double* mi = mean + i * wv;
     const double* si = second + i * wv;
-    float* m = stats.mean + p * stats.plane + i * stats.stride;
-    float* vt = stats.var_term + p * stats.plane + i * stats.stride;
+    for (int64_t j0 = 0; j0 < stats.stride; j0 += kLanes) {  // one 16-column piece at a time (any layout)
+      const int64_t at = p * stats.plane + (j0 / kLanes) * stats.strip_step + i * stats.row_step;
+      float* m = stats.mean + at - j0;
+      float* vt = stats.var_term + at - j0;
+      const int64_t j1 = std::min(wv, j0 + kLanes);
 #pragma omp simd reduction(+ : gain)
-    for (int64_t j = 0; j < wv; ++j) {
-      const double var_term = w.covariance_scale * (si[j] - mi[j] * mi[j]) + 0.5 * w.c2;
-      m[j] = static_cast<float>(mi[j]);
-      vt[j] = static_cast<float>(var_term);
-      gain += si[j] / std::max(var_term, 0.5 * w.c2);  // variance >= 0 up to rounding
-    }
-    for (int64_t j = wv; j < stats.stride; ++j) {
-      m[j] = 0.0f;
-      vt[j] = 1.0f;
+      for (int64_t j = j0; j < j1; ++j) {
+        const double var_term = w.covariance_scale * (si[j] - mi[j] * mi[j]) + 0.5 * w.c2;
+        m[j] = static_cast<float>(mi[j]);
+        vt[j] = static_cast<float>(var_term);
+        gain += si[j] / std::max(var_term, 0.5 * w.c2);  // variance >= 0 up to rounding
+      }
+      for (int64_t j = j1; j < j0 + kLanes; ++j) {
+        m[j] = 0.0f;
+        vt[j] = 1.0f;
+      }
     }
   }
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+  if (stats.strips) {  // the pixels, strip-major, zero-padded (row by row: sequential reads)
+    float* dst = stats.pixels + p * stats.pixel_plane;
+    const int64_t strips = g.width / kLanes + 1;
+    for (int64_t r = 0; r < g.height; ++r) {
+      const float* src = pixels + r * g.width;
+      for (int64_t t = 0; t < strips; ++t) {
+        const __mmask16 in = t * kLanes >= g.width ? 0 : g.width - t * kLanes >= kLanes
+                                 ? static_cast<__mmask16>(0xFFFF)
+                                 : static_cast<__mmask16>((1u << (g.width - t * kLanes)) - 1u);
+        _mm512_store_ps(dst + (t * g.height + r) * kLanes, _mm512_maskz_loadu_ps(in, src + std::min(t * kLanes, g.width)));
+      }
+    }
+  }
+#endif
   return gain / static_cast<double>(hv * wv);
 }
 
@@ -577,11 +629,13 @@ inline double lane_sum_f64(__m512 v) {
 // of those with Q_r = H_r + H_{r+1}: V_i = (Q_i + Q_{i+2}) + (Q_{i+4} + H_{i+6}).
 // Rounding: every term of the 49-term window sum goes through <= 1 + 4 + 3 + 1 roundings (product,
 // horizontal, vertical, 1/49), fewer than the 2 win + 2 of error_bound (fused multiply-adds only remove
-// roundings); B1 = (mu_x^2 + C1) + mu_y^2 in two roundings. Each lane accumulates <= kVectorBandRows values of S
-// before the float64 sum (error_bound's lane term). Lanes past the valid width are masked out of the sum;
-// loads past the image row are masked (nothing outside the image is read).
+// roundings); B1 = (mu_x^2 + C1) + mu_y^2 in two roundings. Each lane accumulates <= kLaneFlushRows values of S
+// before the float64 sum (error_bound's lane term). Lanes past the valid width are masked out of the sum.
+// Pixels and statistics are strip-major (FastStats::strips): x, y[r] are planes of strips of `height` rows
+// of 16 pixels, zero past the width (so whole vectors are loaded; the products past the width are 0 and
+// only reach masked-out lanes); mx, vtx, my[r], vty[r] planes of strips of Hv rows of 16.
 template <int R>
-void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t width, int64_t wv, int64_t stride,
+void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t height, int64_t wv, int64_t hv,
                      int64_t i0, int64_t i1, int64_t j_begin, int64_t j_end, const float* __restrict mx,
                      const float* __restrict vtx, const float* const* my, const float* const* vty,
                      const SsimWindow& w, double* sums) {
@@ -590,18 +644,20 @@ void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t w
   const __m512 inv_area = _mm512_set1_ps(static_cast<float>(1.0 / 49.0)), two = _mm512_set1_ps(2.0f);
   for (int64_t j0 = j_begin; j0 < j_end; j0 += kLanes) {
     const __mmask16 outputs = first_lanes(wv - j0);
-    const __mmask16 lo_in = first_lanes(width - j0);
-    const __mmask8 hi_in = static_cast<__mmask8>(first_lanes(std::min<int64_t>(6, width - j0 - kLanes)));
+    const int64_t pixel_strip = height * kLanes;  // lo: this strip, hi: the next one (exists: zero strip)
+    const float* __restrict xs = x + (j0 / kLanes) * pixel_strip;
+    const float* ys[R];
+    for (int r = 0; r < R; ++r) ys[r] = y[r] + (j0 / kLanes) * pixel_strip;
     // Horizontal 7-sums of the products of input row `row`, one vector per real image.
     auto row_sums = [&](int64_t row, __m512* h) {
-      const int64_t o = row * width + j0;
+      const int64_t o = row * kLanes;
       // hi needs only 6 lanes: it is computed in 256-bit vectors (half the cost of 512-bit ones on Zen 4);
-      // the undefined upper lanes of the widened vectors are never shifted into an output lane.
-      const __m512 xlo = _mm512_maskz_loadu_ps(lo_in, x + o);
-      const __m256 xhi = _mm256_maskz_loadu_ps(hi_in, x + o + kLanes);
+      // the upper lanes of the widened vectors are never shifted into an output lane.
+      const __m512 xlo = _mm512_load_ps(xs + o);
+      const __m256 xhi = _mm256_load_ps(xs + o + pixel_strip);
       for (int r = 0; r < R; ++r) {
-        const __m512 lo = _mm512_mul_ps(xlo, _mm512_maskz_loadu_ps(lo_in, y[r] + o));
-        const __m256 hi8 = _mm256_mul_ps(xhi, _mm256_maskz_loadu_ps(hi_in, y[r] + o + kLanes));
+        const __m512 lo = _mm512_mul_ps(xlo, _mm512_load_ps(ys[r] + o));
+        const __m256 hi8 = _mm256_mul_ps(xhi, _mm256_load_ps(ys[r] + o + pixel_strip));
         const __m256 d2h8 = _mm256_add_ps(
             hi8, _mm256_castsi256_ps(_mm256_alignr_epi32(_mm256_castps_si256(hi8), _mm256_castps_si256(hi8), 1)));
         const __m512 hi = _mm512_castps256_ps512(hi8), d2h = _mm512_castps256_ps512(d2h8);
@@ -635,7 +691,7 @@ void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t w
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     // Adds S of output row i, from its window sums, to acc.
     auto accumulate_ssim = [&](int64_t i, const __m512* window_sum) {
-      const int64_t o = i * stride + j0;  // statistics rows are 64-byte aligned (stats_stride)
+      const int64_t o = (j0 / kLanes) * hv * kLanes + i * kLanes;  // strip-major, 64-byte aligned
       const __m512 ux = _mm512_load_ps(mx + o), vx = _mm512_load_ps(vtx + o);
       const __m512 mean_term_x = _mm512_fmadd_ps(ux, ux, c1);
       for (int r = 0; r < R; ++r) {
@@ -658,6 +714,12 @@ void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t w
       next_window_sums(i + 1, next);
       accumulate_ssim(i, current);
       for (int r = 0; r < R; ++r) current[r] = next[r];
+      if ((i - i0) % kLaneFlushRows == kLaneFlushRows - 1) {  // bounded lane sums (error_bound)
+        for (int r = 0; r < R; ++r) {
+          sums[r] += lane_sum_f64(acc[r]);
+          acc[r] = _mm512_setzero_ps();
+        }
+      }
     }
     accumulate_ssim(i1 - 1, current);
     for (int r = 0; r < R; ++r) sums[r] += lane_sum_f64(acc[r]);
@@ -665,13 +727,12 @@ void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t w
 }
 
 // fast_tile_scores for the 7x7 box window with AVX-512: per band of rows and block of columns, every
-// synthetic image of the tile against the real images two at a time.
-void box7_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const FastStats& ss, const float* real,
-                      int64_t ra, int64_t rb, const FastStats& rs, const ImageGeometry& g, const SsimWindow& w,
-                      double* scores) {
+// synthetic image of the tile against the real images two at a time. Reads the strip-major pixel copies
+// held by the statistics (ss.pixels, rs.pixels).
+void box7_tile_scores(int64_t sa, int64_t sb, const FastStats& ss, int64_t ra, int64_t rb, const FastStats& rs,
+                      const ImageGeometry& g, const SsimWindow& w, double* scores) {
   constexpr int64_t win = 7;
   const int64_t width = g.width, hv = valid_extent(g.height, win), wv = valid_extent(g.width, win);
-  const int64_t plane_pixels = g.height * g.width, image = g.channels * plane_pixels;
   const int64_t band_bytes = static_cast<int64_t>(sizeof(float)) * (kSynBlock + kRealBlock) *
                              ((kVectorBandRows + win - 1) * width + 2 * kVectorBandRows * ss.stride);
   const int64_t block = band_bytes > kColumnBlockAboveBytes ? kColumnBlock : wv;
@@ -681,7 +742,7 @@ void box7_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
       for (int64_t j0 = 0; j0 < wv; j0 += block) {
         const int64_t j1 = std::min(wv, j0 + block);
         for (int64_t s = sa; s < sb; ++s) {
-          const float* x = synthetic + s * image + c * plane_pixels;
+          const float* x = ss.pixels + (s * g.channels + c) * ss.pixel_plane;
           const int64_t os = (s * g.channels + c) * ss.plane;
           double* row_scores = scores + (s - sa) * kRealBlock - ra;
           for (int64_t r = ra; r < rb; r += 2) {
@@ -690,15 +751,15 @@ void box7_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
             const float* vty[2];
             for (int64_t k = 0; k < 2 && r + k < rb; ++k) {
               const int64_t orr = ((r + k) * g.channels + c) * rs.plane;
-              y[k] = real + (r + k) * image + c * plane_pixels;
+              y[k] = rs.pixels + ((r + k) * g.channels + c) * rs.pixel_plane;
               my[k] = rs.mean + orr;
               vty[k] = rs.var_term + orr;
             }
             if (r + 1 < rb)
-              box7_strip_sums<2>(x, y, width, wv, ss.stride, i0, i1, j0, j1, ss.mean + os, ss.var_term + os, my, vty,
+              box7_strip_sums<2>(x, y, g.height, wv, hv, i0, i1, j0, j1, ss.mean + os, ss.var_term + os, my, vty,
                                  w, row_scores + r);
             else
-              box7_strip_sums<1>(x, y, width, wv, ss.stride, i0, i1, j0, j1, ss.mean + os, ss.var_term + os, my, vty,
+              box7_strip_sums<1>(x, y, g.height, wv, hv, i0, i1, j0, j1, ss.mean + os, ss.var_term + os, my, vty,
                                  w, row_scores + r);
           }
         }
@@ -730,7 +791,7 @@ void fast_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
   for (int64_t q = 0; q < kSynBlock * kRealBlock; ++q) scores[q] = 0.0;
 #if defined(__AVX512F__) && defined(__AVX512VL__)
   const bool vectorised = is_box(w.weights) && win == 7;
-  if (vectorised) box7_tile_scores(synthetic, sa, sb, ss, real, ra, rb, rs, g, w, scores);
+  if (vectorised) box7_tile_scores(sa, sb, ss, ra, rb, rs, g, w, scores);
 #else
   const bool vectorised = false;
 #endif

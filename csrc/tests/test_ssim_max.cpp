@@ -184,10 +184,12 @@ void check_fast_path_error_bound(const medsyn::ImageGeometry& g, int64_t n) {
 }
 
 void test_fast_path_error_bound() {
-  // 40 x 37: two column strips, one band; 200 x 262: many bands, a valid width of exactly 16 strips, and
-  // (AVX-512 kernel) column-blocked tiles.
+  // 40 x 37: two column strips, one band; 200 x 262: lane sums flushed every 64 rows, a valid width of
+  // exactly 16 strips, and (AVX-512 kernel) column-blocked tiles; 300 x 70: two 256-row bands (AVX-512
+  // kernel), a partial last strip.
   check_fast_path_error_bound({2, 40, 37}, 24);
   check_fast_path_error_bound({1, 200, 262}, 8);
+  check_fast_path_error_bound({1, 300, 70}, 8);
 }
 
 void test_bad_arguments_throw() {
