@@ -5,8 +5,8 @@
         gradient = torch.autograd.grad(logits[:, k].sum(), images)[0]
 
 Inside the context, calls to ``torch.nn.functional.conv2d`` are intercepted (a ``TorchFunctionMode``:
-thread-local, nothing in the model is modified). A convolution with 1-3 input channels (the first layer of
-an image classifier) whose weights do not require grad gets an input gradient computed as one GEMM
+thread-local, nothing in the model is modified). A CPU convolution with 1-3 input channels (the first layer
+of an image classifier) whose weights do not require grad gets an input gradient computed as one GEMM
 W^T @ grad_output, then col2im as kh*kw strided adds. torch 2.13's CPU convolution backward is slow for so
 few input channels. Measured on 1 CPU thread, float32, batch 256 at 32 px (torch backward -> GEMM + torch's
 ``F.fold``): 1->16 channels 3x3 32.6 -> 4.9 ms, 1->8 32.8 -> 4.3 ms, 3->16 32.3 -> 12.5 ms; batch 64 at
@@ -70,6 +70,7 @@ def _wants_column_gradient(input, weight, bias, stride, padding, dilation, group
         groups == 1
         and not isinstance(padding, str)  # "same"/"valid": left to torch
         and input.ndim == 4
+        and input.device.type == "cpu"  # measured on CPU; cuDNN's backward is another matter
         and input.requires_grad
         and not weight.requires_grad
         and (bias is None or not bias.requires_grad)
