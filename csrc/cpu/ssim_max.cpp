@@ -873,7 +873,7 @@ void fast_tile_scores(const float* synthetic, int64_t sa, int64_t sb, const Fast
   const int64_t plane_pixels = g.height * g.width, image = g.channels * plane_pixels;
   for (int64_t q = 0; q < kSynBlock * kRealBlock; ++q) scores[q] = 0.0;
 #if defined(__AVX512F__) && defined(__AVX512VL__)
-  const bool vectorised = is_box(w.weights) && win == 7;
+  const bool vectorised = uses_box7_kernel(w);  // and ss, rs are strip-major (prepare_stats)
   if (vectorised) box7_tile_scores(sa, sb, ss, ra, rb, rs, g, w, scores);
 #else
   const bool vectorised = false;
