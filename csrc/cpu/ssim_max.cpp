@@ -250,13 +250,53 @@ void image_stats_into(SsimImageStats& stats, const float* image, const ImageGeom
   double* square = scratch.square.data();
   double* second = scratch.second.data();
   for (int64_t p = 0; p < g.channels; ++p) {
+    double* mean = stats.mean.data() + p * stats.plane;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    // filter_valid of the value and square planes without materialising them (2 x 0.5 MB at 256 px):
+    // the vertical tap sums read the float pixels directly. x^2 of a float is exact in float64, so every
+    // fused multiply-add gets the same operands in the same order (bit-identical, ~2x faster).
+    (void)value;
+    (void)square;
+    const int64_t width = g.width, wv = valid_extent(width, win);
+    const double* wk = w.weights.data();
+    scratch.column.resize(2 * width);
+    double* col1 = scratch.column.data();
+    double* col2 = col1 + width;
+    const float* src = image + p * pixels;
+    for (int64_t i = 0; i < valid_extent(g.height, win); ++i) {
+      int64_t j = 0;
+      for (; j + 8 <= width; j += 8) {
+        __m512d s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd();
+        for (int64_t k = 0; k < win; ++k) {
+          const __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(src + (i + k) * width + j));
+          const __m512d weight = _mm512_set1_pd(wk[k]);
+          s1 = _mm512_fmadd_pd(weight, v, s1);
+          s2 = _mm512_fmadd_pd(weight, _mm512_mul_pd(v, v), s2);
+        }
+        _mm512_storeu_pd(col1 + j, s1);
+        _mm512_storeu_pd(col2 + j, s2);
+      }
+      for (; j < width; ++j) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t k = 0; k < win; ++k) {
+          const double v = src[(i + k) * width + j], v2 = v * v;
+          s1 = std::fma(wk[k], v, s1);
+          s2 = std::fma(wk[k], v2, s2);
+        }
+        col1[j] = s1;
+        col2[j] = s2;
+      }
+      tap_sums(col1, 1, wk, win, wv, mean + i * wv);
+      tap_sums(col2, 1, wk, win, wv, second + i * wv);
+    }
+#else
     for (int64_t q = 0; q < pixels; ++q) {
       value[q] = image[p * pixels + q];
       square[q] = value[q] * value[q];
     }
-    double* mean = stats.mean.data() + p * stats.plane;
     filter_valid(value, g.height, g.width, w.weights, mean, scratch.column);
     filter_valid(square, g.height, g.width, w.weights, second, scratch.column);
+#endif
     for (int64_t q = 0; q < stats.plane; ++q) {
       stats.mean_term[p * stats.plane + q] = mean[q] * mean[q] + 0.5 * w.c1;
       stats.var_term[p * stats.plane + q] = w.covariance_scale * (second[q] - mean[q] * mean[q]) + 0.5 * w.c2;
