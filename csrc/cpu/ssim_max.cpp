@@ -308,18 +308,22 @@ void image_stats_into(SsimImageStats& stats, const float* image, const ImageGeom
 // Phase 1: float32 fast path with a rigorous error bound.
 //
 // In float32 (unit roundoff u = 2^-24) the cross term E[xy] is a sum of win^2 non-negative products
-// through at most 2 win + 2 roundings, so |dE| <= (2 win + 2) u E[xy]; the stored float means and
-// the subtraction add <= 4u (E[xy] + mu_x mu_y). Both E[xy] and mu_x mu_y are <= (E[x^2] + E[y^2]) / 2 (Cauchy-Schwarz), and
-// S = A1 A2 / (B1 B2) with 0 < A1 <= B1, so the error through A2 = 2 s cov + C2 is at most
-//   2 s |dcov| / B2 <= (2 win + 6) u s (E[x^2] + E[y^2]) / B2
-//                   <= (2 win + 6) u s (E[x^2]/var_term_x + E[y^2]/var_term_y)      (B2 >= each var_term),
-// whose mean over pixels is (2 win + 6) u s (gain_x + gain_y) with a per-image gain. All other roundings
+// through at most n_E roundings, so |dE| <= n_E u E[xy]. n_E = 2 win + 3 for the portable kernel (the product,
+// win fused multiply-adds down and win across, the float weights of both directions; the box window: 2 (win - 1)
+// adds, 1/win^2 and its product), kBox7CrossRoundings for the AVX-512 box-7 kernel. The stored float means
+// and their product add <= 3u mu_x mu_y, and the rounding of cov = E[xy] - mu_x mu_y adds
+// u |cov| <= u max(E[xy], mu_x mu_y) (both terms are >= 0).
+// Both E[xy] and mu_x mu_y are <= (E[x^2] + E[y^2]) / 2 (Cauchy-Schwarz), and S = A1 A2 / (B1 B2) with
+// 0 < A1 <= B1, so the error through A2 = 2 s cov + C2 is at most
+//   2 s |dcov| / B2 <= (n_E + 4) u s (E[x^2] + E[y^2]) / B2
+//                   <= (n_E + 4) u s (E[x^2]/var_term_x + E[y^2]/var_term_y)      (B2 >= each var_term),
+// whose mean over pixels is (n_E + 4) u s (gain_x + gain_y) with a per-image gain. All other roundings
 // are relative errors of |S| <= 1: the stored float means and var_terms (u each), A1 = 2 mu_x mu_y + C1 and
 // B1 = mu_x^2 + mu_y^2 + C1 recomputed from the float means (<= 4u each), B2 (2u), the two products and the
 // division (3u): < 32u in all; and the float lane sums of the map: each lane adds at most
 // max(ceil(Wv / 16), kLaneFlushRows) values of |S| <= 1 before they go to float64 (the portable kernel sums a row
 // in 16 lanes, the AVX-512 kernel a strip of 16 columns over <= kLaneFlushRows rows). The bound below doubles all of
-// this as a safety margin.
+// this as a safety margin (it also covers the second-order terms: n u / (1 - n u) for n u < 1e-5).
 constexpr double kUnit = 1.0 / 16777216.0;  // 2^-24
 constexpr double kHuge = 1e300;
 constexpr int64_t kSynBlock = 4, kRealBlock = 4, kBandRows = 16;
@@ -339,11 +343,19 @@ constexpr int kLanes = 16;
 constexpr int64_t kColumnBlock = 16;
 constexpr int64_t kColumnBlockAboveBytes = int64_t{1} << 20;
 
+// Roundings of a term of E[xy] in the AVX-512 box-7 kernel (n_E above; derivation at box7_strip_sums): product
+// 1, horizontal 7-sum 4, vertical 7-sum 3, the float constant 1/49 1 (the division by 49 and the subtraction of
+// mu_x mu_y are one fused multiply-add, whose rounding is the u |cov| term).
+constexpr double kBox7CrossRoundings = 9.0;
+bool uses_box7_kernel(const SsimWindow& w);
+
 double error_bound(double gain_x, double gain_y, const SsimWindow& w, int64_t valid_width) {
   const double win = static_cast<double>(w.weights.size());
+  const double cross_roundings = uses_box7_kernel(w) ? kBox7CrossRoundings : 2.0 * win + 3.0;
   const int64_t row_lanes = (valid_width + kLanes - 1) / kLanes;
   const double lane_terms = static_cast<double>(std::max<int64_t>(row_lanes, kLaneFlushRows));
-  return 2.0 * ((2.0 * win + 6.0) * kUnit * w.covariance_scale * (gain_x + gain_y) + (32.0 + lane_terms) * kUnit);
+  return 2.0 * ((cross_roundings + 4.0) * kUnit * w.covariance_scale * (gain_x + gain_y) +
+                (32.0 + lane_terms) * kUnit);
 }
 
 // Uninitialised float storage in 2 MiB-aligned blocks advised as transparent huge pages: the statistics of
@@ -750,10 +762,12 @@ inline double lane_sum_f64(__m512 v) {
 // products at columns 0..21: lo = 0..15, hi = 16..21, the other hi lanes are loaded as 0 and never used;
 // D2 = P + P<<1, D4 = D2 + D2<<2, H = (D4 + D2<<4) + P<<6, <<n: lanes n.. of hi:lo), then vertical 7-sums
 // of those with Q_r = H_r + H_{r+1}: V_i = (Q_i + Q_{i+2}) + (Q_{i+4} + H_{i+6}).
-// Rounding: every term of the 49-term window sum goes through <= 1 + 4 + 3 + 1 roundings (product,
-// horizontal, vertical, 1/49), fewer than the 2 win + 2 of error_bound (fused multiply-adds only remove
-// roundings); B1 = (mu_x^2 + C1) + mu_y^2 in two roundings. Each lane accumulates <= kLaneFlushRows values of S
-// before the float64 sum (error_bound's lane term). Lanes past the valid width are masked out of the sum.
+// Rounding: every term of the 49-term window sum goes through <= 1 + 4 + 3 roundings (product, horizontal,
+// vertical: a term of P<<0 passes D2, D4 and both adds of H; of H_i, Q_i and both adds of V), and the float
+// constant 1/49 is off by <= u: kBox7CrossRoundings = 9 in error_bound; (window sum) / 49 - mu_x mu_y is one
+// fused multiply-add, rounded once (the u |cov| term there). B1 = (mu_x^2 + C1) + mu_y^2 in two roundings.
+// Each lane accumulates <= kLaneFlushRows values of S before the float64 sum (error_bound's lane term). Lanes
+// past the valid width are masked out of the sum.
 // Pixels and statistics are strip-major (FastStats::strips): x, y[r] are planes of strips of `height` rows
 // of 16 pixels, zero past the width (so whole vectors are loaded; the products past the width are 0 and
 // only reach masked-out lanes); mx, vtx, my[r], vty[r] planes of strips of Hv rows of 16.
@@ -820,9 +834,10 @@ void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t h
       for (int r = 0; r < R; ++r) {
         const __m512 uy = _mm512_load_ps(my[r] + o);
         const __m512 mxy = _mm512_mul_ps(ux, uy);
-        const __m512 e = _mm512_mul_ps(window_sum[r], inv_area);
         const __m512 a1 = _mm512_fmadd_ps(two, mxy, c1);
-        const __m512 a2 = _mm512_fmadd_ps(scale2, _mm512_sub_ps(e, mxy), c2);
+        // cov = E[xy] - mu_x mu_y in one rounding (window sum / 49 is not rounded on its own)
+        const __m512 cov = _mm512_fmsub_ps(window_sum[r], inv_area, mxy);
+        const __m512 a2 = _mm512_fmadd_ps(scale2, cov, c2);
         const __m512 b1 = _mm512_fmadd_ps(uy, uy, mean_term_x);
         const __m512 b2 = _mm512_add_ps(vx, _mm512_load_ps(vty[r] + o));
         const __m512 value = _mm512_div_ps(_mm512_mul_ps(a1, a2), _mm512_mul_ps(b1, b2));
