@@ -23,7 +23,7 @@ from medsyn.models.classifier_training import train_classifier
 
 BATCH = 256
 STEPS = 5
-ROUNDS = 2
+ROUNDS = 3
 THREAD_COUNTS = (1, 2)
 # small_cnn: medsyn's demo classifier; cnn4 / cnn3: paper 000 Appendix A (Corn / PlantVillage).
 ARCHITECTURES = ("small_cnn", "cnn4", "cnn3")
