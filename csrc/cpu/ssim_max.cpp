@@ -422,6 +422,33 @@ struct FastStats {
 };
 
 // Local mean and second moment E[x^2] of one float32 plane over the valid region, float64 [Hv, Wv].
+// Vertical box-window sums of x and x^2 in float64, one per column, for output row i: row 0 sums its `win`
+// rows, later rows slide (add the new row, drop the old one). col1, col2: [width], kept between rows.
+inline void box_column_sums(const float* __restrict src, int64_t i, int64_t win, int64_t width,
+                            double* __restrict col1, double* __restrict col2) {
+  if (i > 0) {
+    const float* __restrict add = src + (i + win - 1) * width;
+    const float* __restrict drop = src + (i - 1) * width;
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) {
+      const double a = add[j], d = drop[j];
+      col1[j] += a - d;
+      col2[j] += a * a - d * d;
+    }
+    return;
+  }
+  for (int64_t j = 0; j < width; ++j) col1[j] = col2[j] = 0.0;
+  for (int64_t k = 0; k < win; ++k) {
+    const float* __restrict row = src + k * width;
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) {
+      const double v = row[j];
+      col1[j] += v;
+      col2[j] += v * v;
+    }
+  }
+}
+
 // Box window: vertical window sums slide down the rows (add the new row, drop the old one); the float64
 // drift over a plane is ~H * 1e-16 absolute, below 1e-9 of C2/2 and so far below the float32 rounding
 // that error_bound accounts for. Other windows: direct weighted sums. col1, col2: [width] scratch.
@@ -435,20 +462,13 @@ void plane_moments(const float* __restrict src, int64_t height, int64_t width, c
   const double* __restrict wk = weights.data();
   const double area = BOX ? 1.0 / static_cast<double>(win * win) : 1.0;
   for (int64_t i = 0; i < hv; ++i) {
-    if (BOX && i > 0) {
-      const float* __restrict add = src + (i + win - 1) * width;
-      const float* __restrict drop = src + (i - 1) * width;
-#pragma omp simd
-      for (int64_t j = 0; j < width; ++j) {
-        const double a = add[j], d = drop[j];
-        col1[j] += a - d;
-        col2[j] += a * a - d * d;
-      }
+    if (BOX) {
+      box_column_sums(src, i, win, width, col1, col2);
     } else {
       for (int64_t j = 0; j < width; ++j) col1[j] = col2[j] = 0.0;
       for (int64_t k = 0; k < win; ++k) {
         const float* __restrict row = src + (i + k) * width;
-        const double weight = BOX ? 1.0 : wk[k];
+        const double weight = wk[k];
 #pragma omp simd
         for (int64_t j = 0; j < width; ++j) {
           const double v = row[j];
@@ -543,27 +563,7 @@ double box7_plane_stats(FastStats& stats, int64_t p, const float* __restrict src
   const __m512d half_c2 = _mm512_set1_pd(0.5 * w.c2);
   __m512d gain = _mm512_setzero_pd();
   for (int64_t i = 0; i < hv; ++i) {
-    if (i > 0) {
-      const float* __restrict add = src + (i + win - 1) * width;
-      const float* __restrict drop = src + (i - 1) * width;
-#pragma omp simd
-      for (int64_t j = 0; j < width; ++j) {
-        const double a = add[j], d = drop[j];
-        col1[j] += a - d;
-        col2[j] += a * a - d * d;
-      }
-    } else {
-      for (int64_t j = 0; j < width; ++j) col1[j] = col2[j] = 0.0;
-      for (int64_t k = 0; k < win; ++k) {
-        const float* __restrict row = src + k * width;
-#pragma omp simd
-        for (int64_t j = 0; j < width; ++j) {
-          const double v = row[j];
-          col1[j] += v;
-          col2[j] += v * v;
-        }
-      }
-    }
+    box_column_sums(src, i, win, width, col1, col2);
     for (int64_t j = 0; j < stats.stride; j += 8) {
       // The 7 shifted operands from two loads and lane shifts (valignq): unaligned loads of each shift were
       // 28 512-bit loads per 8 outputs, the load ports' limit.
