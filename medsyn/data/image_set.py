@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ImageSet"]
+__all__ = ["ImageSet", "check_same_kind"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,22 @@ def _describe(value: object) -> str:
     if isinstance(value, torch.Tensor):
         return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     return type(value).__name__
+
+
+def check_same_kind(reference: ImageSet, other: ImageSet, *, reference_name: str, other_name: str) -> None:
+    """ValueError unless ``other`` is an ImageSet with ``reference``'s image shape and classes (same order);
+    the message names both sets, and labels ``other`` has that ``reference`` does not."""
+    if not isinstance(other, ImageSet):
+        raise ValueError(f"{other_name} must be an ImageSet, got {type(other).__name__}")
+    if other.image_shape != reference.image_shape:
+        raise ValueError(
+            f"{other_name} ({other.source}) has images of (C,H,W)={other.image_shape} but {reference_name} "
+            f"({reference.source}) has {reference.image_shape}; resample or convert them first"
+        )
+    if tuple(other.class_names) != tuple(reference.class_names):
+        unknown = sorted(set(other.class_names) - set(reference.class_names))
+        detail = f"labels unknown to the data set: {unknown}" if unknown else "a different class order"
+        raise ValueError(
+            f"{other_name} ({other.source}) has classes {list(other.class_names)} but {reference_name} "
+            f"({reference.source}) has {list(reference.class_names)} ({detail})"
+        )

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medsyn.data.image_set import ImageSet
+from medsyn.data.image_set import ImageSet, check_same_kind
 from medsyn.metrics.robustness import DEEPFOOL_STEPS, adversarial_accuracy
 from medsyn.models.classifier_training import evaluate_classifier, train_classifier
 from medsyn.models.classifiers import build_classifier
@@ -82,23 +82,6 @@ def _check_regime(regime: str, multiplier: int) -> None:
     if regime not in SYNTHETIC_REGIMES and multiplier != 0:
         raise ValueError(
             f"regime {regime!r} uses no synthetic images: its multiplier must be 0, got {multiplier}"
-        )
-
-
-def _check_same_kind(real: ImageSet, other: ImageSet, name: str) -> None:
-    if not isinstance(other, ImageSet):
-        raise ValueError(f"{name} must be an ImageSet, got {type(other).__name__}")
-    if other.image_shape != real.image_shape:
-        raise ValueError(
-            f"{name} ({other.source}) has images of (C,H,W)={other.image_shape} but the real training set "
-            f"({real.source}) has {real.image_shape}; resample or convert them first"
-        )
-    if tuple(other.class_names) != tuple(real.class_names):
-        unknown = sorted(set(other.class_names) - set(real.class_names))
-        detail = f"labels unknown to the data set: {unknown}" if unknown else "a different class order"
-        raise ValueError(
-            f"{name} ({other.source}) has classes {list(other.class_names)} but the real data set has "
-            f"{list(real.class_names)} ({detail})"
         )
 
 
@@ -152,7 +135,7 @@ def build_regime_training_set(
         return real_train, augment
     if synthetic is None:
         raise ValueError(f"regime {regime!r} needs synthetic images, got synthetic=None")
-    _check_same_kind(real_train, synthetic, "synthetic")
+    check_same_kind(real_train, synthetic, reference_name="the real training set", other_name="synthetic")
     _check_synthetic_count(regime, multiplier, real_train, synthetic)
     chosen = _first_per_class(synthetic, synthetic_images_needed(real_train, multiplier))
     if not uses_real:
@@ -221,7 +204,7 @@ def check_utility_inputs(
         raise ValueError(f"train must be an ImageSet, got {type(train).__name__}")
     for name, split in (("train", train), ("val", val), ("test", test)):
         if name != "train":
-            _check_same_kind(train, split, name)
+            check_same_kind(train, split, reference_name="the real training set", other_name=name)
         if len(split) == 0:
             raise ValueError(f"{name} ({split.source}) is empty")
     if val.images.shape == test.images.shape and torch.equal(val.images, test.images):
@@ -242,7 +225,7 @@ def check_utility_inputs(
             raise ValueError(
                 f"regimes {sorted({r for r, _ in needs_synthetic})} need synthetic images, got None"
             )
-        _check_same_kind(train, synthetic, "synthetic")
+        check_same_kind(train, synthetic, reference_name="the real training set", other_name="synthetic")
         regime, largest = max(needs_synthetic, key=lambda item: item[1])
         _check_synthetic_count(regime, largest, train, synthetic)
     return plan

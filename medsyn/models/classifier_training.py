@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medsyn.data.image_set import ImageSet
+from medsyn.data.image_set import ImageSet, check_same_kind
 from medsyn.models.classifiers import build_classifier, classifier_hyperparameters
 
 __all__ = [
@@ -78,21 +78,6 @@ def _check_positive_int(value: Any, name: str) -> int:
     return value
 
 
-def _check_compatible(reference: ImageSet, other: ImageSet, reference_name: str, other_name: str) -> None:
-    if not isinstance(other, ImageSet):
-        raise ValueError(f"{other_name} must be an ImageSet, got {type(other).__name__}")
-    if other.image_shape != reference.image_shape:
-        raise ValueError(
-            f"{other_name} ({other.source}) has images of shape (C,H,W)={other.image_shape} but "
-            f"{reference_name} ({reference.source}) has {reference.image_shape}"
-        )
-    if tuple(other.class_names) != tuple(reference.class_names):
-        raise ValueError(
-            f"{other_name} ({other.source}) has classes {list(other.class_names)} but {reference_name} "
-            f"({reference.source}) has {list(reference.class_names)}"
-        )
-
-
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = _EVAL_BATCH) -> torch.Tensor:
     """Logits float [N, K] of ``model`` in eval mode (restored afterwards), in batches, without gradients."""
     device = next(iter(model.parameters()), torch.empty(0)).device
@@ -139,7 +124,7 @@ def train_classifier(
     """
     if not isinstance(train, ImageSet):
         raise ValueError(f"train must be an ImageSet, got {type(train).__name__}")
-    _check_compatible(train, val, "train", "val")
+    check_same_kind(train, val, reference_name="train", other_name="val")
     if len(train) == 0:
         raise ValueError(f"train ({train.source}) is empty")
     if len(val) == 0:

@@ -176,7 +176,7 @@ def test_bad_input_fails_before_training(digits_splits):
     other_size = ImageSet(
         torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.int64), train.class_names, "small.npz"
     )
-    with pytest.raises(ValueError, match=r"val \(small.npz\) has images of shape"):
+    with pytest.raises(ValueError, match=r"val \(small.npz\) has images of \(C,H,W\)=\(1, 16, 16\)"):
         train_classifier(train, other_size, epochs=1)
     other_classes = ImageSet(val.images, val.labels, tuple(f"c{i}" for i in range(10)), "renamed")
     with pytest.raises(ValueError, match="classes"):
