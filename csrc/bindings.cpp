@@ -11,4 +11,5 @@ PYBIND11_MODULE(_kernels, m) {
         "Number of OpenMP threads the kernels will use (OMP_NUM_THREADS or the core count).");
   medsyn::register_ssim(m);
   medsyn::register_neighbors(m);
+  medsyn::register_relu_max_pool(m);
 }

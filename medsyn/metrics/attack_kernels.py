@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["attack_kernels"]
+__all__ = ["attack_kernels", "column_input_gradient", "wants_column_gradient"]
 
 # Convolutions with at most this many input channels get the GEMM + col2im input gradient (see above).
 _COLUMN_GRADIENT_MAX_IN_CHANNELS = 3
@@ -43,7 +43,7 @@ class _AttackKernels(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is F.conv2d:
             call = _conv2d_arguments(*args, **kwargs)
-            if _wants_column_gradient(**call):
+            if call["input"].requires_grad and wants_column_gradient(**call):
                 return _Conv2dColumnInputGradient.apply(
                     call["input"], call["weight"], call["bias"], call["stride"], call["padding"], call["dilation"]
                 )
@@ -65,13 +65,13 @@ def _conv2d_arguments(input, weight, bias=None, stride=1, padding=0, dilation=1,
     }
 
 
-def _wants_column_gradient(input, weight, bias, stride, padding, dilation, groups) -> bool:
+def wants_column_gradient(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> bool:
+    """True for the convolutions whose input gradient ``column_input_gradient`` computes faster than torch."""
     return (
         groups == 1
         and not isinstance(padding, str)  # "same"/"valid": left to torch
         and input.ndim == 4
         and input.device.type == "cpu"  # measured on CPU; cuDNN's backward is another matter
-        and input.requires_grad
         and not weight.requires_grad
         and (bias is None or not bias.requires_grad)
         and weight.shape[1] <= _COLUMN_GRADIENT_MAX_IN_CHANNELS
@@ -91,10 +91,16 @@ class _Conv2dColumnInputGradient(torch.autograd.Function):
     def backward(ctx, grad_output):
         (weight,) = ctx.saved_tensors
         size, stride, padding, dilation = ctx.geometry
-        out_channels = weight.shape[0]
-        columns = weight.reshape(out_channels, -1).t() @ grad_output.flatten(2)  # [N, C_in*kh*kw, L]
-        grad_input = _col2im(columns, weight.shape[1:], grad_output.shape[-2:], size, stride, padding, dilation)
+        grad_input = column_input_gradient(grad_output, weight, size, stride, padding, dilation)
         return grad_input, None, None, None, None, None
+
+
+def column_input_gradient(grad_output, weight, input_size, stride, padding, dilation) -> torch.Tensor:
+    """Input gradient [N, C_in, H, W] of ``conv2d`` (groups 1) for ``grad_output`` [N, C_out, Ho, Wo]:
+    W^T @ grad_output as one GEMM, then col2im. input_size: (H, W)."""
+    out_channels = weight.shape[0]
+    columns = weight.reshape(out_channels, -1).t() @ grad_output.flatten(2)  # [N, C_in*kh*kw, L]
+    return _col2im(columns, weight.shape[1:], grad_output.shape[-2:], input_size, stride, padding, dilation)
 
 
 def _col2im(columns, kernel_shape, output_size, input_size, stride, padding, dilation) -> torch.Tensor:

@@ -37,6 +37,7 @@ from torch import nn
 
 from medsyn.data.image_set import ImageSet
 from medsyn.metrics.logit_gradients import logit_gap_gradients, other_classes
+from medsyn.metrics.sequential_gradients import SequentialGapGradients
 
 __all__ = ["DEEPFOOL_OVERSHOOT", "DEEPFOOL_STEPS", "ROBUSTNESS_DTYPE", "adversarial_accuracy", "deepfool"]
 
@@ -113,51 +114,83 @@ def deepfool(
                 f"images must lie in clamp={clamp}, got [{images.min():.4g}, {images.max():.4g}]"
             )
 
+    if labels is not None and (
+        not isinstance(labels, torch.Tensor) or labels.shape != (len(images),) or labels.dtype.is_floating_point
+    ):
+        raise ValueError(f"labels must be an integer tensor [N={len(images)}], got {labels!r:.80}")
+
     was_training = model.training
     model.eval()  # batch statistics or dropout would make images interact and the attack random
     try:
         device = next(iter(model.parameters()), torch.empty(0)).device
-        with torch.no_grad():
-            initial_logits = torch.cat(
-                [model(images[s : s + batch_size].to(device)) for s in range(0, len(images), batch_size)]
-            )
-        if initial_logits.ndim != 2:
-            raise ValueError(f"model must output logits [N, K], got shape {tuple(initial_logits.shape)}")
-        model_classes = initial_logits.shape[1]
-        if num_classes is not None and num_classes != model_classes:
-            raise ValueError(f"num_classes={num_classes} but the model outputs {model_classes} logits")
-        if labels is None:
-            labels = initial_logits.argmax(dim=1)
-        if (
-            not isinstance(labels, torch.Tensor)
-            or labels.shape != (len(images),)
-            or labels.dtype.is_floating_point
-        ):
-            raise ValueError(f"labels must be an integer tensor [N={len(images)}], got {labels!r:.80}")
-        labels = labels.to(device=device, dtype=torch.int64)
-        if labels.min() < 0 or labels.max() >= model_classes:
-            raise ValueError(
-                f"labels must lie in [0, {model_classes}), got [{int(labels.min())}, {int(labels.max())}]"
-            )
-
+        # Sequential ReLU CNNs on the CPU: explicit batched gradients (one forward pass per step); any other
+        # model: autograd.
+        plan = SequentialGapGradients.from_model(model) if device.type == "cpu" else None
         adversarial = images.detach().to(device).clone()
         for start in range(0, len(images), batch_size):
             chunk = slice(start, start + batch_size)
-            _attack_chunk(
-                model, adversarial, chunk, labels[chunk], initial_logits[chunk], steps, overshoot, clamp
-            )
+            if plan is not None:
+                logits, tape = plan.forward(adversarial[chunk])
+            else:
+                with torch.no_grad():
+                    logits, tape = model(adversarial[chunk]), None
+            if start == 0:
+                labels = _checked_labels(logits, labels, num_classes, device)
+            chunk_labels = logits.argmax(dim=1) if labels is None else labels[chunk]
+            _attack_chunk(model, plan, adversarial, chunk, chunk_labels, logits, tape, steps, overshoot, clamp)
     finally:
         model.train(was_training)
     return adversarial.to(device=images.device, dtype=images.dtype)
 
 
-def _attack_chunk(model, adversarial, chunk, labels, logits, steps, overshoot, clamp) -> None:
-    """Attack ``adversarial[chunk]`` in place; ``logits`` are the model's logits on it before step 1."""
+def _checked_labels(logits, labels, num_classes, device):
+    """labels as int64 on ``device`` (None stays None: each chunk's predictions), checked against the
+    model's first logits [n, K]."""
+    if logits.ndim != 2:
+        raise ValueError(f"model must output logits [N, K], got shape {tuple(logits.shape)}")
+    model_classes = logits.shape[1]
+    if num_classes is not None and num_classes != model_classes:
+        raise ValueError(f"num_classes={num_classes} but the model outputs {model_classes} logits")
+    if labels is None:
+        return None
+    labels = labels.to(device=device, dtype=torch.int64)
+    if labels.min() < 0 or labels.max() >= model_classes:
+        raise ValueError(f"labels must lie in [0, {model_classes}), got [{int(labels.min())}, {int(labels.max())}]")
+    return labels
+
+
+def _attack_chunk(model, plan, adversarial, chunk, labels, logits, tape, steps, overshoot, clamp) -> None:
+    """Attack ``adversarial[chunk]`` in place; ``logits`` are the model's logits on it before step 1 and
+    ``tape`` the plan's record of that forward pass (None without a plan)."""
     positions = torch.arange(adversarial.shape[0], device=adversarial.device)[chunk]
     # torchattacks checks the prediction at the start of each step: fooled (or initially misclassified)
-    # images are left as they are. The check is a gradient-free forward pass, so the backward passes are
-    # spent only on images that are still correctly classified.
+    # images are left as they are, and the gradients are taken only for images still correctly classified.
     correct = logits.argmax(dim=1) == labels
+    if plan is None:
+        _attack_chunk_autograd(model, adversarial, positions, labels, correct, steps, overshoot, clamp)
+        return
+    # One forward pass per step: its logits decide which images are still correct, and its tape serves the
+    # batched backward of their K-1 logit gaps (medsyn.metrics.sequential_gradients).
+    index, active_labels, step_logits = positions, labels, logits
+    for step in range(steps):
+        keep = step_logits.argmax(dim=1) == active_labels
+        if not keep.all():
+            index, active_labels, step_logits, tape = (
+                index[keep], active_labels[keep], step_logits[keep], tape.select(keep)
+            )
+        if len(index) == 0:
+            return
+        gap_gradients = plan.gap_gradients(tape, active_labels, logits.shape[1])
+        moved = adversarial[index] + _deepfool_step(active_labels, step_logits, gap_gradients, overshoot)
+        if clamp is not None:
+            moved = moved.clamp(clamp[0], clamp[1])
+        adversarial[index] = moved
+        if step + 1 < steps:  # after the last update there is no further check
+            step_logits, tape = plan.forward(moved)
+
+
+def _attack_chunk_autograd(model, adversarial, positions, labels, correct, steps, overshoot, clamp) -> None:
+    """_attack_chunk for any model: autograd gradients, and a gradient-free forward pass as each check."""
     for step in range(steps):
         if not correct.any():
             return

@@ -1,0 +1,322 @@
+"""Logit-gap input gradients of sequential ReLU classifiers by an explicit backward, all K-1 gaps at once.
+
+    plan = SequentialGapGradients.from_model(model)      # None when the model is not supported
+    logits, tape = plan.forward(images)                  # one forward pass, recording what the backward needs
+    gaps = plan.gap_gradients(tape, labels)              # [N, K-1, C, H, W], as logit_gap_gradients gives
+
+The same numbers as ``medsyn.metrics.logit_gradients`` (autograd: one forward, K-1 backward passes), computed
+faster for the classifiers DeepFool attacks (``medsyn.metrics.robustness``):
+- the K-1 gap seeds go backward *together*, as one batch of (K-1) x N images per layer (one large GEMM or
+  convolution call per layer instead of K-1 small ones);
+- a ReLU followed by a 2x2 max pool is one compiled kernel (``csrc/cpu/relu_max_pool.cpp``): the forward
+  records each window's argmax as a byte, the backward writes each input-gradient block once (autograd
+  zero-fills, scatters, then masks with ReLU's backward: three passes per seed);
+- the forward pass that checks which images are still correctly classified is the one whose tape the
+  backward uses, so a DeepFool step needs one forward pass, not two;
+- first convolutions with 1-3 input channels use ``attack_kernels.column_input_gradient`` (GEMM + col2im).
+
+Supported: an ``nn.Sequential`` (nested ones are flattened) in eval mode of Conv2d (zero padding, numeric
+padding), ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Linear, Dropout and
+Identity. Anything else: ``from_model`` returns None and callers use autograd. Memory: the (K-1) x N batch of
+the largest activation; seeds go in groups that keep it under ``_SEED_BATCH_BYTES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medsyn.kernels.dispatch import cpu_kernels, has_cpu_kernels
+from medsyn.metrics.attack_kernels import column_input_gradient, wants_column_gradient
+from medsyn.metrics.logit_gradients import other_classes
+
+__all__ = ["SequentialGapGradients", "Tape"]
+
+# Largest (seeds x images) activation gradient held at once: seeds are grouped to stay below it. Large groups
+# were slower on the CPU (2304-image convolution backward calls ran at a third of the speed of 256-image
+# ones, out of cache); 32 MiB is 1-2 seeds for a batch of 256 digits at 32 px.
+_SEED_BATCH_BYTES = 32 << 20
+
+
+@dataclass
+class Tape:
+    """What one forward pass recorded: per layer, the tensors its backward needs (leading dim = image)."""
+
+    saved: list
+    count: int  # images
+
+    def select(self, keep: torch.Tensor) -> Tape:
+        """The tape of the images ``keep`` (bool [N]) only."""
+        return Tape([_select(item, keep) for item in self.saved], int(keep.sum()))
+
+
+def _select(item, keep: torch.Tensor):
+    if isinstance(item, torch.Size):  # an input shape: the batch dimension shrinks
+        return torch.Size((int(keep.sum()), *item[1:]))
+    if isinstance(item, torch.Tensor):
+        return item[keep]
+    if isinstance(item, tuple):
+        return tuple(_select(part, keep) for part in item)
+    return item
+
+
+class SequentialGapGradients:
+    """Forward with a tape, and the batched backward of all K-1 logit gaps, for one sequential model."""
+
+    def __init__(self, layers: list) -> None:
+        self.layers = layers
+
+    @staticmethod
+    def from_model(model: nn.Module) -> SequentialGapGradients | None:
+        """The plan for ``model`` (weights detached, the model untouched), or None if a layer is not
+        supported or the model is in training mode (its images would interact)."""
+        if not isinstance(model, nn.Sequential) or model.training:
+            return None
+        modules = _flatten(model)
+        layers: list = []
+        position = 0
+        while position < len(modules):
+            module = modules[position]
+            following = modules[position + 1] if position + 1 < len(modules) else None
+            if isinstance(module, nn.ReLU) and _is_plain_2x2_pool(following) and has_cpu_kernels():
+                layers.append(_ReluMaxPool2x2())
+                position += 2
+                continue
+            layer = _layer_for(module)
+            if layer is None:
+                return None
+            if layer is not _SKIP:
+                layers.append(layer)
+            position += 1
+        return SequentialGapGradients(layers)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, Tape]:
+        """Logits [N, K] of images [N,C,H,W] (the model's own, exactly) and the tape of this pass."""
+        saved = []
+        x = images.detach()
+        with torch.no_grad():
+            for layer in self.layers:
+                x, record = layer.forward(x)
+                saved.append(record)
+        if x.ndim != 2:
+            raise ValueError(f"model must output logits [N, K], got shape {tuple(x.shape)}")
+        return x, Tape(saved, images.shape[0])
+
+    def gap_gradients(self, tape: Tape, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+        """Gradients [N, K-1, C, H, W] of f_k - f_label for k in ``other_classes(labels, K)`` (ascending), at
+        the images of ``tape``."""
+        count = tape.count
+        targets = other_classes(labels, num_classes)  # [N, K-1]
+        rows = torch.arange(count, device=labels.device)
+        group = self._seed_group(tape, num_classes - 1)
+        parts = []
+        with torch.no_grad():
+            for first in range(0, num_classes - 1, group):
+                seeds = min(group, num_classes - 1 - first)
+                grad = torch.zeros(seeds, count, num_classes, dtype=self._dtype, device=labels.device)
+                for s in range(seeds):
+                    grad[s, rows, targets[:, first + s]] = 1
+                    grad[s, rows, labels] = -1
+                grad = grad.view(seeds * count, num_classes)
+                for layer, record in zip(reversed(self.layers), reversed(tape.saved)):
+                    grad = layer.backward(grad, record, seeds)
+                parts.append(grad.view(seeds, count, *grad.shape[1:]))
+        return torch.cat(parts).transpose(0, 1) if len(parts) > 1 else parts[0].transpose(0, 1)
+
+    def _seed_group(self, tape: Tape, seeds: int) -> int:
+        largest = max((_numel(record) for record in tape.saved), default=1)
+        per_seed = max(1, largest) * torch.finfo(self._dtype).bits // 8
+        return max(1, min(seeds, _SEED_BATCH_BYTES // per_seed))
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        for layer in self.layers:
+            weight = getattr(layer, "weight", None)
+            if weight is not None:
+                return weight.dtype
+        return torch.get_default_dtype()
+
+
+def _numel(record) -> int:
+    """Elements of the largest activation gradient a record's layer passes back (its input)."""
+    if isinstance(record, torch.Size):
+        return record.numel()
+    if isinstance(record, tuple):
+        return max((_numel(part) for part in record), default=0)
+    return 0
+
+
+# ------------------------------------------------------------------ layers
+# Each layer: forward(x) -> (y, record) under no_grad; backward(grad [S*N, ...out], record, S) -> [S*N, ...in].
+# Every record holds the input shape (torch.Size) so that _seed_group can bound memory.
+
+_SKIP = object()
+
+
+def _flatten(model: nn.Module) -> list[nn.Module]:
+    modules = []
+    for module in model:
+        modules += _flatten(module) if isinstance(module, nn.Sequential) else [module]
+    return modules
+
+
+def _is_plain_2x2_pool(module) -> bool:
+    return (
+        isinstance(module, nn.MaxPool2d)
+        and _pair(module.kernel_size) == (2, 2)
+        and _pair(module.stride if module.stride is not None else module.kernel_size) == (2, 2)
+        and _pair(module.padding) == (0, 0)
+        and _pair(module.dilation) == (1, 1)
+        and not module.ceil_mode
+        and not module.return_indices
+    )
+
+
+def _layer_for(module: nn.Module):
+    if isinstance(module, (nn.Dropout, nn.Identity)):
+        return _SKIP  # identity in eval mode
+    if isinstance(module, nn.ReLU):
+        return _Relu()
+    if isinstance(module, nn.Conv2d):
+        if module.padding_mode != "zeros" or isinstance(module.padding, str):
+            return None
+        return _Conv2d(module)
+    if isinstance(module, nn.Linear):
+        return _Linear(module)
+    if isinstance(module, nn.Flatten):
+        return _Flatten() if module.start_dim == 1 and module.end_dim == -1 else None
+    if isinstance(module, nn.MaxPool2d) and not module.return_indices:
+        return _MaxPool2d(module)
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        return _AdaptiveAvgPool2d(module.output_size)
+    return None
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[-1]))
+
+
+class _Conv2d:
+    def __init__(self, module: nn.Conv2d) -> None:
+        self.weight = module.weight.detach()
+        self.bias = None if module.bias is None else module.bias.detach()
+        self.stride, self.padding = module.stride, module.padding
+        self.dilation, self.groups = module.dilation, module.groups
+
+    def forward(self, x):
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return y, (x.shape,)
+
+    def backward(self, grad, record, seeds):
+        (shape,) = record
+        batch_shape = (grad.shape[0], *shape[1:])
+        probe = torch.empty(0, *shape[1:], dtype=grad.dtype, device=grad.device)
+        if wants_column_gradient(probe, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups):
+            return column_input_gradient(grad, self.weight, shape[-2:], self.stride, self.padding, self.dilation)
+        return torch.nn.grad.conv2d_input(
+            batch_shape, self.weight, grad, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
+class _Linear:
+    def __init__(self, module: nn.Linear) -> None:
+        self.weight = module.weight.detach()
+        self.bias = None if module.bias is None else module.bias.detach()
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias), (x.shape,)
+
+    def backward(self, grad, record, seeds):
+        return grad @ self.weight
+
+
+class _Relu:
+    def forward(self, x):
+        y = F.relu(x)
+        return y, (x.shape, y > 0)  # relu's backward passes the gradient where its output is > 0
+
+    def backward(self, grad, record, seeds):
+        _, flows = record
+        return (grad.view(seeds, *flows.shape) * flows).view(grad.shape)
+
+
+class _Flatten:
+    def forward(self, x):
+        return x.flatten(1), (x.shape,)
+
+    def backward(self, grad, record, seeds):
+        (shape,) = record
+        return grad.view(grad.shape[0], *shape[1:])
+
+
+class _MaxPool2d:
+    """Any max pool: the gradient goes to each window's argmax (summed where windows overlap)."""
+
+    def __init__(self, module: nn.MaxPool2d) -> None:
+        self.options = {
+            "kernel_size": module.kernel_size,
+            "stride": module.stride,
+            "padding": module.padding,
+            "dilation": module.dilation,
+            "ceil_mode": module.ceil_mode,
+        }
+
+    def forward(self, x):
+        y, indices = F.max_pool2d(x, return_indices=True, **self.options)
+        return y, (x.shape, indices)
+
+    def backward(self, grad, record, seeds):
+        shape, indices = record
+        count, channels = shape[0], shape[1]
+        planes = grad.view(seeds, count * channels, -1)
+        out = grad.new_zeros(seeds, count * channels, shape[-2] * shape[-1])
+        out.scatter_add_(2, indices.reshape(1, count * channels, -1).expand_as(planes), planes)
+        return out.view(seeds * count, *shape[1:])
+
+
+class _ReluMaxPool2x2:
+    """ReLU then a 2x2 / stride-2 max pool, by the compiled kernel (see csrc/cpu/relu_max_pool.h)."""
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"the compiled ReLU + max-pool kernel takes float32/64 CPU tensors, got {x.dtype}")
+        pooled, code = cpu_kernels().relu_max_pool2x2(x.contiguous().view(n * c, h, w).numpy())
+        return (
+            torch.from_numpy(pooled).view(n, c, h // 2, w // 2),
+            (x.shape, torch.from_numpy(code).view(n, c, h // 2, w // 2)),
+        )
+
+    def backward(self, grad, record, seeds):
+        shape, code = record
+        n, c, h, w = shape
+        planes = grad.contiguous().view(seeds, n * c, h // 2, w // 2).numpy()
+        out = cpu_kernels().relu_max_pool2x2_backward(planes, code.contiguous().view(n * c, h // 2, w // 2).numpy(), h, w)
+        return torch.from_numpy(out).view(seeds * n, c, h, w)
+
+
+class _AdaptiveAvgPool2d:
+    """Linear and independent of its input. When the output divides the input (non-overlapping windows)
+    the backward spreads grad / kh / kw over each window, as torch's does; otherwise it is autograd's own,
+    on a zero probe of the batch's shape."""
+
+    def __init__(self, output_size) -> None:
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size), (x.shape,)
+
+    def backward(self, grad, record, seeds):
+        (shape,) = record
+        (height, width), (out_h, out_w) = shape[-2:], grad.shape[-2:]
+        if height % out_h == 0 and width % out_w == 0:
+            kernel_h, kernel_w = height // out_h, width // out_w
+            spread = grad / kernel_h / kernel_w
+            return spread.repeat_interleave(kernel_h, dim=-2).repeat_interleave(kernel_w, dim=-1)
+        with torch.enable_grad():
+            probe = grad.new_zeros(grad.shape[0], *shape[1:]).requires_grad_(True)
+            (result,) = torch.autograd.grad(F.adaptive_avg_pool2d(probe, self.output_size), probe, grad)
+        return result

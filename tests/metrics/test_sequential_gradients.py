@@ -1,0 +1,196 @@
+"""SequentialGapGradients (explicit batched backward) against autograd's logit_gap_gradients and a per-image
+Jacobian; the compiled ReLU + max-pool kernel against torch; Tape.select; the fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import medsyn.metrics.sequential_gradients as sequential_gradients
+from medsyn.kernels.dispatch import cpu_kernels
+from medsyn.metrics.logit_gradients import logit_gap_gradients, other_classes
+from medsyn.metrics.robustness import deepfool
+from medsyn.metrics.sequential_gradients import SequentialGapGradients
+
+
+def _double(model: nn.Module, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    for module in model.modules():  # re-initialise deterministically
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return model.double().eval()
+
+
+MODELS = {
+    # the block of medsyn's classifiers: conv, fused ReLU + 2x2 pool, odd sizes (15 -> 7), FC head
+    "plain_cnn": lambda c, k: nn.Sequential(
+        nn.Conv2d(c, 4, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+        nn.Flatten(), nn.Linear(6 * 3 * 3, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, k),
+    ),
+    # standalone pools and ReLU, strides, dilation, no bias, nested Sequential, non-dividing adaptive pool
+    "mixed": lambda c, k: nn.Sequential(
+        nn.Conv2d(c, 5, 3, stride=2, padding=1, bias=False),
+        nn.MaxPool2d(3, stride=2, padding=1),  # overlapping windows, no ReLU before it
+        nn.Sequential(nn.Conv2d(5, 6, 2, dilation=2, padding=2), nn.ReLU(), nn.Identity()),
+        nn.AdaptiveAvgPool2d(3),  # 5x5 -> 3x3: overlapping windows (autograd probe path)
+        nn.Flatten(),
+        nn.Linear(6 * 9, k),
+    ),
+    # dividing adaptive pool (explicit path), a ReLU + pool that is not 2x2 (two separate layers)
+    "small_cnn_like": lambda c, k: nn.Sequential(
+        nn.Conv2d(c, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=1),
+        nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(6 * 4, k),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize(("in_channels", "num_classes"), [(1, 4), (3, 2), (5, 3)])
+def test_gap_gradients_equal_autograd(name, in_channels, num_classes):
+    model = _double(MODELS[name](in_channels, num_classes))
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(7, in_channels, 15, 15, generator=generator, dtype=torch.float64)
+    images[0] = 0.5  # a constant image: ties in every pooling window
+    images[1, :, :8, :8] = 0.0
+    labels = torch.randint(0, num_classes, (7,), generator=generator)
+    plan = SequentialGapGradients.from_model(model)
+    assert plan is not None
+    logits, tape = plan.forward(images)
+    with torch.no_grad():
+        assert torch.equal(logits, model(images))  # the model's own logits, exactly
+    gaps = plan.gap_gradients(tape, labels, num_classes)
+    reference_logits, reference = logit_gap_gradients(model, images, labels)
+    assert gaps.shape == reference.shape == (7, num_classes - 1, in_channels, 15, 15)
+    torch.testing.assert_close(gaps, reference, rtol=1e-12, atol=1e-14)
+    assert torch.equal(logits, reference_logits)
+
+
+def test_gap_gradients_equal_per_image_jacobian():
+    model = _double(MODELS["plain_cnn"](1, 3))
+    images = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    labels = torch.tensor([2, 0, 1])
+    plan = SequentialGapGradients.from_model(model)
+    gaps = plan.gap_gradients(plan.forward(images)[1], labels, 3)
+    for n, targets in enumerate(other_classes(labels, 3).tolist()):
+        jacobian = torch.autograd.functional.jacobian(lambda x: model(x)[0], images[n : n + 1])[:, 0]
+        for j, k in enumerate(targets):
+            torch.testing.assert_close(gaps[n, j], jacobian[k] - jacobian[labels[n]], rtol=1e-10, atol=1e-12)
+
+
+def test_float32_equals_autograd():
+    model = MODELS["plain_cnn"](1, 5)
+    _double(model)
+    model = model.float()
+    images = torch.rand(16, 1, 15, 15, generator=torch.Generator().manual_seed(3))
+    labels = torch.arange(16) % 5
+    plan = SequentialGapGradients.from_model(model)
+    gaps = plan.gap_gradients(plan.forward(images)[1], labels, 5)
+    torch.testing.assert_close(gaps, logit_gap_gradients(model, images, labels)[1], rtol=1e-5, atol=1e-6)
+
+
+def test_tape_select_equals_a_fresh_forward_of_the_subset():
+    model = _double(MODELS["plain_cnn"](1, 4))
+    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    plan = SequentialGapGradients.from_model(model)
+    keep = torch.tensor([True, False, True, True, False, True])
+    _, tape = plan.forward(images)
+    selected = plan.gap_gradients(tape.select(keep), labels[keep], 4)
+    fresh = plan.gap_gradients(plan.forward(images[keep])[1], labels[keep], 4)
+    assert torch.equal(selected, fresh)
+
+
+def test_seed_groups_do_not_change_the_result(monkeypatch):
+    model = _double(MODELS["mixed"](2, 6))
+    images = torch.rand(5, 2, 15, 15, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    labels = torch.tensor([5, 0, 3, 3, 1])
+    plan = SequentialGapGradients.from_model(model)
+    _, tape = plan.forward(images)
+    together = plan.gap_gradients(tape, labels, 6)
+    monkeypatch.setattr(sequential_gradients, "_SEED_BATCH_BYTES", 1)  # one seed at a time
+    assert plan._seed_group(tape, 5) == 1
+    torch.testing.assert_close(plan.gap_gradients(tape, labels, 6), together, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)),
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten(), nn.Linear(128, 3)),
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(128, 3)),
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(72, 3)),
+        nn.Sequential(nn.Flatten(start_dim=2), nn.Linear(64, 3)),
+    ],
+    ids=["batchnorm", "reflect-padding", "same-padding", "tanh", "partial-flatten"],
+)
+def test_unsupported_layers_give_no_plan(model):
+    assert SequentialGapGradients.from_model(model.eval()) is None
+
+
+def test_no_plan_for_training_mode_or_non_sequential_models():
+    model = MODELS["plain_cnn"](1, 3)
+    assert SequentialGapGradients.from_model(model.train()) is None
+
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = MODELS["plain_cnn"](1, 3)
+
+        def forward(self, x):
+            return self.body(x)
+
+    assert SequentialGapGradients.from_model(Wrapper().eval()) is None
+
+
+def test_deepfool_with_and_without_the_plan_agree(monkeypatch):
+    model = _double(MODELS["plain_cnn"](1, 4), seed=6)
+    images = torch.rand(40, 1, 14, 14, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    with torch.no_grad():
+        labels = model(images).argmax(1)
+    labels[:10] = (labels[:10] + 1) % 4  # some images misclassified from the start: left untouched
+    with_plan = deepfool(model, images, labels, steps=5, batch_size=16)
+    monkeypatch.setattr(SequentialGapGradients, "from_model", staticmethod(lambda model: None))
+    with_autograd = deepfool(model, images, labels, steps=5, batch_size=16)
+    torch.testing.assert_close(with_plan, with_autograd, rtol=0, atol=1e-12)
+    assert torch.equal(with_plan[:10][labels[:10] != model(images[:10]).argmax(1)],
+                       images[:10][labels[:10] != model(images[:10]).argmax(1)])
+    assert not torch.equal(with_plan[10:], images[10:])
+
+
+# ------------------------------------------------------------------ the compiled kernel through Python
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_max_pool_kernel_equals_torch(dtype):
+    kernels = cpu_kernels()
+    generator = np.random.default_rng(7)
+    x = (generator.integers(-2, 4, size=(2, 3, 9, 20)) * 0.25).astype(dtype)  # ties, zeros, odd height
+    pooled, code = kernels.relu_max_pool2x2(x.reshape(6, 9, 20))
+    source = torch.from_numpy(x).requires_grad_(True)
+    reference = torch.nn.functional.max_pool2d(torch.relu(source), 2)
+    assert np.array_equal(pooled.reshape(reference.shape), reference.detach().numpy())
+    grad = generator.standard_normal((2, 6, 4, 10)).astype(dtype)
+    grad_input = kernels.relu_max_pool2x2_backward(grad, code, 9, 20)
+    for s in range(2):
+        (expected,) = torch.autograd.grad(reference, source, torch.from_numpy(grad[s]).view_as(reference), retain_graph=True)
+        assert np.array_equal(grad_input[s].reshape(expected.shape), expected.numpy())
+
+
+def test_relu_max_pool_kernel_rejects_bad_input():
+    kernels = cpu_kernels()
+    x = np.zeros((2, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"\[planes, H, W\]"):
+        kernels.relu_max_pool2x2(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="H, W >= 2"):
+        kernels.relu_max_pool2x2(np.zeros((2, 1, 4), np.float32))
+    with pytest.raises(TypeError):  # no silent conversion of other dtypes
+        kernels.relu_max_pool2x2(np.zeros((2, 4, 4), np.int32))
+    _, code = kernels.relu_max_pool2x2(x)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.relu_max_pool2x2_backward(np.zeros((1, 2, 2, 3), np.float32), code, 4, 4)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.relu_max_pool2x2_backward(np.zeros((1, 2, 2, 2), np.float32), code, 6, 4)
