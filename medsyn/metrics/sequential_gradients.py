@@ -13,7 +13,8 @@ faster for the classifiers DeepFool attacks (``medsyn.metrics.robustness``):
   zero-fills, scatters, then masks with ReLU's backward: three passes per seed);
 - the forward pass that checks which images are still correctly classified is the one whose tape the
   backward uses, so a DeepFool step needs one forward pass, not two;
-- first convolutions with 1-3 input channels use ``attack_kernels.column_input_gradient`` (GEMM + col2im).
+- first convolutions with 1-3 input channels use ``attack_kernels.column_input_gradient`` (GEMM + col2im) in
+  float32.
 
 Supported: an ``nn.Sequential`` (nested ones are flattened) in eval mode of Conv2d (zero padding, numeric
 padding), ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Linear, Dropout and
