@@ -4,11 +4,16 @@
     robustness = adversarial_accuracy(model, test_set, steps=5)     # float in [0, 1]
 
 DeepFool (Moosavi-Dezfooli et al., CVPR 2016), batched: every step checks all images still being attacked
-with one gradient-free forward pass, then, for the images still correctly classified, takes the gradients
-of all K-1 logit gaps f_k - f_label for the whole batch at once (one forward and K-1 backward passes,
-``medsyn.metrics.logit_gradients``; images do not interact in an eval-mode network, so one backward pass of
-the batch gives every image its own gradient). No Python loop over images. (A vmap'd ``torch.func.jacrev``
-gives the same numbers but was ~3x slower on CPU.)
+with one forward pass, then, for the images still correctly classified, takes the gradients of all K-1 logit
+gaps f_k - f_label for the whole batch at once (images do not interact in an eval-mode network, so one
+backward pass of the batch gives every image its own gradient). No Python loop over images. Two engines:
+- sequential ReLU CNNs on the CPU (medsyn's small_cnn, cnn3, cnn4 and any ``nn.Sequential`` of the layers
+  ``medsyn.metrics.sequential_gradients`` lists): an explicit backward with a compiled ReLU + max-pool kernel,
+  whose check forward pass is also the one the gradients use (one forward pass per step);
+- any other model: autograd, one gradient-free check pass plus one forward and K-1 backward passes
+  (``medsyn.metrics.logit_gradients``).
+Both give the same numbers (to float rounding; tested). (A vmap'd ``torch.func.jacrev`` gives them too but
+was ~3x slower on CPU.)
 
 Semantics follow ``torchattacks.DeepFool`` (v3.5.1), the reference the tests check against:
 - an image whose current prediction differs from its label is done and is not changed again (so images
