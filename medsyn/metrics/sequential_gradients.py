@@ -113,7 +113,7 @@ class SequentialGapGradients:
         targets = other_classes(labels, num_classes)  # [N, K-1]
         rows = torch.arange(count, device=labels.device)
         group = self._seed_group(tape, num_classes - 1)
-        parts = []
+        gaps = None
         with torch.no_grad():
             for first in range(0, num_classes - 1, group):
                 seeds = min(group, num_classes - 1 - first)
@@ -124,8 +124,10 @@ class SequentialGapGradients:
                 grad = grad.view(seeds * count, num_classes)
                 for layer, record in zip(reversed(self.layers), reversed(tape.saved)):
                     grad = layer.backward(grad, record, seeds)
-                parts.append(grad.view(seeds, count, *grad.shape[1:]))
-        return torch.cat(parts).transpose(0, 1) if len(parts) > 1 else parts[0].transpose(0, 1)
+                if gaps is None:  # contiguous [N, K-1, ...]: the DeepFool step flattens it without a copy
+                    gaps = grad.new_empty(count, num_classes - 1, *grad.shape[1:])
+                gaps[:, first : first + seeds] = grad.view(seeds, count, *grad.shape[1:]).transpose(0, 1)
+        return gaps
 
     def _seed_group(self, tape: Tape, seeds: int) -> int:
         largest = max((_numel(record) for record in tape.saved), default=1)
