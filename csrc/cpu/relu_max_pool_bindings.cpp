@@ -3,7 +3,9 @@
 // std::invalid_argument becomes ValueError in Python.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -41,7 +43,7 @@ py::tuple forward(const Array<T>& x) {
 }
 
 template <typename T>
-Array<T> backward(const Array<T>& grad, const Codes& code, int64_t height, int64_t width) {
+Array<T> backward(const Array<T>& grad, const Codes& code, int64_t height, int64_t width, std::optional<Array<T>> out) {
   require(grad.ndim() == 4, "grad must be [seeds, planes, H/2, W/2], got rank " + std::to_string(grad.ndim()));
   require(code.ndim() == 3, "code must be [planes, H/2, W/2], got rank " + std::to_string(code.ndim()));
   require(height >= 2 && width >= 2, "height and width must be >= 2");
@@ -49,11 +51,18 @@ Array<T> backward(const Array<T>& grad, const Codes& code, int64_t height, int64
               grad.shape(2) == height / 2 && grad.shape(3) == width / 2,
           "grad [seeds, planes, H/2, W/2] and code [planes, H/2, W/2] do not match each other or H, W");
   const int64_t seeds = grad.shape(0), planes = grad.shape(1);
-  Array<T> grad_input({seeds, planes, height, width});
-  T* out = grad_input.mutable_data();
+  if (out) {  // the caller's buffer, reused across calls (fresh pages cost more than the kernel itself)
+    require(out->ndim() == 4 && out->shape(0) == seeds && out->shape(1) == planes && out->shape(2) == height &&
+                out->shape(3) == width && out->writeable(),
+            "out must be a writeable C-contiguous [seeds, planes, H, W] array of grad's dtype");
+    require(!(out->data() < grad.data() + grad.size() && grad.data() < out->data() + out->size()),
+            "out must not overlap grad");
+  }
+  Array<T> grad_input = out ? *out : Array<T>({seeds, planes, height, width});
+  T* result = grad_input.mutable_data();
   {
     py::gil_scoped_release release;
-    relu_max_pool2x2_backward(grad.data(), code.data(), seeds, planes, height, width, out);
+    relu_max_pool2x2_backward(grad.data(), code.data(), seeds, planes, height, width, result);
   }
   return grad_input;
 }
@@ -68,11 +77,12 @@ void register_relu_max_pool(py::module_& m) {
   m.def("relu_max_pool2x2", &forward<double>, py::arg("x").noconvert(), forward_doc);
   const char* backward_doc =
       "Input gradient [seeds, planes, H, W] of max_pool2d(relu(x), 2) for grad [seeds, planes, H/2, W/2] "
-      "(same dtype as the forward) and the forward's code.";
+      "(same dtype as the forward) and the forward's code; written into `out` when given (C-contiguous, same "
+      "dtype, not overlapping grad), which is returned.";
   m.def("relu_max_pool2x2_backward", &backward<float>, py::arg("grad").noconvert(), py::arg("code").noconvert(),
-        py::arg("height"), py::arg("width"), backward_doc);
+        py::arg("height"), py::arg("width"), py::arg("out").noconvert() = py::none(), backward_doc);
   m.def("relu_max_pool2x2_backward", &backward<double>, py::arg("grad").noconvert(), py::arg("code").noconvert(),
-        py::arg("height"), py::arg("width"), backward_doc);
+        py::arg("height"), py::arg("width"), py::arg("out").noconvert() = py::none(), backward_doc);
 }
 
 }  // namespace medsyn

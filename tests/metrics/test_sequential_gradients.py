@@ -194,3 +194,22 @@ def test_relu_max_pool_kernel_rejects_bad_input():
         kernels.relu_max_pool2x2_backward(np.zeros((1, 2, 2, 3), np.float32), code, 4, 4)
     with pytest.raises(ValueError, match="do not match"):
         kernels.relu_max_pool2x2_backward(np.zeros((1, 2, 2, 2), np.float32), code, 6, 4)
+
+
+def test_relu_max_pool_backward_writes_into_out():
+    kernels = cpu_kernels()
+    x = np.random.default_rng(8).standard_normal((3, 6, 5)).astype(np.float32)
+    _, code = kernels.relu_max_pool2x2(x)
+    grad = np.random.default_rng(9).standard_normal((2, 3, 3, 2)).astype(np.float32)
+    out = np.full((2, 3, 6, 5), 7.0, np.float32)  # stale values must all be overwritten
+    returned = kernels.relu_max_pool2x2_backward(grad, code, 6, 5, out=out)
+    assert np.shares_memory(returned, out)
+    assert np.array_equal(out, kernels.relu_max_pool2x2_backward(grad, code, 6, 5))
+    with pytest.raises(ValueError, match="out must be"):
+        kernels.relu_max_pool2x2_backward(grad, code, 6, 5, out=np.zeros((2, 3, 6, 6), np.float32))
+    with pytest.raises(TypeError):  # another dtype is not converted
+        kernels.relu_max_pool2x2_backward(grad, code, 6, 5, out=np.zeros((2, 3, 6, 5), np.float64))
+    shared = np.zeros(2 * 3 * 6 * 5, np.float32)
+    with pytest.raises(ValueError, match="overlap"):
+        kernels.relu_max_pool2x2_backward(shared[: grad.size].reshape(grad.shape), code, 6, 5,
+                                          out=shared.reshape(2, 3, 6, 5))
