@@ -208,6 +208,7 @@ class _Conv2d:
         self.bias = None if module.bias is None else module.bias.detach()
         self.stride, self.padding = module.stride, module.padding
         self.dilation, self.groups = module.dilation, module.groups
+        self._workspace: dict = {}  # column_input_gradient's buffers, reused by every backward call
 
     def forward(self, x):
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -218,7 +219,9 @@ class _Conv2d:
         batch_shape = (grad.shape[0], *shape[1:])
         probe = torch.empty(0, *shape[1:], dtype=grad.dtype, device=grad.device)
         if wants_column_gradient(probe, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups):
-            return column_input_gradient(grad, self.weight, shape[-2:], self.stride, self.padding, self.dilation)
+            return column_input_gradient(
+                grad, self.weight, shape[-2:], self.stride, self.padding, self.dilation, self._workspace
+            )
         return torch.nn.grad.conv2d_input(
             batch_shape, self.weight, grad, self.stride, self.padding, self.dilation, self.groups
         )
