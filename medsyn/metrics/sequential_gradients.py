@@ -16,7 +16,8 @@ faster for the classifiers DeepFool attacks (``medsyn.metrics.robustness``):
 - first convolutions with 1-3 input channels use ``attack_kernels.column_input_gradient`` (GEMM + col2im) in
   float32.
 
-Supported: an ``nn.Sequential`` (nested ones are flattened) in eval mode of Conv2d (zero padding, numeric
+Supported: an ``nn.Sequential`` (nested ones are flattened; a model may also offer ``as_sequential()``, as
+medsyn's VGG16 does) in eval mode of Conv2d (zero padding, numeric
 padding), ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Linear, Dropout and
 Identity. Anything else: ``from_model`` returns None and callers use autograd. Memory: the (K-1) x N batch of
 the largest activation; seeds go in groups that keep it under ``_SEED_BATCH_BYTES``.
@@ -74,6 +75,8 @@ class SequentialGapGradients:
     def from_model(model: nn.Module) -> SequentialGapGradients | None:
         """The plan for ``model`` (weights detached, the model untouched), or None if a layer is not
         supported or the model is in training mode (its images would interact)."""
+        if not isinstance(model, nn.Sequential) and callable(getattr(model, "as_sequential", None)):
+            model = model.as_sequential()  # e.g. medsyn's VGG16
         if not isinstance(model, nn.Sequential) or model.training:
             return None
         modules = _flatten(model)

@@ -185,6 +185,13 @@ class VGG16(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(images)), 1))
 
+    def as_sequential(self) -> nn.Sequential:
+        """The same network (shared modules, same mode) as one ``nn.Sequential``, for the batched DeepFool
+        gradients (``medsyn.metrics.sequential_gradients``)."""
+        sequential = nn.Sequential(*self.features, self.avgpool, nn.Flatten(), *self.classifier)
+        sequential.training = self.training
+        return sequential
+
 
 def build_vgg16(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
     """VGG16 from scratch (Appendix A, Kvasir); 5 max-pools, so H, W >= 32."""

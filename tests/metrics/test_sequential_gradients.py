@@ -213,3 +213,21 @@ def test_relu_max_pool_backward_writes_into_out():
     with pytest.raises(ValueError, match="overlap"):
         kernels.relu_max_pool2x2_backward(shared[: grad.size].reshape(grad.shape), code, 6, 5,
                                           out=shared.reshape(2, 3, 6, 5))
+
+
+def test_vgg16_goes_through_its_sequential_form():
+    from medsyn.models.classifiers import VGG16
+
+    torch.manual_seed(9)
+    model = VGG16(num_classes=3, in_channels=1, classifier_width=16).double().eval()
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    labels = torch.tensor([1, 2])
+    plan = SequentialGapGradients.from_model(model)
+    assert plan is not None
+    assert sum(isinstance(layer, sequential_gradients._ReluMaxPool2x2) for layer in plan.layers) == 5
+    logits, tape = plan.forward(images)
+    with torch.no_grad():
+        assert torch.equal(logits, model(images))
+    reference = logit_gap_gradients(model, images, labels)[1]
+    torch.testing.assert_close(plan.gap_gradients(tape, labels, 3), reference, rtol=1e-10, atol=1e-13)
+    assert SequentialGapGradients.from_model(model.train()) is None
