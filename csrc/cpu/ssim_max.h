@@ -53,9 +53,15 @@ SsimImageStats ssim_image_stats(const float* images, int64_t count, const ImageG
 // top_values [n_synthetic, top_k] (descending) and top_indices [n_synthetic, top_k]; ties go to the
 // smaller real index, so the result does not depend on the thread count.
 // Throws std::invalid_argument on inconsistent sizes.
+// abandoned_pairs (optional, diagnostics and tests): the number of pairs phase 1 stopped scoring part-way
+// because their upper bound had fallen below the k-th best lower bound of their synthetic image.
 void ssim_max_scan(const float* synthetic, int64_t n_synthetic, const float* real, int64_t n_real,
                    const ImageGeometry& geometry, const SsimWindow& window, int64_t top_k,
-                   double* top_values, int64_t* top_indices);
+                   double* top_values, int64_t* top_indices, int64_t* abandoned_pairs = nullptr);
+
+// True when ssim_max_scan's phase 1 may abandon pairs part-way (the AVX-512 box-7 kernel: a 7x7 uniform window
+// on an AVX-512 build). For tests.
+bool ssim_max_scan_abandons(const SsimWindow& window);
 
 // Same SSIM for explicit pairs: a[i] against b[i], i < n (float64 path; used by tests and diagnostics).
 void ssim_pairs(const float* a, const float* b, int64_t n, const ImageGeometry& geometry,

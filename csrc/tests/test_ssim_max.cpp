@@ -74,12 +74,16 @@ std::vector<float> random_images(int64_t count, const medsyn::ImageGeometry& g, 
   return images;
 }
 
-void check_scan(const std::vector<float>& syn, int64_t ns, const std::vector<float>& real, int64_t nr,
-                const medsyn::ImageGeometry& g, const medsyn::SsimWindow& w, int64_t top_k, const char* name) {
+// Returns the number of pairs the scan abandoned part-way.
+int64_t check_scan(const std::vector<float>& syn, int64_t ns, const std::vector<float>& real, int64_t nr,
+                   const medsyn::ImageGeometry& g, const medsyn::SsimWindow& w, int64_t top_k, const char* name) {
   const int64_t image = g.channels * g.height * g.width;
   std::vector<double> values(ns * top_k);
   std::vector<int64_t> indices(ns * top_k);
-  medsyn::ssim_max_scan(syn.data(), ns, real.data(), nr, g, w, top_k, values.data(), indices.data());
+  int64_t abandoned = -1;
+  medsyn::ssim_max_scan(syn.data(), ns, real.data(), nr, g, w, top_k, values.data(), indices.data(), &abandoned);
+  EXPECT(abandoned >= 0 && abandoned <= ns * nr, "%s: %lld abandoned pairs", name,
+         static_cast<long long>(abandoned));
   for (int64_t s = 0; s < ns; ++s) {
     std::vector<double> reference(nr);
     for (int64_t r = 0; r < nr; ++r) reference[r] = naive_ssim(&syn[s * image], &real[r * image], g, w);
@@ -100,6 +104,7 @@ void check_scan(const std::vector<float>& syn, int64_t ns, const std::vector<flo
       if (k > 0) EXPECT(values[s * top_k + k - 1] >= got, "%s: top-k not sorted", name);
     }
   }
+  return abandoned;
 }
 
 void test_random_images() {
@@ -192,6 +197,41 @@ void test_fast_path_error_bound() {
   check_fast_path_error_bound({1, 300, 70}, 8);
 }
 
+// Real sets where every tile holds a near-copy of a synthetic image (SSIM ~1) among noise (SSIM ~0): once a
+// thread has scored one tile, the noise pairs of later tiles fall below the k-th best lower bound part-way and
+// are abandoned (AVX-512 box-7 kernel, column-blocked: valid width > 16). The results must stay exact, with
+// both pairs of a pass abandoned, one of them (a pass of one real) or neither. Geometries: a partial last
+// strip; two channels and two 256-row bands (the outputs left after a block count both); three blocks.
+void test_abandoned_pairs_keep_the_scan_exact() {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> noise(0.0f, 0.02f);
+  for (const auto& g : {medsyn::ImageGeometry{1, 40, 100}, medsyn::ImageGeometry{2, 270, 60},
+                        medsyn::ImageGeometry{1, 30, 50}}) {
+    const int64_t ns = 4, nr = 24, image = g.channels * g.height * g.width;
+    const auto syn = random_images(ns, g, rng);
+    auto real = random_images(nr, g, rng);
+    for (int64_t r = 0; r < nr; r += 3) {  // two copies of each synthetic image, one or two in every tile
+      const int64_t s = (r / 3) % ns;
+      for (int64_t q = 0; q < image; ++q)
+        real[r * image + q] = std::fmin(1.0f, std::fmax(0.0f, syn[s * image + q] + noise(rng)));
+    }
+    for (const int64_t top_k : {1, 2}) {
+      const int64_t abandoned = check_scan(syn, ns, real, nr, g, uniform_window(7), top_k, "abandoned pairs");
+      if (medsyn::ssim_max_scan_abandons(uniform_window(7)))
+        EXPECT(abandoned > (top_k == 1 ? ns * nr / 4 : 0),
+               "%lld x %lld, top_k %lld: only %lld of %lld pairs abandoned", static_cast<long long>(g.height), static_cast<long long>(g.width), static_cast<long long>(top_k),
+               static_cast<long long>(abandoned), static_cast<long long>(ns * nr));
+      else
+        EXPECT(abandoned == 0, "the portable kernel does not abandon pairs, got %lld",
+               static_cast<long long>(abandoned));
+    }
+    // The Gaussian window runs the portable kernel (no abandoning) on every build.
+    if (g.height < 100)
+      EXPECT(check_scan(syn, ns, real, nr, g, gaussian_window(), 2, "abandoned pairs, gaussian") == 0,
+             "gaussian window: pairs abandoned");
+  }
+}
+
 void test_bad_arguments_throw() {
   const medsyn::ImageGeometry g{1, 5, 5};
   std::vector<float> images(25, 0.5f);
@@ -220,6 +260,7 @@ int main() {
   test_constant_images();
   test_ties_go_to_smallest_index();
   test_fast_path_error_bound();
+  test_abandoned_pairs_keep_the_scan_exact();
   test_bad_arguments_throw();
   if (failures) {
     std::printf("%d check(s) failed\n", failures);

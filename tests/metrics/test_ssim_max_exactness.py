@@ -90,3 +90,20 @@ def test_real_set_larger_than_one_statistics_chunk():
     np.testing.assert_array_equal(result.top_k_values.numpy(), values)
     np.testing.assert_array_equal(result.top_k_indices.numpy(), indices)
     assert result.indices[1].item() == 263
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pairs_abandoned_part_way_keep_the_scan_exact(channels):
+    """Real sets with near-copies of the synthetic images in every tile of 4 among noise: once a copy is scored,
+    the noise pairs fall below the k-th best lower bound part-way through the 16-column blocks (valid width 58:
+    blocks of 16 columns, a partial last one) and the box-7 kernel stops scoring them. Still float64-exact."""
+    rng = np.random.default_rng(5)
+    syn = rng.random((4, channels, 30, 64)).astype(np.float32)
+    real = rng.random((24, channels, 30, 64)).astype(np.float32)
+    for r in range(0, 24, 3):
+        real[r] = np.clip(syn[(r // 3) % 4] + rng.normal(0, 0.02, syn.shape[1:]), 0, 1).astype(np.float32)
+    for top_k in (1, 2, 3):
+        result = ssim_max(syn, real, window="uniform", top_k=top_k, backend="cpp")
+        values, indices, _ = brute_force_top_k(syn, real, "uniform", top_k)
+        np.testing.assert_array_equal(result.top_k_values.numpy(), values, err_msg=f"top_k={top_k}")
+        np.testing.assert_array_equal(result.top_k_indices.numpy(), indices, err_msg=f"top_k={top_k}")
