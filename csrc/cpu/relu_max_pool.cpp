@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cmath>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define MEDSYN_POOL_AVX512 1
 #include <immintrin.h>
 #endif
 
 namespace medsyn {
+namespace {
 
 // One window the way torch scans it: row-major, the first strict maximum wins, a NaN wins.
 template <typename T>
@@ -25,8 +27,8 @@ inline void pool_window_scalar(const T* top, const T* bottom, T& out, uint8_t& c
       at = k;
     }
   }
-  const bool flows = best > T(0);                              // relu(x) > 0: the gradient passes
-  out = flows || std::isnan(best) ? best : T(0);              // relu(NaN) = NaN, with no gradient
+  const bool flows = best > T(0);                  // relu(x) > 0: the gradient passes
+  out = flows || std::isnan(best) ? best : T(0);  // relu(NaN) = NaN, with no gradient
   code = flows ? at : kNoGradient;
 }
 
@@ -34,92 +36,6 @@ inline void pool_window_scalar(const T* top, const T* bottom, T& out, uint8_t& c
 template <typename T>
 void pool_row_scalar(const T* top, const T* bottom, int64_t out_w, T* out, uint8_t* code) {
   for (int64_t j = 0; j < out_w; ++j) pool_window_scalar(top + 2 * j, bottom + 2 * j, out[j], code[j]);
-}
-
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-// AVX-512 rows (GCC left the plain loop scalar for rows this short: 16 outputs at 32 px). A tournament:
-// the first maximum of (a, b) against that of (c, d), the lower pair winning only when strictly greater,
-// is the row-major scan's winner when no value is NaN; rows with a NaN are redone by pool_row_scalar.
-inline void pool_row(const float* top, const float* bottom, int64_t out_w, float* out, uint8_t* code) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  __mmask16 nan_seen = 0;
-  for (int64_t j = 0; j < out_w; j += 16) {
-    const int64_t n = std::min<int64_t>(16, out_w - j);
-    const __mmask16 lo = n >= 8 ? 0xFFFF : static_cast<__mmask16>((1u << (2 * n)) - 1u);
-    const __mmask16 hi = n > 8 ? static_cast<__mmask16>((1u << (2 * n - 16)) - 1u) : 0;
-    const __m512 t0 = _mm512_maskz_loadu_ps(lo, top + 2 * j), t1 = _mm512_maskz_loadu_ps(hi, top + 2 * j + 16);
-    const __m512 b0 = _mm512_maskz_loadu_ps(lo, bottom + 2 * j), b1 = _mm512_maskz_loadu_ps(hi, bottom + 2 * j + 16);
-    const __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
-    const __m512 c = _mm512_permutex2var_ps(b0, even, b1), d = _mm512_permutex2var_ps(b0, odd, b1);
-    const __mmask16 right_top = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ);
-    const __mmask16 right_bottom = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
-    const __m512 upper = _mm512_mask_blend_ps(right_top, a, b), lower = _mm512_mask_blend_ps(right_bottom, c, d);
-    const __mmask16 take_lower = _mm512_cmp_ps_mask(lower, upper, _CMP_GT_OQ);
-    const __m512 best = _mm512_mask_blend_ps(take_lower, upper, lower);
-    const __mmask16 flows = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
-    __m512i at = _mm512_mask_blend_epi32(right_top, _mm512_setzero_si512(), _mm512_set1_epi32(1));
-    at = _mm512_mask_blend_epi32(take_lower, at,
-                                 _mm512_mask_blend_epi32(right_bottom, _mm512_set1_epi32(2), _mm512_set1_epi32(3)));
-    at = _mm512_mask_blend_epi32(flows, _mm512_set1_epi32(kNoGradient), at);
-    const __mmask16 valid = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
-    _mm512_mask_storeu_ps(out + j, valid, _mm512_maskz_mov_ps(flows, best));
-    _mm512_mask_cvtepi32_storeu_epi8(code + j, valid, at);
-    nan_seen |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) |
-                _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
-  }
-  if (nan_seen) pool_row_scalar(top, bottom, out_w, out, code);
-}
-
-inline void pool_row(const double* top, const double* bottom, int64_t out_w, double* out, uint8_t* code) {
-  const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-  const __m512i odd = _mm512_add_epi64(even, _mm512_set1_epi64(1));
-  __mmask8 nan_seen = 0;
-  for (int64_t j = 0; j < out_w; j += 8) {
-    const int64_t n = std::min<int64_t>(8, out_w - j);
-    const __mmask8 lo = n >= 4 ? 0xFF : static_cast<__mmask8>((1u << (2 * n)) - 1u);
-    const __mmask8 hi = n > 4 ? static_cast<__mmask8>((1u << (2 * n - 8)) - 1u) : 0;
-    const __m512d t0 = _mm512_maskz_loadu_pd(lo, top + 2 * j), t1 = _mm512_maskz_loadu_pd(hi, top + 2 * j + 8);
-    const __m512d b0 = _mm512_maskz_loadu_pd(lo, bottom + 2 * j), b1 = _mm512_maskz_loadu_pd(hi, bottom + 2 * j + 8);
-    const __m512d a = _mm512_permutex2var_pd(t0, even, t1), b = _mm512_permutex2var_pd(t0, odd, t1);
-    const __m512d c = _mm512_permutex2var_pd(b0, even, b1), d = _mm512_permutex2var_pd(b0, odd, b1);
-    const __mmask8 right_top = _mm512_cmp_pd_mask(b, a, _CMP_GT_OQ);
-    const __mmask8 right_bottom = _mm512_cmp_pd_mask(d, c, _CMP_GT_OQ);
-    const __m512d upper = _mm512_mask_blend_pd(right_top, a, b), lower = _mm512_mask_blend_pd(right_bottom, c, d);
-    const __mmask8 take_lower = _mm512_cmp_pd_mask(lower, upper, _CMP_GT_OQ);
-    const __m512d best = _mm512_mask_blend_pd(take_lower, upper, lower);
-    const __mmask8 flows = _mm512_cmp_pd_mask(best, _mm512_setzero_pd(), _CMP_GT_OQ);
-    __m512i at = _mm512_mask_blend_epi64(right_top, _mm512_setzero_si512(), _mm512_set1_epi64(1));
-    at = _mm512_mask_blend_epi64(take_lower, at,
-                                 _mm512_mask_blend_epi64(right_bottom, _mm512_set1_epi64(2), _mm512_set1_epi64(3)));
-    at = _mm512_mask_blend_epi64(flows, _mm512_set1_epi64(kNoGradient), at);
-    const __mmask8 valid = static_cast<__mmask8>(n >= 8 ? 0xFF : (1u << n) - 1u);
-    _mm512_mask_storeu_pd(out + j, valid, _mm512_maskz_mov_pd(flows, best));
-    _mm512_mask_cvtepi64_storeu_epi8(code + j, valid, at);
-    nan_seen |= _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_pd_mask(b, b, _CMP_UNORD_Q) |
-                _mm512_cmp_pd_mask(c, c, _CMP_UNORD_Q) | _mm512_cmp_pd_mask(d, d, _CMP_UNORD_Q);
-  }
-  if (nan_seen) pool_row_scalar(top, bottom, out_w, out, code);
-}
-#else
-template <typename T>
-inline void pool_row(const T* top, const T* bottom, int64_t out_w, T* out, uint8_t* code) {
-  pool_row_scalar(top, bottom, out_w, out, code);
-}
-#endif
-
-template <typename T>
-void relu_max_pool2x2_forward(const T* x, int64_t planes, int64_t height, int64_t width, T* pooled,
-                              uint8_t* code) {
-  const int64_t out_h = height / 2, out_w = width / 2;
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < planes; ++p) {
-    const T* plane = x + p * height * width;
-    for (int64_t i = 0; i < out_h; ++i) {
-      const T* top = plane + 2 * i * width;
-      pool_row(top, top + width, out_w, pooled + (p * out_h + i) * out_w, code + (p * out_h + i) * out_w);
-    }
-  }
 }
 
 // Input-gradient rows 2i, 2i + 1 of one output row: value g[j] at the window position code[j], 0 elsewhere.
@@ -135,54 +51,148 @@ void unpool_row_scalar(const T* g, const uint8_t* code, int64_t out_w, T* top, T
   }
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-inline void unpool_row(const float* g, const uint8_t* code, int64_t out_w, float* top, float* bottom) {
-  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
-  for (int64_t j = 0; j < out_w; j += 16) {
-    const int64_t n = std::min<int64_t>(16, out_w - j);
-    const __mmask16 valid = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
-    const __mmask16 lo = n >= 8 ? 0xFFFF : static_cast<__mmask16>((1u << (2 * n)) - 1u);
-    const __mmask16 hi = n > 8 ? static_cast<__mmask16>((1u << (2 * n - 16)) - 1u) : 0;
-    const __m512 value = _mm512_maskz_loadu_ps(valid, g + j);
-    const __m512i at = _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_maskz_loadu_epi8(valid, code + j));
-    const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(0)), value);
-    const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(1)), value);
-    const __m512 v2 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(2)), value);
-    const __m512 v3 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_set1_epi32(3)), value);
-    _mm512_mask_storeu_ps(top + 2 * j, lo, _mm512_permutex2var_ps(v0, first, v1));
-    _mm512_mask_storeu_ps(top + 2 * j + 16, hi, _mm512_permutex2var_ps(v0, second, v1));
-    _mm512_mask_storeu_ps(bottom + 2 * j, lo, _mm512_permutex2var_ps(v2, first, v3));
-    _mm512_mask_storeu_ps(bottom + 2 * j + 16, hi, _mm512_permutex2var_ps(v2, second, v3));
+#ifdef MEDSYN_POOL_AVX512
+// AVX-512 rows: GCC left the plain loops scalar for rows this short (16 outputs at 32 px; 12x slower).
+// Simd<T>: the few operations the two row kernels need, for 16 floats or 8 doubles per register; integer
+// lanes (codes) have the same count, as 32- or 64-bit integers.
+template <typename T>
+struct Simd;
+
+template <>
+struct Simd<float> {
+  using V = __m512;
+  using M = __mmask16;
+  static constexpr int kLanes = 16;
+  static V load(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  static V permute(V a, __m512i index, V b) { return _mm512_permutex2var_ps(a, index, b); }
+  static M greater(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static M is_nan(V a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static V blend(M m, V a, V b) { return _mm512_mask_blend_ps(m, a, b); }
+  static V zero_unless(M m, V a) { return _mm512_maskz_mov_ps(m, a); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static __m512i integers(int v) { return _mm512_set1_epi32(v); }
+  static __m512i blend_integers(M m, __m512i a, __m512i b) { return _mm512_mask_blend_epi32(m, a, b); }
+  static M equal(__m512i a, __m512i b) { return _mm512_cmpeq_epi32_mask(a, b); }
+  static void store_codes(uint8_t* p, M m, __m512i codes) { _mm512_mask_cvtepi32_storeu_epi8(p, m, codes); }
+  static __m512i load_codes(M m, const uint8_t* p) {
+    return _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_maskz_loadu_epi8(m, p));
   }
+  // lane k <- lane 2k (even) / 2k + 1 (odd) of the pair a:b; interleave: lanes 0, 16, 1, 17, ... of a:b
+  static __m512i even() { return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30); }
+  static __m512i odd() { return _mm512_add_epi32(even(), _mm512_set1_epi32(1)); }
+  static __m512i interleave_low() { return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23); }
+  static __m512i interleave_high() { return _mm512_add_epi32(interleave_low(), _mm512_set1_epi32(8)); }
+};
+
+template <>
+struct Simd<double> {
+  using V = __m512d;
+  using M = __mmask8;
+  static constexpr int kLanes = 8;
+  static V load(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store(double* p, M m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+  static V permute(V a, __m512i index, V b) { return _mm512_permutex2var_pd(a, index, b); }
+  static M greater(V a, V b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+  static M is_nan(V a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
+  static V blend(M m, V a, V b) { return _mm512_mask_blend_pd(m, a, b); }
+  static V zero_unless(M m, V a) { return _mm512_maskz_mov_pd(m, a); }
+  static V zero() { return _mm512_setzero_pd(); }
+  static __m512i integers(int v) { return _mm512_set1_epi64(v); }
+  static __m512i blend_integers(M m, __m512i a, __m512i b) { return _mm512_mask_blend_epi64(m, a, b); }
+  static M equal(__m512i a, __m512i b) { return _mm512_cmpeq_epi64_mask(a, b); }
+  static void store_codes(uint8_t* p, M m, __m512i codes) { _mm512_mask_cvtepi64_storeu_epi8(p, m, codes); }
+  static __m512i load_codes(M m, const uint8_t* p) {
+    return _mm512_maskz_cvtepu8_epi64(0xFF, _mm_maskz_loadu_epi8(m, p));
+  }
+  static __m512i even() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
+  static __m512i odd() { return _mm512_add_epi64(even(), _mm512_set1_epi64(1)); }
+  static __m512i interleave_low() { return _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11); }
+  static __m512i interleave_high() { return _mm512_add_epi64(interleave_low(), _mm512_set1_epi64(4)); }
+};
+
+// The first `count` of S::kLanes lanes (count clamped to [0, kLanes]).
+template <typename S>
+typename S::M first_lanes(int64_t count) {
+  if (count <= 0) return 0;
+  return count >= S::kLanes ? static_cast<typename S::M>(~0u) : static_cast<typename S::M>((1u << count) - 1u);
 }
 
-inline void unpool_row(const double* g, const uint8_t* code, int64_t out_w, double* top, double* bottom) {
-  const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
-  const __m512i second = _mm512_add_epi64(first, _mm512_set1_epi64(4));
-  for (int64_t j = 0; j < out_w; j += 8) {
-    const int64_t n = std::min<int64_t>(8, out_w - j);
-    const __mmask8 valid = static_cast<__mmask8>(n >= 8 ? 0xFF : (1u << n) - 1u);
-    const __mmask8 lo = n >= 4 ? 0xFF : static_cast<__mmask8>((1u << (2 * n)) - 1u);
-    const __mmask8 hi = n > 4 ? static_cast<__mmask8>((1u << (2 * n - 8)) - 1u) : 0;
-    const __m512d value = _mm512_maskz_loadu_pd(valid, g + j);
-    const __m512i at = _mm512_maskz_cvtepu8_epi64(0xFF, _mm_maskz_loadu_epi8(valid, code + j));
-    const __m512d v0 = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(at, _mm512_set1_epi64(0)), value);
-    const __m512d v1 = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(at, _mm512_set1_epi64(1)), value);
-    const __m512d v2 = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(at, _mm512_set1_epi64(2)), value);
-    const __m512d v3 = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(at, _mm512_set1_epi64(3)), value);
-    _mm512_mask_storeu_pd(top + 2 * j, lo, _mm512_permutex2var_pd(v0, first, v1));
-    _mm512_mask_storeu_pd(top + 2 * j + 8, hi, _mm512_permutex2var_pd(v0, second, v1));
-    _mm512_mask_storeu_pd(bottom + 2 * j, lo, _mm512_permutex2var_pd(v2, first, v3));
-    _mm512_mask_storeu_pd(bottom + 2 * j + 8, hi, _mm512_permutex2var_pd(v2, second, v3));
+// A tournament: the first maximum of (a, b) against that of (c, d), the lower pair winning only when strictly
+// greater, is the row-major scan's winner when no value is NaN; rows with a NaN are redone by pool_row_scalar.
+template <typename T>
+void pool_row(const T* top, const T* bottom, int64_t out_w, T* out, uint8_t* code) {
+  using S = Simd<T>;
+  constexpr int L = S::kLanes;
+  typename S::M nan_seen = 0;
+  for (int64_t j = 0; j < out_w; j += L) {
+    const int64_t n = std::min<int64_t>(L, out_w - j);
+    const auto low = first_lanes<S>(2 * n), high = first_lanes<S>(2 * n - L), valid = first_lanes<S>(n);
+    const auto t0 = S::load(low, top + 2 * j), t1 = S::load(high, top + 2 * j + L);
+    const auto b0 = S::load(low, bottom + 2 * j), b1 = S::load(high, bottom + 2 * j + L);
+    const auto a = S::permute(t0, S::even(), t1), b = S::permute(t0, S::odd(), t1);
+    const auto c = S::permute(b0, S::even(), b1), d = S::permute(b0, S::odd(), b1);
+    const auto right_top = S::greater(b, a), right_bottom = S::greater(d, c);
+    const auto upper = S::blend(right_top, a, b), lower = S::blend(right_bottom, c, d);
+    const auto take_lower = S::greater(lower, upper);
+    const auto best = S::blend(take_lower, upper, lower);
+    const auto flows = S::greater(best, S::zero());
+    __m512i at = S::blend_integers(right_top, S::integers(0), S::integers(1));
+    at = S::blend_integers(take_lower, at, S::blend_integers(right_bottom, S::integers(2), S::integers(3)));
+    at = S::blend_integers(flows, S::integers(kNoGradient), at);
+    S::store(out + j, valid, S::zero_unless(flows, best));
+    S::store_codes(code + j, valid, at);
+    nan_seen |= S::is_nan(a) | S::is_nan(b) | S::is_nan(c) | S::is_nan(d);
+  }
+  if (nan_seen) pool_row_scalar(top, bottom, out_w, out, code);
+}
+
+template <typename T>
+void unpool_row(const T* g, const uint8_t* code, int64_t out_w, T* top, T* bottom) {
+  using S = Simd<T>;
+  constexpr int L = S::kLanes;
+  for (int64_t j = 0; j < out_w; j += L) {
+    const int64_t n = std::min<int64_t>(L, out_w - j);
+    const auto low = first_lanes<S>(2 * n), high = first_lanes<S>(2 * n - L), valid = first_lanes<S>(n);
+    const auto value = S::load(valid, g + j);
+    const __m512i at = S::load_codes(valid, code + j);
+    const auto v0 = S::zero_unless(S::equal(at, S::integers(0)), value);
+    const auto v1 = S::zero_unless(S::equal(at, S::integers(1)), value);
+    const auto v2 = S::zero_unless(S::equal(at, S::integers(2)), value);
+    const auto v3 = S::zero_unless(S::equal(at, S::integers(3)), value);
+    S::store(top + 2 * j, low, S::permute(v0, S::interleave_low(), v1));
+    S::store(top + 2 * j + L, high, S::permute(v0, S::interleave_high(), v1));
+    S::store(bottom + 2 * j, low, S::permute(v2, S::interleave_low(), v3));
+    S::store(bottom + 2 * j + L, high, S::permute(v2, S::interleave_high(), v3));
   }
 }
 #else
 template <typename T>
-inline void unpool_row(const T* g, const uint8_t* code, int64_t out_w, T* top, T* bottom) {
+void pool_row(const T* top, const T* bottom, int64_t out_w, T* out, uint8_t* code) {
+  pool_row_scalar(top, bottom, out_w, out, code);
+}
+
+template <typename T>
+void unpool_row(const T* g, const uint8_t* code, int64_t out_w, T* top, T* bottom) {
   unpool_row_scalar(g, code, out_w, top, bottom);
 }
 #endif
+
+}  // namespace
+
+template <typename T>
+void relu_max_pool2x2_forward(const T* x, int64_t planes, int64_t height, int64_t width, T* pooled,
+                              uint8_t* code) {
+  const int64_t out_h = height / 2, out_w = width / 2;
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < planes; ++p) {
+    const T* plane = x + p * height * width;
+    for (int64_t i = 0; i < out_h; ++i) {
+      const T* top = plane + 2 * i * width;
+      pool_row(top, top + width, out_w, pooled + (p * out_h + i) * out_w, code + (p * out_h + i) * out_w);
+    }
+  }
+}
 
 template <typename T>
 void relu_max_pool2x2_backward(const T* grad, const uint8_t* code, int64_t seeds, int64_t planes, int64_t height,
