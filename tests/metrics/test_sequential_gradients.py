@@ -231,3 +231,14 @@ def test_vgg16_goes_through_its_sequential_form():
     reference = logit_gap_gradients(model, images, labels)[1]
     torch.testing.assert_close(plan.gap_gradients(tape, labels, 3), reference, rtol=1e-10, atol=1e-13)
     assert SequentialGapGradients.from_model(model.train()) is None
+
+
+def test_without_the_compiled_module_relu_and_pool_stay_separate(monkeypatch):
+    monkeypatch.setattr(sequential_gradients, "has_cpu_kernels", lambda: False)
+    model = _double(MODELS["plain_cnn"](1, 4))
+    plan = SequentialGapGradients.from_model(model)
+    assert not any(isinstance(layer, sequential_gradients._ReluMaxPool2x2) for layer in plan.layers)
+    images = torch.rand(4, 1, 15, 15, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    labels = torch.tensor([3, 2, 1, 0])
+    gaps = plan.gap_gradients(plan.forward(images)[1], labels, 4)
+    torch.testing.assert_close(gaps, logit_gap_gradients(model, images, labels)[1], rtol=1e-12, atol=1e-14)
