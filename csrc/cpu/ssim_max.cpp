@@ -873,8 +873,8 @@ void box7_strip_sums(const float* __restrict x, const float* const* y, int64_t h
 // of any part of the sum (the per-output terms of error_bound are >= 0). A pair whose upper bound falls below
 // limits[pair] = (the k-th best lower bound of its synthetic image) - (its error bound) cannot be in the top-k:
 // it is not scored further and its score is -infinity. limits may be null (no abandoning). Not for small images
-// (one column block, block == wv): their last block is their only one. On the 256 px benchmark (natural
-// photographs, SSIM 0.1-0.5) about 10% of the blocks are skipped.
+// (one column block, block == wv): their last block is their only one. On the 256 px 32 x 256 benchmark (natural
+// photographs, SSIM 0.04-0.46) 78% of the pairs stop in their last strips: 13% of the pair-blocks are skipped.
 void box7_tile_scores(int64_t sa, int64_t sb, const FastStats& ss, int64_t ra, int64_t rb, const FastStats& rs,
                       const ImageGeometry& g, const SsimWindow& w, const double* limits, double* scores) {
   constexpr int64_t win = 7;

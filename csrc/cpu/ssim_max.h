@@ -48,7 +48,8 @@ SsimImageStats ssim_image_stats(const float* images, int64_t count, const ImageG
 // synthetic [n_synthetic, C, H, W], real [n_real, C, H, W]: contiguous float32 in [0, data_range].
 // Two phases: (1) every pair in float32 (vectorised, cache-blocked, OpenMP) with a rigorous per-pair
 // error bound b (see ssim_max.cpp), keeping for each synthetic image the candidates whose upper bound
-// S+b reaches the k-th best lower bound S-b; (2) those few candidates recomputed in float64. The returned
+// S+b reaches the k-th best lower bound S-b (a pair whose upper bound falls below it part-way, counting
+// S <= 1 for the outputs left, is not scored further); (2) those few candidates recomputed in float64. The returned
 // values are float64-exact and the top-k is exactly the float64 top-k.
 // top_values [n_synthetic, top_k] (descending) and top_indices [n_synthetic, top_k]; ties go to the
 // smaller real index, so the result does not depend on the thread count.
