@@ -12,4 +12,5 @@ PYBIND11_MODULE(_kernels, m) {
   medsyn::register_ssim(m);
   medsyn::register_neighbors(m);
   medsyn::register_relu_max_pool(m);
+  medsyn::register_conv_pool_backward(m);
 }

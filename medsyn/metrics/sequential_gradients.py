@@ -11,6 +11,10 @@ faster for the classifiers DeepFool attacks (``medsyn.metrics.robustness``):
 - a ReLU followed by a 2x2 max pool is one compiled kernel (``csrc/cpu/relu_max_pool.cpp``): the forward
   records each window's argmax as a byte, the backward writes each input-gradient block once (autograd
   zero-fills, scatters, then masks with ReLU's backward: three passes per seed);
+- when a 3x3 convolution with 8, 16, 32 or 64 input channels comes before them, the backward goes from the
+  pooled gradient straight to the convolution's input (``csrc/cpu/conv_pool_backward.cpp``): only one
+  position per pooling window carries a gradient, so this needs at most a quarter of the dense transposed
+  convolution's multiply-adds;
 - the forward pass that checks which images are still correctly classified is the one whose tape the
   backward uses, so a DeepFool step needs one forward pass, not two;
 - first convolutions with 1-3 input channels use ``attack_kernels.column_input_gradient`` (GEMM + col2im) in
@@ -84,8 +88,12 @@ class SequentialGapGradients:
         position = 0
         while position < len(modules):
             module = modules[position]
-            following = modules[position + 1] if position + 1 < len(modules) else None
-            if isinstance(module, nn.ReLU) and _is_plain_2x2_pool(following) and has_cpu_kernels():
+            following = modules[position + 1 : position + 3]
+            if _is_fast_conv_block(module, following):
+                layers.append(_ConvReluMaxPool2x2(module))
+                position += 3
+                continue
+            if isinstance(module, nn.ReLU) and following and _is_plain_2x2_pool(following[0]) and has_cpu_kernels():
                 layers.append(_ReluMaxPool2x2())
                 position += 2
                 continue
@@ -178,6 +186,23 @@ def _is_plain_2x2_pool(module) -> bool:
         and _pair(module.dilation) == (1, 1)
         and not module.ceil_mode
         and not module.return_indices
+    )
+
+
+def _is_fast_conv_block(conv, following: list) -> bool:
+    """Conv2d (stride 1, zero padding) -> ReLU -> 2x2 max pool whose backward has the compiled sparse kernel."""
+    return (
+        isinstance(conv, nn.Conv2d)
+        and len(following) == 2
+        and isinstance(following[0], nn.ReLU)
+        and _is_plain_2x2_pool(following[1])
+        and conv.padding_mode == "zeros"
+        and not isinstance(conv.padding, str)
+        and _pair(conv.stride) == (1, 1)
+        and _pair(conv.dilation) == (1, 1)
+        and conv.groups == 1
+        and has_cpu_kernels()
+        and cpu_kernels().conv_relu_max_pool2x2_backward_is_fast(conv.in_channels, *_pair(conv.kernel_size))
     )
 
 
@@ -315,6 +340,44 @@ class _ReluMaxPool2x2:
         out = self._buffer[:size].view(seeds, n * c, h, w)
         codes = code.contiguous().view(n * c, h // 2, w // 2).numpy()
         cpu_kernels().relu_max_pool2x2_backward(planes, codes, h, w, out=out.numpy())
+        return out.view(seeds * n, c, h, w)
+
+
+class _ConvReluMaxPool2x2:
+    """Conv2d (stride 1) -> ReLU -> 2x2 max pool. Forward: torch's convolution, then the compiled ReLU + pool
+    kernel; backward: the compiled sparse kernel (csrc/cpu/conv_pool_backward.h), which goes from the
+    pooled gradient straight to the convolution's input gradient, touching only the one position per window
+    the gradient flows through (at most a quarter of a dense transposed convolution's multiply-adds)."""
+
+    def __init__(self, module: nn.Conv2d) -> None:
+        self.convolution = _Conv2d(module)
+        self.pool = _ReluMaxPool2x2()
+        self.weight = self.convolution.weight
+        self.weight_hwio = self.weight.permute(0, 2, 3, 1).contiguous()  # [C_out, kh, kw, C_in]
+        self.padding = _pair(module.padding)
+        self._buffer: torch.Tensor | None = None  # reused input-gradient storage (see _ReluMaxPool2x2)
+
+    def forward(self, x):
+        convolved, _ = self.convolution.forward(x)
+        pooled, (_, code) = self.pool.forward(convolved)
+        return pooled, (x.shape, code)
+
+    def backward(self, grad, record, seeds):
+        shape, code = record
+        n, c, h, w = shape
+        size = seeds * n * c * h * w
+        if self._buffer is None or self._buffer.numel() < size or self._buffer.dtype != grad.dtype:
+            self._buffer = torch.empty(size, dtype=grad.dtype)
+        out = self._buffer[:size].view(seeds, n, c, h, w)
+        cpu_kernels().conv_relu_max_pool2x2_backward(
+            grad.contiguous().view(seeds, n, *grad.shape[1:]).numpy(),
+            code.contiguous().numpy(),
+            self.weight_hwio.numpy(),
+            h,
+            w,
+            *self.padding,
+            out=out.numpy(),
+        )
         return out.view(seeds * n, c, h, w)
 
 

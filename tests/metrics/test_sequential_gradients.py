@@ -39,6 +39,20 @@ MODELS = {
         nn.Flatten(),
         nn.Linear(6 * 9, k),
     ),
+    # conv -> ReLU -> 2x2 pool blocks with the sparse compiled backward (8/16/32/64 input channels, 3x3,
+    # paddings 0-2, a 3x3 convolution output whose last row and column get no gradient)
+    "fast_blocks": lambda c, k: nn.Sequential(
+        nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 7 -> 7 -> 3
+        nn.Conv2d(16, 32, 3, padding=2), nn.ReLU(), nn.MaxPool2d(2),  # 3 -> 5 -> 2
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 2 -> 2 -> 1
+        nn.Flatten(), nn.Linear(64, k),
+    ),
+    "fast_blocks_no_padding": lambda c, k: nn.Sequential(
+        nn.Conv2d(c, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 8, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # 7 -> 5 -> 2
+        nn.Flatten(), nn.Linear(8 * 4, k),
+    ),
     # dividing adaptive pool (explicit path), a ReLU + pool that is not 2x2 (two separate layers)
     "small_cnn_like": lambda c, k: nn.Sequential(
         nn.Conv2d(c, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=1),
@@ -67,6 +81,12 @@ def test_gap_gradients_equal_autograd(name, in_channels, num_classes):
     assert gaps.shape == reference.shape == (7, num_classes - 1, in_channels, 15, 15)
     torch.testing.assert_close(gaps, reference, rtol=1e-12, atol=1e-14)
     assert torch.equal(logits, reference_logits)
+
+
+def test_fast_blocks_use_the_sparse_kernel():
+    plan = SequentialGapGradients.from_model(_double(MODELS["fast_blocks"](1, 3)))
+    kinds = [type(layer).__name__ for layer in plan.layers]
+    assert kinds.count("_ConvReluMaxPool2x2") == 3 and kinds[:2] == ["_Conv2d", "_ReluMaxPool2x2"]
 
 
 def test_gap_gradients_equal_per_image_jacobian():
@@ -224,7 +244,8 @@ def test_vgg16_goes_through_its_sequential_form():
     labels = torch.tensor([1, 2])
     plan = SequentialGapGradients.from_model(model)
     assert plan is not None
-    assert sum(isinstance(layer, sequential_gradients._ReluMaxPool2x2) for layer in plan.layers) == 5
+    fused = (sequential_gradients._ReluMaxPool2x2, sequential_gradients._ConvReluMaxPool2x2)
+    assert sum(isinstance(layer, fused) for layer in plan.layers) == 5
     logits, tape = plan.forward(images)
     with torch.no_grad():
         assert torch.equal(logits, model(images))
@@ -242,3 +263,25 @@ def test_without_the_compiled_module_relu_and_pool_stay_separate(monkeypatch):
     labels = torch.tensor([3, 2, 1, 0])
     gaps = plan.gap_gradients(plan.forward(images)[1], labels, 4)
     torch.testing.assert_close(gaps, logit_gap_gradients(model, images, labels)[1], rtol=1e-12, atol=1e-14)
+
+
+def test_conv_pool_backward_kernel_rejects_bad_input():
+    kernels = cpu_kernels()
+    grad = np.zeros((2, 3, 4, 2, 2), np.float32)
+    code = np.zeros((3, 4, 2, 2), np.uint8)
+    weight = np.zeros((4, 3, 3, 8), np.float32)  # [C_out, kh, kw, C_in]
+    out = kernels.conv_relu_max_pool2x2_backward(grad, code, weight, 4, 4, 1, 1)
+    assert out.shape == (2, 3, 8, 4, 4)
+    with pytest.raises(ValueError, match="does not match the weights"):
+        kernels.conv_relu_max_pool2x2_backward(grad, code, weight, 6, 4, 1, 1)
+    with pytest.raises(ValueError, match="code"):
+        kernels.conv_relu_max_pool2x2_backward(grad, code[:2], weight, 4, 4, 1, 1)
+    with pytest.raises(ValueError, match="at least 2 x 2"):
+        kernels.conv_relu_max_pool2x2_backward(grad, code, weight, 1, 1, 0, 0)
+    with pytest.raises(ValueError, match="out must be"):
+        kernels.conv_relu_max_pool2x2_backward(grad, code, weight, 4, 4, 1, 1, out=np.zeros((2, 3, 8, 4, 5), np.float32))
+    with pytest.raises(TypeError):  # mixed dtypes are not converted
+        kernels.conv_relu_max_pool2x2_backward(grad, code, weight.astype(np.float64), 4, 4, 1, 1)
+    assert kernels.conv_relu_max_pool2x2_backward_is_fast(16, 3, 3)
+    assert not kernels.conv_relu_max_pool2x2_backward_is_fast(3, 3, 3)
+    assert not kernels.conv_relu_max_pool2x2_backward_is_fast(16, 5, 5)
