@@ -13,4 +13,5 @@ PYBIND11_MODULE(_kernels, m) {
   medsyn::register_neighbors(m);
   medsyn::register_relu_max_pool(m);
   medsyn::register_conv_pool_backward(m);
+  medsyn::register_direct_conv(m);
 }

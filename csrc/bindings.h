@@ -15,4 +15,5 @@ void register_ssim(pybind11::module_& m);  // csrc/cpu/ssim_max_bindings.cpp
 void register_neighbors(pybind11::module_& m);  // csrc/cpu/neighbors_bindings.cpp
 void register_relu_max_pool(pybind11::module_& m);  // csrc/cpu/relu_max_pool_bindings.cpp
 void register_conv_pool_backward(pybind11::module_& m);  // csrc/cpu/conv_pool_backward_bindings.cpp
+void register_direct_conv(pybind11::module_& m);  // csrc/cpu/direct_conv_bindings.cpp
 }  // namespace medsyn

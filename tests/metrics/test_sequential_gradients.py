@@ -74,13 +74,13 @@ def test_gap_gradients_equal_autograd(name, in_channels, num_classes):
     plan = SequentialGapGradients.from_model(model)
     assert plan is not None
     logits, tape = plan.forward(images)
-    with torch.no_grad():
-        assert torch.equal(logits, model(images))  # the model's own logits, exactly
+    with torch.no_grad():  # the model's own logits (float64 convolutions: the direct loop, another sum order)
+        torch.testing.assert_close(logits, model(images), rtol=1e-13, atol=1e-13)
     gaps = plan.gap_gradients(tape, labels, num_classes)
     reference_logits, reference = logit_gap_gradients(model, images, labels)
     assert gaps.shape == reference.shape == (7, num_classes - 1, in_channels, 15, 15)
     torch.testing.assert_close(gaps, reference, rtol=1e-12, atol=1e-14)
-    assert torch.equal(logits, reference_logits)
+    torch.testing.assert_close(logits, reference_logits, rtol=1e-13, atol=1e-13)
 
 
 def test_fast_blocks_use_the_sparse_kernel():
@@ -248,7 +248,7 @@ def test_vgg16_goes_through_its_sequential_form():
     assert sum(isinstance(layer, fused) for layer in plan.layers) == 5
     logits, tape = plan.forward(images)
     with torch.no_grad():
-        assert torch.equal(logits, model(images))
+        torch.testing.assert_close(logits, model(images), rtol=1e-13, atol=1e-13)
     reference = logit_gap_gradients(model, images, labels)[1]
     torch.testing.assert_close(plan.gap_gradients(tape, labels, 3), reference, rtol=1e-10, atol=1e-13)
     assert SequentialGapGradients.from_model(model.train()) is None
@@ -285,3 +285,37 @@ def test_conv_pool_backward_kernel_rejects_bad_input():
     assert kernels.conv_relu_max_pool2x2_backward_is_fast(16, 3, 3)
     assert not kernels.conv_relu_max_pool2x2_backward_is_fast(3, 3, 3)
     assert not kernels.conv_relu_max_pool2x2_backward_is_fast(16, 5, 5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("in_channels", "out_channels", "size", "kernel", "padding"),
+    [(1, 16, (32, 32), (3, 3), (1, 1)), (16, 32, (16, 16), (3, 3), (1, 1)), (5, 7, (9, 21), (3, 3), (0, 2)),
+     (3, 6, (8, 8), (5, 3), (2, 1)), (32, 3, (7, 40), (1, 1), (0, 0))],
+)
+def test_direct_convolution_equals_torch(dtype, in_channels, out_channels, size, kernel, padding):
+    generator = np.random.default_rng(12)
+    x = generator.standard_normal((3, in_channels, *size)).astype(dtype)
+    weight = generator.standard_normal((out_channels, in_channels, *kernel)).astype(dtype)
+    bias = generator.standard_normal(out_channels).astype(dtype)
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(bias),
+                                          padding=padding)
+    got = cpu_kernels().conv2d_direct(x, weight, bias, *padding)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-4
+    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=tolerance, atol=tolerance)
+    no_bias = cpu_kernels().conv2d_direct(x, weight, None, *padding)
+    torch.testing.assert_close(torch.from_numpy(no_bias), expected - torch.from_numpy(bias)[:, None, None],
+                               rtol=tolerance, atol=tolerance)
+
+
+def test_direct_convolution_rejects_bad_input():
+    kernels = cpu_kernels()
+    x, weight = np.zeros((2, 3, 5, 5)), np.zeros((4, 3, 3, 3))
+    with pytest.raises(ValueError, match="C_in"):
+        kernels.conv2d_direct(x, np.zeros((4, 2, 3, 3)), None, 1, 1)
+    with pytest.raises(ValueError, match="empty"):
+        kernels.conv2d_direct(x, np.zeros((4, 3, 7, 7)), None, 0, 0)
+    with pytest.raises(ValueError, match="bias"):
+        kernels.conv2d_direct(x, weight, np.zeros(3), 1, 1)
+    with pytest.raises(TypeError):  # mixed dtypes are not converted
+        kernels.conv2d_direct(x, weight.astype(np.float32), None, 1, 1)
