@@ -31,6 +31,7 @@ the largest activation; seeds go in groups that keep it under ``_SEED_BATCH_BYTE
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -96,6 +97,8 @@ class SequentialGapGradients:
                 position += 3
                 continue
             if isinstance(module, nn.ReLU) and following and _is_plain_2x2_pool(following[0]) and has_cpu_kernels():
+                if layers and isinstance(layers[-1], _Conv2d):
+                    layers[-1].reuse_output = True  # the kernel reads it and keeps only its own outputs
                 layers.append(_ReluMaxPool2x2())
                 position += 2
                 continue
@@ -228,6 +231,12 @@ def _layer_for(module: nn.Module):
     return None
 
 
+def _conv_output_size(size, weight: torch.Tensor, padding) -> tuple[int, int]:
+    """Output (H, W) of a stride-1 convolution of an input of ``size`` with ``weight`` and ``padding``."""
+    (pad_h, pad_w), (kernel_h, kernel_w) = _pair(padding), weight.shape[-2:]
+    return size[0] + 2 * pad_h - kernel_h + 1, size[1] + 2 * pad_w - kernel_w + 1
+
+
 def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[-1]))
 
@@ -239,6 +248,10 @@ class _Conv2d:
         self.stride, self.padding = module.stride, module.padding
         self.dilation, self.groups = module.dilation, module.groups
         self._workspace: dict = {}  # column_input_gradient's buffers, reused by every backward call
+        # Set when the output is consumed at once and never kept (it feeds a ReLU + max-pool kernel): the
+        # direct convolution then writes into one reused buffer (fresh pages cost as much as the loop).
+        self.reuse_output = False
+        self._buffer: torch.Tensor | None = None
         self._direct = (
             _pair(self.stride) == (1, 1)
             and _pair(self.dilation) == (1, 1)
@@ -251,12 +264,22 @@ class _Conv2d:
         if self._direct and x.dtype == torch.float64 and x.device.type == "cpu":
             # torch has no oneDNN float64 convolution; the compiled direct loop was 2-4x faster (3x3, batch 256)
             bias = None if self.bias is None else self.bias.numpy()
+            shape = (x.shape[0], self.weight.shape[0], *_conv_output_size(x.shape[-2:], self.weight, self.padding))
+            out = self._output_buffer(shape, x.dtype) if self.reuse_output else None
             y = torch.from_numpy(
-                cpu_kernels().conv2d_direct(x.contiguous().numpy(), self.weight.numpy(), bias, *_pair(self.padding))
+                cpu_kernels().conv2d_direct(
+                    x.contiguous().numpy(), self.weight.numpy(), bias, *_pair(self.padding), out=out
+                )
             )
         else:
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return y, (x.shape,)
+
+    def _output_buffer(self, shape: tuple, dtype: torch.dtype):
+        size = math.prod(shape)
+        if self._buffer is None or self._buffer.numel() < size or self._buffer.dtype != dtype:
+            self._buffer = torch.empty(size, dtype=dtype)
+        return self._buffer[:size].view(shape).numpy()
 
     def backward(self, grad, record, seeds):
         (shape,) = record
@@ -367,6 +390,7 @@ class _ConvReluMaxPool2x2:
 
     def __init__(self, module: nn.Conv2d) -> None:
         self.convolution = _Conv2d(module)
+        self.convolution.reuse_output = True  # consumed by the ReLU + pool kernel right away
         self.pool = _ReluMaxPool2x2()
         self.weight = self.convolution.weight
         self.weight_hwio = self.weight.permute(0, 2, 3, 1).contiguous()  # [C_out, kh, kw, C_in]

@@ -319,3 +319,17 @@ def test_direct_convolution_rejects_bad_input():
         kernels.conv2d_direct(x, weight, np.zeros(3), 1, 1)
     with pytest.raises(TypeError):  # mixed dtypes are not converted
         kernels.conv2d_direct(x, weight.astype(np.float32), None, 1, 1)
+
+
+def test_direct_convolution_writes_into_out():
+    kernels = cpu_kernels()
+    generator = np.random.default_rng(13)
+    x, weight = generator.standard_normal((2, 3, 6, 7)), generator.standard_normal((5, 3, 3, 3))
+    out = np.full((2, 5, 6, 7), 7.0)
+    returned = kernels.conv2d_direct(x, weight, None, 1, 1, out=out)
+    assert np.shares_memory(returned, out)
+    assert np.array_equal(out, kernels.conv2d_direct(x, weight, None, 1, 1))
+    with pytest.raises(ValueError, match="out must be"):
+        kernels.conv2d_direct(x, weight, None, 1, 1, out=np.zeros((2, 5, 6, 6)))
+    with pytest.raises(ValueError, match="overlap"):  # writing into its own input
+        kernels.conv2d_direct(x, np.ascontiguousarray(weight[:3]), None, 1, 1, out=x)
