@@ -19,8 +19,9 @@ faster for the classifiers DeepFool attacks (``medsyn.metrics.robustness``):
   backward uses, so a DeepFool step needs one forward pass, not two;
 - first convolutions with 1-3 input channels use ``attack_kernels.column_input_gradient`` (GEMM + col2im) in
   float32;
-- float64 forward convolutions (stride 1) use a compiled direct loop (``csrc/cpu/direct_conv.cpp``): torch
-  has no oneDNN float64 convolution, and its reference path was 2-4x slower.
+- forward convolutions (stride 1) in float64, and in float32 with 1-3 input channels, use a compiled direct
+  loop (``csrc/cpu/direct_conv.cpp``): torch has no oneDNN float64 convolution (its reference path was 2-4x
+  slower), and oneDNN was 5-13x slower for image-facing float32 layers.
 
 Supported: an ``nn.Sequential`` (nested ones are flattened; a model may also offer ``as_sequential()``, as
 medsyn's VGG16 does) in eval mode of Conv2d (zero padding, numeric
@@ -48,6 +49,10 @@ __all__ = ["SequentialGapGradients", "Tape"]
 # were slower on the CPU (2304-image convolution backward calls ran at a third of the speed of 256-image
 # ones, out of cache); 32 MiB is 1-2 seeds for a batch of 256 digits at 32 px.
 _SEED_BATCH_BYTES = 32 << 20
+# float32 convolutions with at most this many input channels run the compiled direct loop in the forward pass
+# (2 threads, batch 256, 32 px: 1 -> 16 channels 1.1 vs 15.1 ms, 3 -> 16 2.5 vs 13.6 ms; with 8-32 input
+# channels oneDNN was as fast or faster).
+_DIRECT_FLOAT32_MAX_IN_CHANNELS = 3
 
 
 @dataclass
@@ -261,8 +266,9 @@ class _Conv2d:
         )
 
     def forward(self, x):
-        if self._direct and x.dtype == torch.float64 and x.device.type == "cpu":
-            # torch has no oneDNN float64 convolution; the compiled direct loop was 2-4x faster (3x3, batch 256)
+        if self._direct and x.device.type == "cpu" and (x.dtype == torch.float64 or self._narrow(x)):
+            # torch has no oneDNN float64 convolution, and oneDNN's float32 one was slow for 1-3 input channels:
+            # the compiled direct loop was 2-4x (float64) and 5-13x (float32, 1-3 -> 16 channels at 32 px) faster
             bias = None if self.bias is None else self.bias.numpy()
             shape = (x.shape[0], self.weight.shape[0], *_conv_output_size(x.shape[-2:], self.weight, self.padding))
             out = self._output_buffer(shape, x.dtype) if self.reuse_output else None
@@ -274,6 +280,10 @@ class _Conv2d:
         else:
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return y, (x.shape,)
+
+    def _narrow(self, x: torch.Tensor) -> bool:
+        """A float32 convolution with 1-3 input channels (an image-facing layer)."""
+        return x.dtype == torch.float32 and self.weight.shape[1] <= _DIRECT_FLOAT32_MAX_IN_CHANNELS
 
     def _output_buffer(self, shape: tuple, dtype: torch.dtype):
         size = math.prod(shape)
@@ -428,6 +438,7 @@ class _AdaptiveAvgPool2d:
 
     def __init__(self, output_size) -> None:
         self.output_size = output_size
+        self._buffer: torch.Tensor | None = None  # reused input-gradient storage (see _ReluMaxPool2x2)
 
     def forward(self, x):
         return F.adaptive_avg_pool2d(x, self.output_size), (x.shape,)
@@ -438,7 +449,12 @@ class _AdaptiveAvgPool2d:
         if height % out_h == 0 and width % out_w == 0:
             kernel_h, kernel_w = height // out_h, width // out_w
             spread = (grad / kernel_h / kernel_w)[:, :, :, None, :, None]
-            return spread.expand(-1, -1, -1, kernel_h, -1, kernel_w).reshape(grad.shape[0], *shape[1:])
+            size = grad.shape[0] * math.prod(shape[1:])
+            if self._buffer is None or self._buffer.numel() < size or self._buffer.dtype != grad.dtype:
+                self._buffer = grad.new_empty(size)
+            out = self._buffer[:size].view(grad.shape[0], shape[1], out_h, kernel_h, out_w, kernel_w)
+            out.copy_(spread.expand(-1, -1, -1, kernel_h, -1, kernel_w))
+            return out.view(grad.shape[0], *shape[1:])
         with torch.enable_grad():
             probe = grad.new_zeros(grad.shape[0], *shape[1:]).requires_grad_(True)
             (result,) = torch.autograd.grad(F.adaptive_avg_pool2d(probe, self.output_size), probe, grad)
