@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu/relu_max_pool.h"
+#include "cpu/vector_types.h"
 
 namespace medsyn {
 
@@ -59,31 +60,6 @@ void backward_scatter(const T* grad, const uint8_t* code, const T* weight_hwio, 
     }
   }
 }
-
-// GCC/Clang vectors of BYTES bytes (AVX-512 / AVX2 registers where available, emulated elsewhere).
-// Typedefs outside any template: vector_size on a dependent alias type is not applied.
-typedef float Float8 __attribute__((vector_size(32)));
-typedef float Float16 __attribute__((vector_size(64)));
-typedef double Double4 __attribute__((vector_size(32)));
-typedef double Double8 __attribute__((vector_size(64)));
-template <typename T, int BYTES>
-struct Vector;
-template <>
-struct Vector<float, 32> {
-  using type = Float8;
-};
-template <>
-struct Vector<float, 64> {
-  using type = Float16;
-};
-template <>
-struct Vector<double, 32> {
-  using type = Double4;
-};
-template <>
-struct Vector<double, 64> {
-  using type = Double8;
-};
 
 // CIN channels (8, 16, 32 or 64), K x K kernel, known at compile time. Per pooled position and window phase
 // (which of the 4 positions the argmax took), the channels with that phase are listed, and their gradients

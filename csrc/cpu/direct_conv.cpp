@@ -6,22 +6,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "cpu/vector_types.h"
+
 namespace medsyn {
 
 namespace {
-
-typedef float Float16 __attribute__((vector_size(64)));
-typedef double Double8 __attribute__((vector_size(64)));
-template <typename T>
-struct Vector;
-template <>
-struct Vector<float> {
-  using type = Float16;
-};
-template <>
-struct Vector<double> {
-  using type = Double8;
-};
 
 constexpr int64_t kBlock = 4;  // output channels per block
 
@@ -32,7 +21,7 @@ template <typename T, int NV>
 void block_rows(const T* padded, const T* weights, const T* bias, int64_t n, int64_t first, int64_t used,
                 int64_t in_channels, int64_t kernel_h, int64_t kernel_w, int64_t rows, int64_t cols,
                 int64_t out_channels, int64_t out_h, int64_t out_w, T* out) {
-  using V = typename Vector<T>::type;
+  using V = typename Vector<T, 64>::type;
   constexpr int64_t kLanes = 64 / sizeof(T), kChunk = NV * kLanes;
   for (int64_t y = 0; y < out_h; ++y)
     for (int64_t j0 = 0; j0 < out_w; j0 += kChunk) {
