@@ -2,12 +2,12 @@
 
     plan = SequentialGapGradients.from_model(model)      # None when the model is not supported
     logits, tape = plan.forward(images)                  # one forward pass, recording what the backward needs
-    gaps = plan.gap_gradients(tape, labels)              # [N, K-1, C, H, W], as logit_gap_gradients gives
+    gaps = plan.gap_gradients(tape, labels, num_classes) # [N, K-1, C, H, W], as logit_gap_gradients gives
 
-The same numbers as ``medsyn.metrics.logit_gradients`` (autograd: one forward, K-1 backward passes), computed
-faster for the classifiers DeepFool attacks (``medsyn.metrics.robustness``):
-- the K-1 gap seeds go backward *together*, as one batch of (K-1) x N images per layer (one large GEMM or
-  convolution call per layer instead of K-1 small ones);
+The same numbers as ``medsyn.metrics.logit_gradients`` (autograd: one forward, K-1 backward passes) up to float
+rounding, computed faster for the classifiers DeepFool attacks (``medsyn.metrics.robustness``):
+- the K-1 gap seeds go backward in groups (each layer call takes a group's seeds x N images; groups are kept
+  small, see ``_SEED_BATCH_BYTES``), with no autograd graph;
 - a ReLU followed by a 2x2 max pool is one compiled kernel (``csrc/cpu/relu_max_pool.cpp``): the forward
   records each window's argmax as a byte, the backward writes each input-gradient block once (autograd
   zero-fills, scatters, then masks with ReLU's backward: three passes per seed);
@@ -116,7 +116,8 @@ class SequentialGapGradients:
         return SequentialGapGradients(layers)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, Tape]:
-        """Logits [N, K] of images [N,C,H,W] (the model's own, exactly) and the tape of this pass."""
+        """Logits [N, K] of images [N,C,H,W] (the model's own, up to float rounding: the direct convolutions sum
+        in another order than torch's) and the tape of this pass."""
         saved = []
         x = images.detach()
         with torch.no_grad():
