@@ -24,11 +24,14 @@ void store_image(const T* acc, const ConvPoolGeometry& g, int64_t cols, T* out) 
     }
 }
 
-// Any channel count and kernel: one patch per (channel, position) with a nonzero gradient.
-template <typename T>
+// One patch per (channel, position) with a nonzero gradient. CIN, K > 0: input channels and square kernel
+// size known at compile time (1 or 3 channels, 3 x 3: the image-facing layer, fully unrolled); 0: any.
+template <typename T, int CIN, int K>
 void backward_scatter(const T* grad, const uint8_t* code, const T* weight_hwio, int64_t seeds, int64_t count,
                       const ConvPoolGeometry& g, T* grad_input) {
-  const int64_t out_w = g.conv_width() / 2, pooled = (g.conv_height() / 2) * out_w, cin = g.in_channels;
+  const int64_t out_w = g.conv_width() / 2, pooled = (g.conv_height() / 2) * out_w;
+  const int64_t cin = CIN > 0 ? CIN : g.in_channels;
+  const int64_t kh = K > 0 ? K : g.kernel_h, kw = K > 0 ? K : g.kernel_w;
   // Scratch: the input gradient of one image, channels last, with a border of pad on each side so that every
   // patch lands inside it (the border is dropped at the end: those are the padding's zeros).
   const int64_t rows = g.in_height + 2 * g.pad_h, cols = g.in_width + 2 * g.pad_w;
@@ -42,17 +45,18 @@ void backward_scatter(const T* grad, const uint8_t* code, const T* weight_hwio, 
       for (int64_t c = 0; c < g.out_channels; ++c) {
         const T* gc = grad + (sn * g.out_channels + c) * pooled;
         const uint8_t* cc = code + (n * g.out_channels + c) * pooled;
-        const T* wc = weight_hwio + c * g.kernel_h * g.kernel_w * cin;
+        const T* wc = weight_hwio + c * kh * kw * cin;
         for (int64_t q = 0; q < pooled; ++q) {
           if (cc[q] == kNoGradient) continue;
           // conv output position (y, x); its patch starts at input row y - pad, i.e. scratch row y
           const int64_t y = 2 * (q / out_w) + cc[q] / 2, x = 2 * (q % out_w) + cc[q] % 2;
-          for (int64_t ky = 0; ky < g.kernel_h; ++ky)
-            for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+          const T value = gc[q];
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx) {
               T* __restrict dst = scratch.data() + ((y + ky) * cols + x + kx) * cin;
-              const T* __restrict w = wc + (ky * g.kernel_w + kx) * cin;
+              const T* __restrict w = wc + (ky * kw + kx) * cin;
 #pragma omp simd
-              for (int64_t ci = 0; ci < cin; ++ci) dst[ci] += gc[q] * w[ci];
+              for (int64_t ci = 0; ci < cin; ++ci) dst[ci] += value * w[ci];
             }
         }
       }
@@ -139,14 +143,17 @@ void dispatch_channels(const T* grad, const uint8_t* code, const T* w, int64_t s
     case 16: return backward_gathered<T, 16, 3>(grad, code, w, seeds, count, g, out);
     case 32: return backward_gathered<T, 32, 3>(grad, code, w, seeds, count, g, out);
     case 64: return backward_gathered<T, 64, 3>(grad, code, w, seeds, count, g, out);
-    default: return backward_scatter(grad, code, w, seeds, count, g, out);
+    case 1: return backward_scatter<T, 1, 3>(grad, code, w, seeds, count, g, out);
+    case 3: return backward_scatter<T, 3, 3>(grad, code, w, seeds, count, g, out);
+    default: return backward_scatter<T, 0, 0>(grad, code, w, seeds, count, g, out);
   }
 }
 
 }  // namespace
 
 bool conv_pool_backward_gathers(const ConvPoolGeometry& g) {
-  const bool channels = g.in_channels == 8 || g.in_channels == 16 || g.in_channels == 32 || g.in_channels == 64;
+  const bool channels = g.in_channels == 1 || g.in_channels == 3 || g.in_channels == 8 || g.in_channels == 16 ||
+                        g.in_channels == 32 || g.in_channels == 64;
   return channels && g.kernel_h == 3 && g.kernel_w == 3;
 }
 
@@ -159,7 +166,7 @@ void conv_relu_max_pool2x2_backward(const T* grad, const uint8_t* code, const T*
   if (conv_pool_backward_gathers(g))
     dispatch_channels<T>(grad, code, weight_hwio, seeds, count, g, grad_input);
   else
-    backward_scatter(grad, code, weight_hwio, seeds, count, g, grad_input);
+    backward_scatter<T, 0, 0>(grad, code, weight_hwio, seeds, count, g, grad_input);
 }
 
 template void conv_relu_max_pool2x2_backward<float>(const float*, const uint8_t*, const float*, int64_t, int64_t,

@@ -23,9 +23,10 @@ struct ConvPoolGeometry {
   int64_t conv_width() const { return in_width + 2 * pad_w - kernel_w + 1; }
 };
 
-// True when the geometry has the fast kernel (3 x 3 kernel, 8, 16, 32 or 64 input channels: the gradients of
-// the channels whose argmax fell on the same position are summed in registers); other geometries use a
-// plain per-channel scatter, correct but not faster than a dense transposed convolution.
+// True when the geometry has a fast kernel (3 x 3 kernel and 8, 16, 32 or 64 input channels: the gradients of
+// the channels whose argmax fell on the same position are summed in registers; or 1 or 3 input channels: an
+// unrolled per-channel scatter); other geometries use the generic scatter, correct but not faster than a
+// dense transposed convolution.
 bool conv_pool_backward_gathers(const ConvPoolGeometry& g);
 
 // grad [seeds, count, out_channels, conv_h / 2, conv_w / 2]: gradient at the pool's output;

@@ -69,8 +69,8 @@ void register_conv_pool_backward(py::module_& m) {
         return conv_pool_backward_gathers(g);
       },
       py::arg("in_channels"), py::arg("kernel_h"), py::arg("kernel_w"),
-      "True when conv_relu_max_pool2x2_backward has its fast kernel for this geometry (3x3 kernel, 8, 16, 32 or "
-      "64 input channels); other geometries are computed correctly but no faster than a dense backward.");
+      "True when conv_relu_max_pool2x2_backward has a fast kernel for this geometry (3x3 kernel; 1, 3, 8, 16, 32 "
+      "or 64 input channels); other geometries are computed correctly but no faster than a dense backward.");
   const char* doc =
       "Input gradient [seeds, N, C_in, H_in, W_in] of conv2d (stride 1, zero padding pad_h, pad_w) -> ReLU -> "
       "2x2 max pool, from grad [seeds, N, C_out, H/2, W/2] at the pool's output, the pool's codes "

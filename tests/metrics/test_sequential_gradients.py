@@ -84,9 +84,14 @@ def test_gap_gradients_equal_autograd(name, in_channels, num_classes):
 
 
 def test_fast_blocks_use_the_sparse_kernel():
-    plan = SequentialGapGradients.from_model(_double(MODELS["fast_blocks"](1, 3)))
+    plan = SequentialGapGradients.from_model(_double(MODELS["fast_blocks"](5, 3)))  # 5 input channels: not fast
     kinds = [type(layer).__name__ for layer in plan.layers]
     assert kinds.count("_ConvReluMaxPool2x2") == 3 and kinds[:2] == ["_Conv2d", "_ReluMaxPool2x2"]
+    for grey_or_rgb in (1, 3):  # image-facing 3x3 layers have their own unrolled kernel, used in float64
+        plan = SequentialGapGradients.from_model(_double(MODELS["fast_blocks"](grey_or_rgb, 3)))
+        assert [type(layer).__name__ for layer in plan.layers].count("_ConvReluMaxPool2x2") == 4
+        plan = SequentialGapGradients.from_model(_double(MODELS["fast_blocks"](grey_or_rgb, 3)).float())
+        assert [type(layer).__name__ for layer in plan.layers].count("_ConvReluMaxPool2x2") == 3
 
 
 def test_gap_gradients_equal_per_image_jacobian():
@@ -283,7 +288,8 @@ def test_conv_pool_backward_kernel_rejects_bad_input():
     with pytest.raises(TypeError):  # mixed dtypes are not converted
         kernels.conv_relu_max_pool2x2_backward(grad, code, weight.astype(np.float64), 4, 4, 1, 1)
     assert kernels.conv_relu_max_pool2x2_backward_is_fast(16, 3, 3)
-    assert not kernels.conv_relu_max_pool2x2_backward_is_fast(3, 3, 3)
+    assert kernels.conv_relu_max_pool2x2_backward_is_fast(1, 3, 3)
+    assert not kernels.conv_relu_max_pool2x2_backward_is_fast(5, 3, 3)
     assert not kernels.conv_relu_max_pool2x2_backward_is_fast(16, 5, 5)
 
 
