@@ -5,8 +5,18 @@
 
 Each file is decoded by :func:`medsyn.data.dicom_pixels.dicom_frames` (modality LUT, VOI LUT/window or a
 configured window, MONOCHROME1 inverted, multi-frame per frame or the middle frame, colour kept or grey),
-resized to ``size`` and stacked into an ImageSet in [0, 1]. Frames of one file share a split group, so a
-multi-frame file never straddles train and test.
+resized to ``size`` and stacked into an ImageSet in [0, 1].
+
+Patients stay whole: every file is grouped by its PatientID (``group_by``), so all frames and files of one
+patient land in one split. A file without a PatientID (missing or blank) falls back to its StudyInstanceUID,
+then to the file itself; how many files fell back is warned about (naming the first) and recorded in the split
+manifest as ``group_fallbacks``. The group is a hash of the identifier; no PatientID reaches the manifest.
+``group_by="StudyInstanceUID"`` groups by study (fallback: the file), ``group_by="file"`` by file only.
+
+One modality per folder: files of several Modality values (CT and MR, or CT and an RT dose) are refused,
+naming the modalities and their file counts, unless ``allow_mixed_modalities=True`` (then a warning). Files
+of several frame sizes are resized to ``size`` with a warning naming the sizes and counts (pixel spacing
+then differs between them); with ``size=None`` they are refused.
 
 Files are read into memory once and parsed from those bytes; the folder is never written to. In folder-name
 mode, files with suffix .dcm/.dicom/.ima or no suffix are read (DICOM files often have none), except
@@ -23,6 +33,8 @@ import hashlib
 import io
 import os
 import struct
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,9 +46,16 @@ from medsyn.data.labels_csv import read_labels_csv
 from medsyn.data.read_errors import SkippedFiles
 from medsyn.data.source_data import SourceData, source_data_from_items
 
-__all__ = ["DICOM_SUFFIXES", "read_dicom_folder", "load_dicom_folder", "read_dicom_bytes"]
+__all__ = ["DICOM_SUFFIXES", "GROUP_BY_CHOICES", "read_dicom_folder", "load_dicom_folder", "read_dicom_bytes"]
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", "")  # .ima: Siemens; DICOM files often have no suffix
+# What a split keeps whole, and the fallbacks tried in order when a file lacks the attribute.
+_GROUP_FALLBACKS = {
+    "PatientID": ("PatientID", "StudyInstanceUID", "file"),
+    "StudyInstanceUID": ("StudyInstanceUID", "file"),
+    "file": ("file",),
+}
+GROUP_BY_CHOICES = tuple(_GROUP_FALLBACKS)
 
 # What pydicom raises on broken files varies with the damage; each is turned into an error naming the file.
 _DECODE_ERRORS = (
@@ -56,6 +75,43 @@ def read_dicom_bytes(data: bytes, *, where: str, stop_before_pixels: bool = Fals
         raise ValueError(f"{where}: not a DICOM file ({error})") from error
     except _DECODE_ERRORS as error:
         raise ValueError(f"{where}: unreadable DICOM ({type(error).__name__}: {error})") from error
+
+
+def _split_group(ds, relative: str, group_by: str) -> tuple[str, str]:
+    """(group of this file, the key it came from): the first non-blank key of ``group_by``'s fallbacks.
+
+    Identifier values are hashed, so the group can be held and compared without keeping the PatientID.
+    """
+    for key in _GROUP_FALLBACKS[group_by]:
+        if key == "file":
+            return f"file:{relative}", key
+        value = str(ds.get(key, "") or "").strip()
+        if value:
+            return f"{key}:{hashlib.sha256(value.encode('utf-8')).hexdigest()[:16]}", key
+    raise AssertionError("unreachable: 'file' ends every fallback list")
+
+
+def _check_consistency(
+    root: Path, modalities: Counter, sizes: Counter, *, allow_mixed_modalities: bool, size: int | None
+) -> None:
+    """Refuse (or, if allowed, warn about) mixed modalities; warn about mixed frame sizes being resized."""
+    if len(modalities) > 1:
+        found = ", ".join(f"{name}: {count}" for name, count in sorted(modalities.items()))
+        message = f"DICOM folder {root} mixes {len(modalities)} modalities (files per Modality: {found})"
+        if not allow_mixed_modalities:
+            raise ValueError(
+                f"{message}; a generator and its scores should cover one modality: read one modality's "
+                "folder, or set allow_mixed_modalities: true to read them together"
+            )
+        warnings.warn(f"{message}; read together (allow_mixed_modalities=True)", UserWarning, stacklevel=3)
+    if len(sizes) > 1 and size is not None:
+        found = ", ".join(f"{rows}x{cols}: {count}" for (rows, cols), count in sorted(sizes.items()))
+        warnings.warn(
+            f"DICOM folder {root}: frames of {len(sizes)} sizes (files per rows x columns: {found}) are all "
+            f"resized to {size}x{size}, so their pixel spacing differs",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _dicom_files(folder: Path) -> list[Path]:
@@ -128,11 +184,22 @@ def read_dicom_folder(
     frames: str = "all",
     color: str = "grey",
     on_error: str = "raise",
+    group_by: str = "PatientID",
+    allow_mixed_modalities: bool = False,
 ) -> SourceData:
-    """Read a DICOM folder into float32 [N, C, size, size] in [0, 1] (see module doc and ``dicom_frames``)."""
+    """Read a DICOM folder into float32 [N, C, size, size] in [0, 1] (see module doc and ``dicom_frames``).
+
+    group_by: "PatientID" (fallback StudyInstanceUID, then the file), "StudyInstanceUID" or "file": what a
+        split keeps whole
+    allow_mixed_modalities: read a folder whose files have several Modality values (default: refused)
+    """
     from medsyn.data.dicom_pixels import dicom_frames
 
     root = Path(path)
+    if group_by not in GROUP_BY_CHOICES:
+        raise ValueError(f"group_by must be one of {GROUP_BY_CHOICES}, got {group_by!r}")
+    if not isinstance(allow_mixed_modalities, bool):
+        raise ValueError(f"allow_mixed_modalities must be true or false, got {allow_mixed_modalities!r}")
     if not root.is_dir():
         raise FileNotFoundError(f"DICOM folder not found: {root}")
     if labels_csv is not None and not Path(labels_csv).is_file():
@@ -144,6 +211,10 @@ def read_dicom_folder(
     labels: list[int] = []
     item_ids: list[str] = []
     groups: list[str] = []
+    fallbacks: Counter = Counter()
+    first_fallback: str | None = None
+    modalities: Counter = Counter()
+    sizes: Counter = Counter()
     first_by_digest: dict[str, str] = {}
     first_by_uid: dict[str, str] = {}
     for file_path, label in pairs:
@@ -170,15 +241,30 @@ def read_dicom_folder(
         if uid:
             first_by_uid[uid] = str(file_path)
         relative = str(file_path.relative_to(root)) if file_path.is_relative_to(root) else str(file_path)
+        group, key = _split_group(ds, relative, group_by)
+        if key != group_by:
+            fallbacks[key] += 1
+            first_fallback = first_fallback or relative
+        modalities[str(ds.get("Modality", "") or "").strip() or "(none)"] += 1
+        sizes[tuple(int(n) for n in unit.shape[-2:])] += 1
         for frame_index, frame in enumerate(unit):
             images.append(torch.from_numpy(frame))
             labels.append(label)
             item_ids.append(relative if len(unit) == 1 else f"{relative}#frame{frame_index}")
-            groups.append(relative)
+            groups.append(group)
     skipped.warn_if_any(str(root))
+    if fallbacks:
+        found = ", ".join(f"{key}: {fallbacks[key]}" for key in _GROUP_FALLBACKS[group_by] if key in fallbacks)
+        warnings.warn(
+            f"DICOM folder {root}: {sum(fallbacks.values())} file(s) have no {group_by} and are grouped by a "
+            f"fallback ({found}), e.g. {first_fallback}; recorded in the split manifest",
+            UserWarning,
+            stacklevel=2,
+        )
+    _check_consistency(root, modalities, sizes, allow_mixed_modalities=allow_mixed_modalities, size=size)
     return source_data_from_items(
         root, what="DICOM folder", images=images, labels=labels, class_names=names, item_ids=item_ids,
-        groups=groups, skipped=skipped.entries, size=size,
+        groups=groups, skipped=skipped.entries, size=size, group_key=group_by, group_fallbacks=dict(fallbacks),
     )
 
 

@@ -22,13 +22,18 @@ class SourceData:
     skipped: files left out under ``on_error="skip"``, each {"file": path, "reason": why}
     item_ids: optional name of each item (relative file path, frame/slice), in ImageSet order
     groups: optional group of each item (its file, or its patient); a split keeps a group together, so the
-        frames of one multi-frame file or the slices of one volume never straddle train and test
+        frames of one multi-frame file, the slices of one volume or the files of one patient never straddle
+        train and test. Held in memory only (a patient's group may be derived from an identifier).
+    group_key: what ``groups`` are ("file", "PatientID", "subject_column:<name>", ...), for the manifest
+    group_fallbacks: items whose group came from a fallback key, {key: count} (DICOM without PatientID)
     """
 
     sets: ImageSet | dict[str, ImageSet]
     skipped: list[dict[str, str]] = field(default_factory=list)
     item_ids: list[str] | None = None
     groups: list[str] | None = None
+    group_key: str | None = None
+    group_fallbacks: dict[str, int] = field(default_factory=dict)
 
     @property
     def has_official_splits(self) -> bool:
@@ -46,6 +51,8 @@ def source_data_from_items(
     groups: list[str],
     skipped: list[dict[str, str]],
     size: int | tuple[int, int] | None,
+    group_key: str = "file",
+    group_fallbacks: dict[str, int] | None = None,
 ) -> SourceData:
     """Stack the items read from a folder of files into one SourceData; every class must have an image.
 
@@ -61,4 +68,5 @@ def source_data_from_items(
         class_names=class_names,
         source=str(root),
     )
-    return SourceData(sets=image_set, skipped=skipped, item_ids=item_ids, groups=groups)
+    return SourceData(sets=image_set, skipped=skipped, item_ids=item_ids, groups=groups, group_key=group_key,
+                      group_fallbacks=dict(group_fallbacks or {}))

@@ -45,6 +45,7 @@ from medsyn.data.split import (
     DEFAULT_FRACTIONS,
     SPLIT_NAMES,
     apply_split,
+    groups_split_apart,
     load_split_manifest,
     make_split_manifest,
     official_split_manifest,
@@ -127,7 +128,8 @@ def prepare_splits(
 
     existing_manifest: reuse this manifest instead of drawing a split (``seed``, ``per_class`` and
         ``fractions`` are then ignored), e.g. to score a new synthetic set against the same real split.
-        ValueError if the source no longer matches it (item count, source, classes, or item names).
+        ValueError if the source no longer matches it (item count, source, classes, or item names), or if it
+        puts a group of the source (a patient, a volume) in two splits.
     """
     loaded = read_source(kind, **dict(options or {}))
     if loaded.has_official_splits:
@@ -149,6 +151,14 @@ def prepare_splits(
                 f"split manifest {existing_manifest} does not match the files of {full.source} now "
                 f"(first difference: {changed})"
             )
+        if loaded.groups is not None and len(loaded.groups) == manifest.num_items:
+            apart = groups_split_apart(manifest, loaded.groups)
+            if apart:
+                raise ValueError(
+                    f"split manifest {existing_manifest} puts {apart} of the {len(set(loaded.groups))} "
+                    f"{loaded.group_key or 'group'} groups in more than one split (a patient or volume in "
+                    "train and test inflates every utility score); draw a new split instead of reusing it"
+                )
     elif loaded.has_official_splits:
         sizes = {name: len(loaded.sets[name]) for name in SPLIT_NAMES}  # type: ignore[index]
         manifest = official_split_manifest(
@@ -159,6 +169,7 @@ def prepare_splits(
         manifest = make_split_manifest(
             full.labels, seed=seed, fractions=fractions, per_class=per_class, source=full.source,
             class_names=full.class_names, skipped=loaded.skipped, groups=loaded.groups,
+            group_key=loaded.group_key, group_fallbacks=loaded.group_fallbacks,
         )
     if loaded.item_ids is not None and manifest.item_ids is None:
         manifest.item_ids = list(loaded.item_ids)

@@ -7,6 +7,11 @@ images per class; val and test are never subsampled, so scores at different k st
 The manifest is written as JSON next to the run's results: it is the record of which real images the
 generator saw (privacy metrics use exactly these training members) and which files were skipped as
 unreadable.
+
+Items can be grouped (the frames of a file, the slices of a volume, the files of a patient): whole groups are
+then shuffled and cut, so no group straddles two splits. The manifest names what the groups are
+(``group_key``, e.g. "PatientID") and how many fell in each split, never a group's value: a PatientID read
+from a file never reaches the manifest.
 """
 
 from __future__ import annotations
@@ -34,11 +39,13 @@ __all__ = [
     "save_split_manifest",
     "load_split_manifest",
     "apply_split",
+    "groups_split_apart",
 ]
 
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)  # paper 000 §3
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: group_key, group_counts, group_fallbacks, mixed_label_groups
+ITEM_GROUP_KEY = "item"  # group_key of a split made item by item (no groups)
 
 
 @dataclass
@@ -54,6 +61,11 @@ class SplitManifest:
     skipped: files the source left out with ``on_error="skip"``, each {"file": path, "reason": why}
     item_ids: optional name of every item (file path, #frame/#slice) so the manifest says which files
         were training members without needing the loader
+    group_key: what the split kept whole: "item" (no groups), "file", "PatientID", "subject_column:<name>",
+        ...; group_counts: split name -> number of groups in it (items when group_key is "item")
+    group_fallbacks: how many items' group came from a fallback key, e.g. {"StudyInstanceUID": 2, "file": 1}
+        for DICOM files without a PatientID
+    mixed_label_groups: groups whose items carry more than one class (each counted as its majority class)
     """
 
     train: list[int]
@@ -69,6 +81,10 @@ class SplitManifest:
     strategy: str = "stratified"
     skipped: list[dict[str, str]] = field(default_factory=list)
     item_ids: list[str] | None = None
+    group_key: str = ITEM_GROUP_KEY
+    group_counts: dict[str, int] = field(default_factory=dict)
+    group_fallbacks: dict[str, int] = field(default_factory=dict)
+    mixed_label_groups: int = 0
 
     def indices(self, split: str) -> list[int]:
         if split not in SPLIT_NAMES:
@@ -146,19 +162,42 @@ def _round_half_up(value: float) -> int:
 
 def _units(
     labels: np.ndarray, groups: Sequence[str] | None, class_names: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(unit index of each item, class of each unit): items themselves, or their groups."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(unit index of each item, class of each unit, number of units with several classes).
+
+    Units are the items themselves, or their groups.
+    """
     if groups is None:
-        return np.arange(len(labels)), labels
+        return np.arange(len(labels)), labels, 0
     if len(groups) != len(labels):
         raise ValueError(f"groups has {len(groups)} entries but labels has {len(labels)}")
     names, unit_of_item = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
     # A group's class is its most common item class (ties: the smaller index); a patient with images of
-    # several classes stays whole, and stratification holds for the groups.
+    # several classes (a follow-up scan with another finding) stays whole, and stratification holds for the
+    # groups. Refusing such patients would refuse most longitudinal data sets.
     votes = np.zeros((len(names), max(len(class_names), int(labels.max()) + 1)), dtype=np.int64)
     np.add.at(votes, (unit_of_item, labels), 1)
     unit_labels = votes.argmax(axis=1)
-    return unit_of_item, unit_labels
+    mixed = int(((votes > 0).sum(axis=1) > 1).sum())
+    return unit_of_item, unit_labels, mixed
+
+
+def _group_counts(splits: dict[str, np.ndarray], unit_of_item: np.ndarray) -> dict[str, int]:
+    return {name: len(np.unique(unit_of_item[idx])) for name, idx in splits.items()}
+
+
+def groups_split_apart(manifest: SplitManifest, groups: Sequence[str]) -> int:
+    """How many groups have items in more than one split of ``manifest`` (0 for a patient-safe split).
+
+    groups: the group of every item, as the source gives them (``len(groups) == manifest.num_items``).
+    """
+    if len(groups) != manifest.num_items:
+        raise ValueError(f"groups has {len(groups)} entries but the manifest has {manifest.num_items} items")
+    split_of_group: dict[str, set[str]] = {}
+    for name in SPLIT_NAMES:
+        for index in manifest.indices(name):
+            split_of_group.setdefault(str(groups[index]), set()).add(name)
+    return sum(len(names) > 1 for names in split_of_group.values())
 
 
 def make_split_manifest(
@@ -171,6 +210,8 @@ def make_split_manifest(
     class_names: Sequence[str] | None = None,
     skipped: Sequence[dict[str, str]] = (),
     groups: Sequence[str] | None = None,
+    group_key: str | None = None,
+    group_fallbacks: dict[str, int] | None = None,
 ) -> SplitManifest:
     """Stratified train/val/test split of items with class ``labels`` (int [N]).
 
@@ -182,6 +223,9 @@ def make_split_manifest(
 
     groups: optional group name per item (file, volume or patient). Then whole groups are shuffled and cut
     (counts are in groups), so no group straddles two splits; a group counts as its most common class.
+    group_key: what the groups are ("PatientID", "file", ...), recorded in the manifest with the number of
+        groups per split (the group names themselves are not recorded: they may be patient identifiers).
+    group_fallbacks: recorded as given: items grouped by a fallback key, {key: count}.
     """
     label_array = _check_labels(labels)
     fraction_values = _check_fractions(fractions)
@@ -192,9 +236,11 @@ def make_split_manifest(
     names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(num_classes))
     if len(names) < num_classes:
         raise ValueError(f"class_names has {len(names)} names but labels go up to {num_classes - 1}")
+    if groups is None and group_key not in (None, ITEM_GROUP_KEY):
+        raise ValueError(f"group_key needs groups (got group_key={group_key!r} and no groups)")
 
     # The unit that is shuffled and cut: an item, or a whole group of items.
-    unit_of_item, unit_labels = _units(label_array, groups, names)
+    unit_of_item, unit_labels, mixed_label_groups = _units(label_array, groups, names)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
     for class_index in np.unique(unit_labels):
         members = np.flatnonzero(unit_labels == class_index)
@@ -223,6 +269,10 @@ def make_split_manifest(
         class_counts=_class_counts(label_array, splits, len(names)),
         strategy="stratified",
         skipped=[dict(entry) for entry in skipped],
+        group_key=group_key or (ITEM_GROUP_KEY if groups is None else "group"),
+        group_counts=_group_counts(splits, unit_of_item),
+        group_fallbacks={str(key): int(count) for key, count in (group_fallbacks or {}).items()},
+        mixed_label_groups=mixed_label_groups,
     )
 
 
@@ -268,6 +318,7 @@ def official_split_manifest(
         class_counts=_class_counts(label_array, splits, len(names)),
         strategy="official",
         skipped=[dict(entry) for entry in skipped],
+        group_counts={name: len(idx) for name, idx in splits.items()},
     )
 
 
@@ -327,6 +378,10 @@ def load_split_manifest(path: str | os.PathLike) -> SplitManifest:
         strategy=record.get("strategy", "stratified"),
         skipped=list(record.get("skipped", [])),
         item_ids=record.get("item_ids"),
+        group_key=record.get("group_key", "unrecorded"),  # a version-1 manifest did not say
+        group_counts=dict(record.get("group_counts", {})),
+        group_fallbacks=dict(record.get("group_fallbacks", {})),
+        mixed_label_groups=int(record.get("mixed_label_groups", 0)),
     )
     _check_disjoint(manifest, where=str(path))
     return manifest

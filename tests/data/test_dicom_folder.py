@@ -14,6 +14,8 @@ from medsyn.data.split import load_split_manifest
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*nvImageCodec.*"),
+    # CT and MR copies labelled by modality: the read is allowed and warned about (tested below)
+    pytest.mark.filterwarnings("ignore:.*mixes 2 modalities.*allow_mixed_modalities=True"),
 ]
 
 
@@ -30,10 +32,11 @@ def _checksums(root):
 
 
 def _variants(out_dir, name, count, start=0):
-    """``count`` copies of a bundled file with new UIDs and a different constant added to the pixels."""
+    """``count`` copies of a bundled file with new UIDs, one patient each, and a different pixel marker."""
     ds = pydicom.dcmread(_bundled_path(name))
     paths = []
     for index in range(start, start + count):
+        ds.PatientID = f"{name[:2]}{index:02d}"
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         pixels = ds.pixel_array.astype(np.int16)
@@ -59,7 +62,7 @@ def ct_mr_folder(tmp_path):
 def test_labels_from_csv_paths(ct_mr_folder):
     root, labels_csv = ct_mr_folder
     before = _checksums(root.parent)
-    data = read_dicom_folder(root, labels_csv=labels_csv, size=32)
+    data = read_dicom_folder(root, labels_csv=labels_csv, size=32, allow_mixed_modalities=True)
     assert _checksums(root.parent) == before
     images = data.sets
     assert images.images.shape == (20, 1, 32, 32)
@@ -78,7 +81,10 @@ def test_labels_from_csv_uids(ct_mr_folder, tmp_path):
         uid = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
         rows.append(f"{uid},{path.name[:2].lower()}")
     (tmp_path / "uids.csv").write_text("\n".join(rows) + "\n")
-    images = load_source("dicom_folder", path=str(root), labels_csv=str(tmp_path / "uids.csv"), size=16)
+    with pytest.raises(ValueError, match=r"mixes 2 modalities \(files per Modality: CT: 10, MR: 10\)"):
+        read_dicom_folder(root, labels_csv=tmp_path / "uids.csv", size=16)
+    images = load_source("dicom_folder", path=str(root), labels_csv=str(tmp_path / "uids.csv"), size=16,
+                         allow_mixed_modalities=True)
     assert images.class_counts() == [10, 10]
 
 
@@ -86,7 +92,7 @@ def test_labels_from_folder_names(tmp_path):
     _variants((tmp_path / "d" / "ct").mkdir(parents=True) or tmp_path / "d" / "ct", "CT_small.dcm", 3)
     _variants((tmp_path / "d" / "mr").mkdir(parents=True) or tmp_path / "d" / "mr", "MR_small.dcm", 2)
     (tmp_path / "d" / "mr" / "notes.txt").write_text("ignored: not a DICOM suffix")
-    images = load_source("dicom_folder", path=str(tmp_path / "d"), size=16)
+    images = load_source("dicom_folder", path=str(tmp_path / "d"), size=16, allow_mixed_modalities=True)
     assert images.class_names == ("ct", "mr") and images.class_counts() == [3, 2]
 
 
@@ -98,17 +104,17 @@ def test_multiframe_frames_stay_in_one_split(tmp_path):
     _variants(tmp_path / "d" / "other", "MR_small.dcm", 2)
     # rtdose and rtdose_rle share their SOPInstanceUID: the second is the same image again
     with pytest.raises(ValueError, match=r"b.dcm: SOPInstanceUID .* is also in .*a.dcm"):
-        read_dicom_folder(tmp_path / "d", size=10)
+        read_dicom_folder(tmp_path / "d", size=10, allow_mixed_modalities=True)
     (tmp_path / "d" / "dose" / "b.dcm").unlink()
-    data = read_dicom_folder(tmp_path / "d", size=10)
+    data = read_dicom_folder(tmp_path / "d", size=10, allow_mixed_modalities=True)
     assert len(data.sets) == 15 + 2 and data.item_ids[0] == "dose/a.dcm#frame0"
     manifest_path = tmp_path / "m.json"
-    prepare_splits("dicom_folder", {"path": str(tmp_path / "d"), "size": 10, "frames": "all"}, seed=0,
-                   manifest_path=manifest_path)
+    prepare_splits("dicom_folder", {"path": str(tmp_path / "d"), "size": 10, "frames": "all",
+                                    "allow_mixed_modalities": True}, seed=0, manifest_path=manifest_path)
     manifest = load_split_manifest(manifest_path)
     frame_splits = {name for name in ("train", "val", "test") if any(i < 15 for i in manifest.indices(name))}
     assert len(frame_splits) == 1  # all 15 frames of a.dcm in one split
-    middle = read_dicom_folder(tmp_path / "d", size=10, frames="middle")
+    middle = read_dicom_folder(tmp_path / "d", size=10, frames="middle", allow_mixed_modalities=True)
     assert len(middle.sets) == 1 + 2
 
 
@@ -125,7 +131,8 @@ def test_quickstart_data_stage_on_dicom_folder(ct_mr_folder, tmp_path):
     """The data stage of the quickstart (prepare_splits, as the bundle calls it) on DICOM + labels CSV."""
     root, labels_csv = ct_mr_folder
     before = _checksums(root.parent)
-    splits = prepare_splits("dicom_folder", {"path": str(root), "labels_csv": str(labels_csv), "size": 32},
+    splits = prepare_splits("dicom_folder", {"path": str(root), "labels_csv": str(labels_csv), "size": 32,
+                                             "allow_mixed_modalities": True},
                             seed=0, per_class=4, manifest_path=tmp_path / "run" / "split_manifest.json")
     assert [splits[name].class_counts() for name in ("train", "val", "test")] == [[4, 4], [1, 1], [1, 1]]
     manifest = load_split_manifest(tmp_path / "run" / "split_manifest.json")
