@@ -21,8 +21,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from medsyn.metrics.neighbors import knn_backend
-from medsyn.metrics.prdc import DEFAULT_K, prdc_from_radii, validate_prdc_inputs
+from medsyn.metrics.neighbors import float32_scaled_features, knn_backend, times_power_of_two
+from medsyn.metrics.prdc import DEFAULT_K, membership_radii_sq, prdc_from_radii, validate_prdc_inputs
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
 __all__ = [
@@ -154,15 +154,17 @@ def distributed_nearest_neighbors(
     queries: Any, reference: Any, *, exclude_self: bool = False, backend: str = "auto", group: Any = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``medsyn.metrics.nearest_neighbors`` with the reference sharded over the ranks (same result)."""
-    queries_t = as_feature_matrix(queries, "queries")
-    reference_t = as_feature_matrix(reference, "reference")
+    queries_t = as_feature_matrix(queries, "queries", dtype=None)
+    reference_t = as_feature_matrix(reference, "reference", dtype=None)
     check_same_dim(queries_t, "queries", reference_t, "reference")
     if exclude_self and queries_t.shape[0] != reference_t.shape[0]:
         raise ValueError("exclude_self=True needs queries and reference to be the same set")
+    # the full sets are identical on every rank, so every rank picks the same power-of-two scale
+    (queries_t, reference_t), exponent = float32_scaled_features([(queries_t, "queries"), (reference_t, "reference")])
     sq, idx = distributed_knn_sq_distances(
         queries_t, reference_t, 1, queries_are_reference=exclude_self, backend=backend, group=group
     )
-    return sq[:, 0].sqrt(), idx[:, 0]
+    return times_power_of_two(sq[:, 0].sqrt(), -exponent), idx[:, 0]
 
 
 def distributed_prdc(
@@ -172,12 +174,14 @@ def distributed_prdc(
     *,
     backend: str = "auto",
     group: Any = None,
+    ball: str = "closed",
 ) -> dict[str, float]:
     """``medsyn.metrics.prdc`` with both scans sharded over the ranks; every rank returns the same dict.
 
     Radii: each rank finds every point's k nearest neighbours within its shard, merged by all_gather.
     Membership: each rank tests its shard of real balls against all synthetic points; counts are summed.
     """
+    membership_radii_sq(torch.zeros(1, dtype=torch.float64), ball)  # refuse a bad ``ball`` before any work
     real, synthetic = validate_prdc_inputs(real_features, synthetic_features, k)
     rank, size = world(group)
     real_radii = distributed_knn_sq_distances(
@@ -186,7 +190,8 @@ def distributed_prdc(
     synthetic_radii = distributed_knn_sq_distances(
         synthetic, synthetic, k, queries_are_reference=True, backend=backend, group=group
     )
-    real_radii_sq, synthetic_radii_sq = real_radii[0][:, k - 1], synthetic_radii[0][:, k - 1]
+    real_radii_sq = membership_radii_sq(real_radii[0][:, k - 1], ball)
+    synthetic_radii_sq = membership_radii_sq(synthetic_radii[0][:, k - 1], ball)
     start, stop = shard_range(real.shape[0], rank, size)
     scan = knn_backend(backend, real.device)
     counts, reached_shard, inside_shard = scan.ball_membership(

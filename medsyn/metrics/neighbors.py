@@ -8,6 +8,15 @@ norms around 60). The scans here keep a few float32 candidates per query, recomp
 the answer (see ``medsyn.kernels.knn_torch``): distances are the exact distances of the float32 features
 (squared distance rounded once to float64, then the square root), ties go to the smaller reference index.
 
+Any finite scale: the float32 tiles would overflow (squared distances of features near 1e20) or underflow
+(near 1e-20) outside a moderate range, so ``float32_scaled_features`` first multiplies all the sets of one call
+by a common power of two that puts the largest |x| just below ``2^tile_exponent_limit(d)`` (only when it is
+outside [2^-30, that limit]). Scaling by a power of two is exact, distances scale by the same power and ratios
+of distances (PRDC) do not change, so results are those of the unscaled float32 values; ``nearest_neighbors``
+returns the distances scaled back. Float64 inputs beyond float32's range (1e39) are scaled before their one
+rounding to float32. A float32 set whose dynamic range (largest / smallest nonzero |x|) exceeds what float32
+can hold at one scale (about 2^180) cannot be scaled exactly and is refused with a ValueError.
+
 Backends (``backend=``, chosen by ``medsyn.kernels.dispatch``): "cpp" (``medsyn._kernels``, OpenMP), "cuda"
 (``medsyn._kernels_cuda`` tile kernels; CUDA tensors), "torch" (pure torch, any device), "auto" (cuda for CUDA
 tensors when built, cpp for CPU tensors, torch as the fallback).
@@ -15,6 +24,8 @@ tensors when built, cpp for CPU tensors, torch as the fallback).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,7 +42,63 @@ from medsyn.kernels.dispatch import (
 )
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
-__all__ = ["BACKENDS", "knn_backend", "nearest_neighbors"]
+__all__ = ["BACKENDS", "float32_scaled_features", "knn_backend", "nearest_neighbors", "tile_exponent_limit",
+           "times_power_of_two"]
+
+# Below 2^-30 a set is scaled up: its squared distances would approach float32's underflow and the
+# absolute term of the tile rounding bound, making every pair "unsure" (exact but slow).
+_SMALLEST_UNSCALED_EXPONENT = -30
+
+
+def tile_exponent_limit(dim: int) -> int:
+    """T(d): with every |x| < 2^T the float32 tiles cannot overflow.
+
+    Centred values are < 2^(T+1), centred squared norms < d 2^(2T+2), a tile value na + nb + 2|a.b| < 2^(2T+4) d;
+    T = (120 - ceil(log2 d)) // 2 keeps that below 2^124 (float32 max ~ 2^128). d = 2048: T = 54.
+    """
+    return (120 - max(int(dim - 1).bit_length(), 0)) // 2
+
+
+def times_power_of_two(values: torch.Tensor, exponent: int) -> torch.Tensor:
+    """values * 2^exponent, in two exact steps (float64 inputs may need |exponent| > 1023, beyond 2.0**e)."""
+    half = exponent // 2
+    return values * 2.0**half * 2.0 ** (exponent - half)
+
+
+def float32_scaled_features(
+    named: Sequence[tuple[torch.Tensor, str]],
+) -> tuple[list[torch.Tensor], int]:
+    """Validated float32/float64 feature matrices [*, d] -> (contiguous float32 matrices, exponent e).
+
+    Every matrix is multiplied by the same 2^e (e = 0 when the largest |x| already lies in
+    [2^-30, 2^T(d))), so that squared distances of the result fit float32 tiles; distances of the result are
+    2^e times those of the inputs (after their one rounding to float32 for float64 inputs). Raises ValueError
+    naming the arguments when a float32 input would lose bits to the scaling (dynamic range beyond float32).
+    """
+    dim = named[0][0].shape[1]
+    peak = max(float(t.abs().max()) for t, _ in named)
+    limit = tile_exponent_limit(dim)
+    if peak == 0.0:
+        exponent = 0
+    else:
+        _, peak_exponent = math.frexp(peak)  # peak = m 2^E, m in [0.5, 1)
+        exponent = 0 if _SMALLEST_UNSCALED_EXPONENT <= peak_exponent <= limit else limit - peak_exponent
+    if exponent == 0:
+        return [t.to(torch.float32).contiguous() for t, _ in named], 0
+    # in float64: exact for every float32 value (2^e itself may not be a float32)
+    scaled = [times_power_of_two(t.double(), exponent).to(torch.float32).contiguous() for t, _ in named]
+    for (original, name), result in zip(named, scaled):
+        if original.dtype == torch.float32 and not torch.equal(
+            times_power_of_two(result.double(), -exponent), original.double()
+        ):
+            names = " and ".join(n for _, n in named)
+            small = min(float(t[t != 0].abs().min()) for t, _ in named if bool((t != 0).any()))
+            raise ValueError(
+                f"{name}: {names} have |values| from {small:.4g} to {peak:.4g}, a range float32 cannot hold at one "
+                f"common scale (the squared distances need scaling by 2^{exponent}, which would round the smallest "
+                "values); drop or rescale the tiny entries"
+            )
+    return scaled, exponent
 
 
 def _cpp_backend(module: Any) -> SimpleNamespace:
@@ -230,13 +297,14 @@ def nearest_neighbors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean nearest reference row of every query, exact.
 
-    queries [q, d], reference [n, d] (torch or numpy, any float dtype; converted once to float32) ->
+    queries [q, d], reference [n, d] (torch or numpy, any real dtype; converted once to float32, scaled by a
+    common power of two when their magnitude needs it, see the module docstring) ->
     (distances float64 [q], indices int64 [q]) on the CPU (the device of the inputs for CUDA).
     ``exclude_self=True`` requires queries and reference to be the same set (same n) and skips
     query i == reference i (nearest *other* record). Ties -> smallest index.
     """
-    queries_t = as_feature_matrix(queries, "queries")
-    reference_t = as_feature_matrix(reference, "reference", min_rows=2 if exclude_self else 1)
+    queries_t = as_feature_matrix(queries, "queries", dtype=None)
+    reference_t = as_feature_matrix(reference, "reference", min_rows=2 if exclude_self else 1, dtype=None)
     check_same_dim(queries_t, "queries", reference_t, "reference")
     if exclude_self and queries_t.shape[0] != reference_t.shape[0]:
         raise ValueError(
@@ -247,6 +315,7 @@ def nearest_neighbors(
         raise ValueError(
             f"queries and reference must be on the same device, got {queries_t.device} and {reference_t.device}"
         )
+    (queries_t, reference_t), exponent = float32_scaled_features([(queries_t, "queries"), (reference_t, "reference")])
     scan = knn_backend(backend, queries_t.device)
     sq, idx = scan.knn_sq_distances(
         queries_t,
@@ -256,4 +325,4 @@ def nearest_neighbors(
         block_rows=block_rows,
         block_cols=block_cols,
     )
-    return sq[:, 0].sqrt(), idx[:, 0]
+    return times_power_of_two(sq[:, 0].sqrt(), -exponent), idx[:, 0]  # power of two: exact in float64

@@ -171,3 +171,135 @@ def test_bad_input_raises_value_error(real, fake, k, match):
 def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="backend"):
         prdc(np.zeros((5, 2)), np.zeros((5, 2)), k=1, backend="fortran")
+
+
+# ---- issue 11 item 7: numerics at the edges, ball conventions ----------------------------------------------
+
+
+def oracle_prdc_ball(real: np.ndarray, fake: np.ndarray, k: int, ball: str) -> dict[str, float]:
+    """oracle_prdc with the membership of ``ball``: "closed" d <= r, "open" d < r (the prdc package)."""
+    inside = np.less_equal if ball == "closed" else np.less
+    rr, ff, rf = sq_dist(real, real), sq_dist(fake, fake), sq_dist(real, fake)
+    np.fill_diagonal(rr, np.inf)
+    np.fill_diagonal(ff, np.inf)
+    rad_r = np.sort(rr, axis=1)[:, k - 1]
+    rad_f = np.sort(ff, axis=1)[:, k - 1]
+    inside_real = inside(rf, rad_r[:, None])
+    return {
+        "precision": inside_real.any(0).mean(),
+        "recall": inside(rf, rad_f[None, :]).any(1).mean(),
+        "density": inside_real.sum() / (k * fake.shape[0]),
+        "coverage": inside(rf.min(1), rad_r).mean(),
+    }
+
+
+def relative_margin_to_radii(real: np.ndarray, fake: np.ndarray, k: int) -> float:
+    """Smallest |d^2 - r^2| / r^2 over every decision PRDC takes: how far from flipping rounding is."""
+    rr, ff, rf = sq_dist(real, real), sq_dist(fake, fake), sq_dist(real, fake)
+    np.fill_diagonal(rr, np.inf)
+    np.fill_diagonal(ff, np.inf)
+    rad_r, rad_f = np.sort(rr, axis=1)[:, k - 1], np.sort(ff, axis=1)[:, k - 1]
+    return float(min((np.abs(rf - rad_r[:, None]) / rad_r[:, None]).min(), (np.abs(rf - rad_f) / rad_f).min()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("scale", [1e20, 1e-20, 3e30, 1e-30])
+def test_any_finite_float32_scale_gives_the_unit_scale_result(backend, scale):
+    # The issue's case: before, 1e20 gave precision 1 and density ~8 (float32 tiles overflowed to inf).
+    rng = np.random.default_rng(21)
+    real = rng.normal(size=(60, 24)).astype(np.float32)
+    fake = (rng.normal(size=(50, 24)) * 1.3 + 0.2).astype(np.float32)
+    # scaling by a decimal rounds each coordinate once (relative 6e-8, moving squared distances by well
+    # under 1e-6 relative here): no decision of this data set is that close to its radius
+    assert relative_margin_to_radii(real, fake, 3) > 1e-5
+    scaled_real, scaled_fake = real * np.float32(scale), fake * np.float32(scale)
+    assert np.isfinite(scaled_real).all() and np.isfinite(scaled_fake).all()
+    result = prdc(scaled_real, scaled_fake, k=3, backend=backend)
+    assert result == prdc(real, fake, k=3, backend=backend)
+    assert_same(result, oracle_prdc(scaled_real, scaled_fake, 3))  # float64 oracle on the scaled data itself
+    assert 0 < result["precision"] < 1 and 0 < result["coverage"] < 1  # not the degenerate overflow answer
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("exponent", [100, 70, -70, -120])
+@pytest.mark.parametrize("ball", ["closed", "open"])
+def test_power_of_two_scales_keep_every_exact_tie(backend, exponent, ball):
+    # a power of two scales every squared distance exactly: ties at the radii stay ties, so even the
+    # lattice with many ties must give exactly the unscaled numbers, for both ball conventions
+    rng = np.random.default_rng(4)
+    real = rng.integers(0, 4, size=(50, 3)).astype(np.float32)
+    fake = np.concatenate([real[:15], rng.integers(0, 5, size=(20, 3))]).astype(np.float32)
+    scaled_real = real * np.float32(2.0**exponent)
+    scaled_fake = fake * np.float32(2.0**exponent)
+    assert np.array_equal(scaled_real.astype(np.float64) / 2.0**exponent, real)  # the scaling itself was exact
+    expected = oracle_prdc_ball(real, fake, 2, ball)
+    assert_same(prdc(scaled_real, scaled_fake, k=2, backend=backend, ball=ball), expected)
+
+
+def test_float64_features_beyond_float32_range_are_scaled_not_reported_as_inf():
+    rng = np.random.default_rng(8)
+    real = rng.normal(size=(30, 6)).astype(np.float32)
+    fake = rng.normal(size=(25, 6)).astype(np.float32)
+    big_real, big_fake = real.astype(np.float64) * 2.0**130, fake.astype(np.float64) * 2.0**130  # ~1e39
+    assert np.abs(big_real).max() > np.finfo(np.float32).max
+    assert prdc(big_real, big_fake, k=3) == prdc(real, fake, k=3)
+
+
+def test_a_dynamic_range_float32_cannot_hold_at_one_scale_is_refused_naming_the_arguments():
+    real = np.ones((6, 4), dtype=np.float32)
+    real[0, 0] = 3e38  # needs scaling down by ~2^-74 ...
+    fake = np.full((6, 4), 1e-44, dtype=np.float32)  # ... which would flush these subnormals to zero
+    with pytest.raises(ValueError, match="real_features and synthetic_features"):
+        prdc(real, fake, k=2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ball", ["closed", "open"])
+def test_open_and_closed_balls_match_their_oracle_on_exact_ties(backend, ball):
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 4, size=(60, 3)).astype(np.float32)  # duplicates: zero radii and ties at radii
+    fake = np.concatenate([real[:20], rng.integers(0, 5, size=(25, 3))]).astype(np.float32)
+    for k in (1, 2, 3, 7):
+        assert_same(prdc(real, fake, k=k, backend=backend, ball=ball), oracle_prdc_ball(real, fake, k, ball))
+
+
+def test_open_balls_differ_from_closed_balls_only_through_ties():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 4, size=(60, 3)).astype(np.float32)
+    fake = np.concatenate([real[:20], rng.integers(0, 5, size=(25, 3))]).astype(np.float32)
+    closed, opened = prdc(real, fake, k=3), prdc(real, fake, k=3, ball="open")
+    assert closed == prdc(real, fake, k=3, ball="closed")  # closed is the default
+    assert all(opened[key] <= closed[key] for key in closed)  # an open ball is a subset of the closed one
+    assert opened["density"] < closed["density"] and opened["precision"] < closed["precision"]
+    # without ties the conventions agree exactly
+    generic_real = rng.normal(size=(40, 5)).astype(np.float32)
+    generic_fake = rng.normal(size=(30, 5)).astype(np.float32)
+    assert prdc(generic_real, generic_fake, k=3, ball="open") == prdc(generic_real, generic_fake, k=3)
+
+
+def test_zero_radius_open_ball_is_empty():
+    # k = 1 and every real point duplicated: every real radius is 0; a synthetic copy sits on the centre
+    real = np.repeat(np.arange(5, dtype=np.float32)[:, None] * [1.0, 2.0], 2, axis=0).astype(np.float32)
+    fake = real[::2] + np.float32(0.0)
+    fake = np.concatenate([fake, fake + 10]).astype(np.float32)
+    closed, opened = prdc(real, fake, k=1), prdc(real, fake, k=1, ball="open")
+    assert closed["precision"] == 0.5 and closed["coverage"] == 1.0 and closed["density"] == 1.0
+    assert opened["precision"] == 0.0 and opened["coverage"] == 0.0 and opened["density"] == 0.0
+
+
+def test_unknown_ball_is_refused_naming_the_argument():
+    with pytest.raises(ValueError, match="ball must be one of"):
+        prdc(np.zeros((5, 2)), np.zeros((5, 2)), k=1, ball="half-open")
+
+
+@pytest.mark.parametrize(
+    "real, match",
+    [
+        (np.ones((5, 3), dtype=np.complex128), "real_features must be real, got complex"),
+        (torch.ones(5, 3, dtype=torch.complex64), "real_features must be real, got complex"),
+        (np.full((5, 3), 2**53 + 1, dtype=np.int64), "real_features holds integers"),
+    ],
+)
+def test_complex_and_huge_integer_features_are_refused(real, match):
+    with pytest.raises(ValueError, match=match):
+        prdc(real, np.zeros((5, 3)), k=1)

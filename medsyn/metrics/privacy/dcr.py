@@ -37,9 +37,10 @@ def _to_space(
     synthetic: Any, train_members: Any, holdout: Any, space: str, batch_size: int, device: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if space == "features":
-        syn = as_feature_matrix(synthetic, "synthetic")
-        train = as_feature_matrix(train_members, "train_members")
-        hold = as_feature_matrix(holdout, "holdout")
+        # float64 kept: nearest_neighbors scales to float32 itself (features beyond float32's range too)
+        syn = as_feature_matrix(synthetic, "synthetic", dtype=None)
+        train = as_feature_matrix(train_members, "train_members", dtype=None)
+        hold = as_feature_matrix(holdout, "holdout", dtype=None)
         check_same_dim(syn, "synthetic", train, "train_members")
         check_same_dim(hold, "holdout", train, "train_members")
         return syn, train, hold
