@@ -127,3 +127,72 @@ def test_float64_noncontiguous_torch_input():
 def test_bad_input(queries, reference, kwargs, match):
     with pytest.raises(ValueError, match=match):
         nearest_neighbors(queries, reference, **kwargs)
+
+
+# ---- issue 11 item 7: any finite scale ----------------------------------------------------------------------
+
+
+def cdist_oracle(queries: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.spatial.distance import cdist
+
+    distances = cdist(queries.astype(np.float64), reference.astype(np.float64))
+    index = distances.argmin(1)
+    return distances[np.arange(len(distances)), index], index
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("scale", [1e20, 1e-20, 1e35, 1e-35])
+def test_any_finite_float32_scale_matches_a_float64_oracle(backend, scale):
+    # before: inf at 1e20 (float32 tiles overflowed)
+    rng = np.random.default_rng(17)
+    queries = (rng.normal(size=(40, 20)) * scale).astype(np.float32)
+    reference = (rng.normal(size=(55, 20)) * scale).astype(np.float32)
+    assert np.isfinite(queries).all() and np.abs(queries).min() > 0
+    distances, indices = nearest_neighbors(queries, reference, backend=backend)
+    expected_d, expected_i = cdist_oracle(queries, reference)
+    assert np.array_equal(indices.numpy(), expected_i)
+    # exact distances of these float32 values vs. float64 cdist (a few ulps of float64)
+    np.testing.assert_allclose(distances.numpy(), expected_d, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("exponent", [90, -90])
+def test_power_of_two_scale_scales_the_distances_exactly(backend, exponent):
+    rng = np.random.default_rng(18)
+    queries = rng.integers(0, 3, size=(30, 4)).astype(np.float32)  # exact ties between candidates
+    reference = rng.integers(0, 3, size=(25, 4)).astype(np.float32)
+    factor = np.float32(2.0**exponent)
+    unit_d, unit_i = nearest_neighbors(queries, reference, backend=backend)
+    scaled_d, scaled_i = nearest_neighbors(queries * factor, reference * factor, backend=backend)
+    assert torch.equal(scaled_i, unit_i)  # ties still go to the smallest index
+    assert torch.equal(scaled_d, unit_d * 2.0**exponent)
+
+
+def test_float64_beyond_float32_range_gives_finite_exact_distances():
+    rng = np.random.default_rng(19)
+    queries = rng.normal(size=(10, 3)).astype(np.float32).astype(np.float64)
+    reference = rng.normal(size=(12, 3)).astype(np.float32).astype(np.float64)
+    distances, indices = nearest_neighbors(queries * 2.0**130, reference * 2.0**130)  # ~1e39: inf in float32
+    unit_d, unit_i = nearest_neighbors(queries, reference)
+    assert torch.equal(indices, unit_i)
+    assert torch.equal(distances, unit_d * 2.0**130)
+    assert torch.isfinite(distances).all()
+
+
+@pytest.mark.parametrize(
+    "queries, match",
+    [
+        (np.ones((4, 2), dtype=np.complex64), "queries must be real, got complex"),
+        (np.array([[2**60, 0], [1, 2]], dtype=np.int64), r"queries holds integers in \[0, 1152921504606846976\]"),
+        (np.array([[2**64 - 1, 0]], dtype=np.uint64), "queries holds integers"),
+    ],
+)
+def test_complex_and_inexact_integers_are_refused(queries, match):
+    with pytest.raises(ValueError, match=match):
+        nearest_neighbors(queries, np.zeros((3, 2)))
+
+
+def test_integers_up_to_two_to_the_53_are_accepted():
+    queries = np.array([[2**53, 0], [-(2**53), 1]], dtype=np.int64)
+    distances, indices = nearest_neighbors(queries, queries)
+    assert torch.equal(indices, torch.tensor([0, 1])) and torch.equal(distances, torch.zeros(2, dtype=torch.float64))
