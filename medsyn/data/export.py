@@ -8,11 +8,17 @@ DICOM export is built for sharing outside the hospital: each file is a new Secon
 (ImageType DERIVED\\SECONDARY, Conversion Type SYN = synthetic image, BurnedInAnnotation NO, Patient Identity
 Removed YES) with new Study/Series/SOP Instance UIDs, and ImageComments / DerivationDescription stating that
 the image is synthetic and which generator made it. From ``reference`` only image-description attributes
-are copied (:data:`REFERENCE_ATTRIBUTES`: modality, photometric interpretation, pixel spacing, bits, view
-position), each checked against its value representation so no free text can ride along. Nothing else of
-the reference is read into the output: no patient, study, visit, institution, operator or device
-identifiers, no dates or times, no comments, no private tags, no UIDs. All files go to ``out_dir``
-atomically; nothing is written next to the reference.
+are copied (:data:`REFERENCE_ATTRIBUTES`): the coded ones (modality, photometric interpretation, view
+position, body part, laterality) only when the value is a defined term of the standard
+(:mod:`medsyn.data.dicom_terms`, PS3.3 sections cited there), else they are dropped; pixel spacing only as
+two numbers in (0, 50] mm, bits only as 8 or 16. So no identifier typed into a coded field can ride along.
+Nothing else of the reference is read into the output: no patient, study, visit, institution, operator or
+device identifiers, no dates or times, no comments, no free text, no private tags, no UIDs.
+
+All files go to ``out_dir`` atomically; nothing is written next to the reference. Class names become
+folder names only through :func:`medsyn.data.safe_names.class_folder_name` (no separators, ``..``, leading
+dot or control characters; ``labels.csv`` keeps the original name), and every destination is resolved and
+refused if it lies outside ``out_dir`` (e.g. through a symlinked class folder).
 """
 
 from __future__ import annotations
@@ -27,19 +33,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medsyn.data.dicom_terms import defined_term
+from medsyn.data.safe_names import class_folder_names, destination_inside
 from medsyn.report.atomic import write_bytes_atomic, write_text_atomic
 
 __all__ = ["REFERENCE_ATTRIBUTES", "export_dicom", "export_png", "export_nifti"]
 
 SECONDARY_CAPTURE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
-# The only attributes ever taken from a reference, with the pattern each value must match (so a reference
-# that hides text in them does not leak it).
-_CODE = re.compile(r"^[A-Z0-9_ ]{1,16}$")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-REFERENCE_ATTRIBUTES = (
-    "Modality", "PhotometricInterpretation", "PixelSpacing", "ImagerPixelSpacing", "BitsStored",
-    "ViewPosition",
+# The only attributes ever taken from a reference. Coded ones are copied only as a defined term of the
+# standard; numbers only in a physical range, so a reference that hides text or an ID in them leaks nothing.
+_CODED_ATTRIBUTES = (
+    "Modality", "PhotometricInterpretation", "ViewPosition", "BodyPartExamined", "Laterality", "ImageLaterality",
 )
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_MAX_PIXEL_SPACING_MM = 50.0
+REFERENCE_ATTRIBUTES = (*_CODED_ATTRIBUTES, "PixelSpacing", "ImagerPixelSpacing", "BitsStored")
 
 
 def _check_images(images: torch.Tensor | np.ndarray, labels, class_names: Sequence[str] | None):
@@ -57,6 +65,12 @@ def _check_images(images: torch.Tensor | np.ndarray, labels, class_names: Sequen
         class_names = [str(c) for c in range(int(label_array.max()) + 1)]
     names = list(class_names)
     return array.astype(np.float64), label_array.astype(np.int64), names
+
+
+def _destinations(out_dir: Path, relative: list[str]) -> list[Path]:
+    """``out_dir / name`` for each name plus ``labels.csv`` (last), every one checked inside ``out_dir``
+    before the first byte is written."""
+    return [destination_inside(out_dir, name) for name in [*relative, "labels.csv"]]
 
 
 def _labels_csv(paths: list[str], labels: np.ndarray, names: list[str]) -> str:
@@ -79,13 +93,17 @@ def _reference_attributes(reference, rows: int) -> dict[str, object]:
             raise FileNotFoundError(f"reference DICOM not found: {reference_path}")
         reference = pydicom.dcmread(io.BytesIO(reference_path.read_bytes()), stop_before_pixels=True)
     kept: dict[str, object] = {}
-    for keyword in ("Modality", "PhotometricInterpretation", "ViewPosition"):
-        value = str(reference.get(keyword, "") or "").strip()
-        if _CODE.match(value):
-            kept[keyword] = value
+    for keyword in _CODED_ATTRIBUTES:
+        term = defined_term(keyword, reference.get(keyword))
+        if term is not None:
+            kept[keyword] = term
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = reference.get(keyword)
-        if value is not None and len(value) == 2 and all(_NUMBER.match(str(v).strip()) for v in value):
+        if (
+            isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
+            and all(_NUMBER.match(str(v).strip()) for v in value)
+            and all(0 < float(v) <= _MAX_PIXEL_SPACING_MM for v in value)
+        ):
             # The synthetic image covers the same field of view with ``rows`` rows.
             scale = float(reference.get("Rows", rows) or rows) / rows
             kept[keyword] = [f"{float(v) * scale:.6g}" for v in value]
@@ -123,6 +141,8 @@ def export_dicom(
     if isinstance(reference, (str, os.PathLike)) and Path(reference).resolve().parent == out_dir.resolve():
         raise ValueError(f"out_dir {out_dir} is the reference's folder; keep synthetic and real files apart")
     _, channels, rows, columns = array.shape
+    names_written = [f"synthetic_{index:06d}.dcm" for index in range(len(array))]
+    targets = _destinations(out_dir, names_written)
     description = _reference_attributes(reference, rows)
     if channels == 3:
         description["PhotometricInterpretation"] = "RGB"
@@ -131,7 +151,7 @@ def export_dicom(
         description["PhotometricInterpretation"] = "MONOCHROME2"
     stored_bits = int(description.pop("BitsStored", bits))
     study_uid, series_uid = generate_uid(), generate_uid()
-    paths, names_written = [], []
+    paths = []
     for index, (image, label) in enumerate(zip(array, label_array)):
         statement = (
             f"SYNTHETIC IMAGE generated by {generator} (medsyn {medsyn.__version__}); class {names[label]}; "
@@ -163,7 +183,8 @@ def export_dicom(
         ds.ImageComments = statement
         ds.DerivationDescription = statement
         ds.PatientOrientation = ""
-        for keyword in ("PixelSpacing", "ImagerPixelSpacing", "ViewPosition"):
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing", "ViewPosition", "BodyPartExamined", "Laterality",
+                        "ImageLaterality"):
             if keyword in description:
                 setattr(ds, keyword, description[keyword])
         ds.Rows, ds.Columns = rows, columns
@@ -185,10 +206,8 @@ def export_dicom(
         ds.PixelData = pixels.tobytes()
         buffer = io.BytesIO()
         pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
-        name = f"synthetic_{index:06d}.dcm"
-        paths.append(write_bytes_atomic(out_dir / name, buffer.getvalue()))
-        names_written.append(name)
-    write_text_atomic(out_dir / "labels.csv", _labels_csv(names_written, label_array, names))
+        paths.append(write_bytes_atomic(targets[index], buffer.getvalue()))
+    write_text_atomic(targets[-1], _labels_csv(names_written, label_array, names))
     return paths
 
 
@@ -201,7 +220,9 @@ def export_png(
 ) -> list[Path]:
     """Write ``out_dir/<class name>/synthetic_<i>.png`` (8- or 16-bit grey, 8-bit RGB) + ``labels.csv``.
 
-    The class-per-folder layout is what the ``image_folder`` source reads.
+    The class-per-folder layout is what the ``image_folder`` source reads. A class name is turned into a
+    safe folder name (``class_folder_name``: "../x" -> "_._x"); ``labels.csv`` keeps the original name.
+    ValueError if two names map to one folder or a destination resolves outside ``out_dir``.
     """
     from PIL import Image
 
@@ -209,8 +230,11 @@ def export_png(
     if bits not in (8, 16) or (bits == 16 and array.shape[1] == 3):
         raise ValueError(f"bits must be 8, or 16 for grey images, got {bits!r}")
     out_dir = Path(out_dir)
-    paths, relative = [], []
-    for index, (image, label) in enumerate(zip(array, label_array)):
+    folders = class_folder_names(names)
+    relative = [f"{folders[label]}/synthetic_{index:06d}.png" for index, label in enumerate(label_array)]
+    targets = _destinations(out_dir, relative)
+    paths = []
+    for index, image in enumerate(array):
         if array.shape[1] == 3:
             picture = Image.fromarray(np.round(image.transpose(1, 2, 0) * 255).astype(np.uint8), mode="RGB")
         elif bits == 16:
@@ -219,10 +243,8 @@ def export_png(
             picture = Image.fromarray(np.round(image[0] * 255).astype(np.uint8), mode="L")
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
-        name = f"{names[label]}/synthetic_{index:06d}.png"
-        paths.append(write_bytes_atomic(out_dir / name, buffer.getvalue()))
-        relative.append(name)
-    write_text_atomic(out_dir / "labels.csv", _labels_csv(relative, label_array, names))
+        paths.append(write_bytes_atomic(targets[index], buffer.getvalue()))
+    write_text_atomic(targets[-1], _labels_csv(relative, label_array, names))
     return paths
 
 
@@ -242,16 +264,16 @@ def export_nifti(
 
     array, label_array, names = _check_images(images, labels, class_names)
     out_dir = Path(out_dir)
-    paths, relative = [], []
+    relative = [f"synthetic_{index:06d}.nii.gz" for index in range(len(array))]
+    targets = _destinations(out_dir, relative)
+    paths = []
     for index, image in enumerate(array):
         volume = image.transpose(2, 1, 0)[:, :, None, :].astype(np.float32)  # [W, H, 1, C]
         volume = volume[..., 0] if volume.shape[-1] == 1 else volume
         nifti = nib.Nifti1Image(volume, affine=np.eye(4))
         nifti.header["descrip"] = f"synthetic {generator}"[:79].encode("ascii", "replace")
-        name = f"synthetic_{index:06d}.nii.gz"
-        paths.append(write_bytes_atomic(out_dir / name, _nifti_bytes(nifti)))
-        relative.append(name)
-    write_text_atomic(out_dir / "labels.csv", _labels_csv(relative, label_array, names))
+        paths.append(write_bytes_atomic(targets[index], _nifti_bytes(nifti)))
+    write_text_atomic(targets[-1], _labels_csv(relative, label_array, names))
     return paths
 
 

@@ -1,0 +1,73 @@
+"""File names made from data (class names) and destinations that cannot leave their output folder.
+
+    class_folder_name("../../x")          -> "_._.._x"    (one path component, never hidden)
+    class_folder_names(["a/b", "a:b"])    -> ValueError: both map to "a_b"
+    destination_inside(out_dir, "pos/synthetic_000000.png")  -> the resolved path, or ValueError
+
+A class name comes from a data set (a folder name, a CSV label, a checkpoint's metadata), so it may hold
+a path separator, ``..``, an absolute path, control characters, or characters other file systems refuse.
+Exporters write ``out_dir/<class_folder_name(name)>/...`` and keep the original name in ``labels.csv``
+(the name <-> folder mapping); :func:`destination_inside` then resolves every destination (after symlinks)
+and refuses one outside ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["class_folder_name", "class_folder_names", "destination_inside"]
+
+# Path separators, control characters and the characters Windows/SMB shares refuse in a name.
+_UNSAFE = re.compile(r'[\\/\x00-\x1f\x7f:<>"|?*]')
+_MAX_NAME_BYTES = 200  # below the 255-byte limit of common file systems, leaving room for suffixes
+
+
+def class_folder_name(class_name: object) -> str:
+    """One safe path component for ``class_name``: unsafe characters -> "_", no leading dot.
+
+    A leading dot is replaced because it would make a hidden folder (which the ``image_folder`` source
+    skips) and because "." and ".." are not names. ValueError for a name that is empty after stripping
+    or longer than 200 UTF-8 bytes.
+    """
+    safe = _UNSAFE.sub("_", str(class_name)).strip()
+    safe = re.sub(r"^\.", "_", safe)
+    if not safe.strip("_"):
+        raise ValueError(f"class name {class_name!r} cannot be used as a folder name (nothing printable left)")
+    if len(safe.encode("utf-8")) > _MAX_NAME_BYTES:
+        raise ValueError(
+            f"class name {str(class_name)[:40]!r}... is longer than {_MAX_NAME_BYTES} bytes; "
+            "shorten it to use it as a folder name"
+        )
+    return safe
+
+
+def class_folder_names(class_names: Sequence[object]) -> list[str]:
+    """``class_folder_name`` of each name; ValueError if two names map to one folder (case-insensitively,
+    since macOS and Windows folders are)."""
+    folders = [class_folder_name(name) for name in class_names]
+    first: dict[str, int] = {}
+    for position, folder in enumerate(folders):
+        key = folder.casefold()
+        if key in first:
+            raise ValueError(
+                f"class names {class_names[first[key]]!r} and {class_names[position]!r} map to the same "
+                f"folder name {folder!r}; rename one of them"
+            )
+        first[key] = position
+    return folders
+
+
+def destination_inside(out_dir: str | os.PathLike, relative: str | os.PathLike) -> Path:
+    """``out_dir / relative``, refused (ValueError naming both) unless it resolves, after symlinks,
+    to a path strictly inside ``out_dir`` (also resolved)."""
+    root = Path(out_dir).resolve()
+    relative = Path(relative)
+    target = (root / relative).resolve()
+    if relative.is_absolute() or target == root or not target.is_relative_to(root):
+        raise ValueError(
+            f"refusing to write {relative}: it resolves to {target}, outside the output folder {root}"
+        )
+    return Path(out_dir) / relative
