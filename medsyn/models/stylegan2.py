@@ -41,6 +41,7 @@ from medsyn.training.dp import (
 from medsyn.training.dp import epsilon as dp_epsilon
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
+from medsyn.training.device import resolve_device
 from medsyn.training.settings import TrainingSettings, config_from_mapping
 
 __all__ = [
@@ -181,14 +182,15 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
         image_shape: tuple[int, int, int],
         training: TrainingSettings | None = None,
         init_seed: int = 0,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
     ) -> None:
         self.config = config if config is not None else StyleGAN2Config()
         check_generator_arguments(self.config, StyleGAN2Config, num_classes, image_shape)
         self.training = training if training is not None else TrainingSettings()
         self.num_classes = num_classes
         self.image_shape = check_image_shape(image_shape)
-        self.device = torch.device(device)
+        # None: the training settings' device, as every generator uses it ("cpu", "cuda", "auto", ...)
+        self.device = resolve_device(self.training.device if device is None else device)
         channels, size = self.image_shape[0], self.image_shape[1]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
@@ -219,9 +221,10 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
         num_classes: int,
         image_shape: tuple[int, int, int],
         training: Mapping[str, Any] | TrainingSettings | None = None,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
     ) -> ConditionalStyleGAN2:
         """Build from plain mappings (bundle YAML); unknown keys raise ValueError naming them.
+        device None: ``training.device`` (the bundles' ``device`` key).
 
         config may hold ``preset`` (a key of ``STYLEGAN2_PRESETS``); its other keys override the preset.
         """
@@ -230,11 +233,11 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
             preset = config.pop("preset", "paper")
             if preset not in STYLEGAN2_PRESETS:
                 known = sorted(STYLEGAN2_PRESETS)
-                raise ValueError(f"unknown stylegan2 preset {preset!r}; known presets: {known}")
+                raise ValueError(f"model_config.preset: unknown stylegan2 preset {preset!r}; known presets: {known}")
             config = {**STYLEGAN2_PRESETS[preset], **config}
-            config = config_from_mapping(StyleGAN2Config, config, what="stylegan2 model_config")
+            config = config_from_mapping(StyleGAN2Config, config, what="model_config")
         if not isinstance(training, TrainingSettings):
-            training = config_from_mapping(TrainingSettings, training, what="stylegan2 training settings")
+            training = config_from_mapping(TrainingSettings, training, what="training")
         return cls(config, num_classes=num_classes, image_shape=image_shape, training=training, device=device)
 
     # ------------------------------------------------------------------ checkpoints

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from medsyn.config.strict import parse_section
+
 __all__ = [
     "DPSettings",
     "TrainingSettings",
@@ -96,19 +98,14 @@ TRAINING_KEYS = tuple(field.name for field in dataclasses.fields(TrainingSetting
 def config_from_mapping(
     config_class: type[ConfigT], mapping: Mapping[str, Any] | None, *, what: str
 ) -> ConfigT:
-    """Build ``config_class`` from ``mapping``; unknown keys raise ValueError naming them and the known ones.
+    """Build ``config_class`` from ``mapping`` by ``medsyn.config.strict.parse_section``: an unknown key
+    raises ConfigError (a ValueError) naming its path and the closest valid key
+    (``model_config.latent_dimm: unknown key; did you mean 'latent_dim'?``), an ill-typed value names
+    the key and the expected type, a missing required key is named.
 
-    what: name used in messages, e.g. "cvae model_config".
+    what: the key path of ``mapping`` in the config, e.g. "model_config", "dp".
     """
-    mapping = dict(mapping or {})
-    known = [field.name for field in dataclasses.fields(config_class)]  # type: ignore[arg-type]
-    unknown = sorted(set(mapping) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {what} key(s) {unknown}; known keys: {known}")
-    try:
-        return config_class(**mapping)
-    except TypeError as error:  # e.g. a required key is missing
-        raise ValueError(f"invalid {what}: {error}") from error
+    return parse_section(config_class, mapping, path=what)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -157,7 +154,7 @@ def parse_generator_config(
     model_name: str,
 ) -> tuple[ConfigT, TrainingSettings]:
     """(model config, training settings) of a generator's ``from_config``; unknown keys name the model."""
-    model_config = config_from_mapping(config_class, config, what=f"{model_name} model_config")
+    model_config = config_from_mapping(config_class, config, what="model_config")
     if not isinstance(training, TrainingSettings):
         training = config_from_mapping(TrainingSettings, training, what="training")
     return model_config, training

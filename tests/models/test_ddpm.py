@@ -120,7 +120,7 @@ def test_reverse_diffusion_matches_a_hand_written_ddim_loop():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ValueError, match="unknown ddpm model_config key"):
+    with pytest.raises(ValueError, match=r"model_config\.chanels: unknown key; did you mean 'channels'\?"):
         _model(chanels=[8, 16])
     with pytest.raises(ValueError, match="attention_levels"):
         _model(attention_levels=[False])

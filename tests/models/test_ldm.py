@@ -109,7 +109,7 @@ def test_config_errors_name_the_key():
         _model(autoencoder_norm_num_groups=3)
     with pytest.raises(ValueError, match="dp"):
         _model(training={"dp": {"noise_multiplier": 1.0}})
-    with pytest.raises(ValueError, match="unknown ldm model_config key"):
+    with pytest.raises(ValueError, match=r"model_config\.kl: unknown key; valid keys: .*'kl_weight'"):
         _model(kl=1.0)
 
 

@@ -1,0 +1,438 @@
+"""The typed config sections of medsyn's workflows: one frozen dataclass per YAML section, holding its defaults.
+
+    privacy = parse_section(AssessmentPrivacy, {"q": 20}, path="privacy")
+    privacy.q, privacy.repeats          # 20, 10 (PAPER_REPEATS, paper 000 §4.1.6)
+
+Every default is written once: either here (cited), or as a named constant of the metric or model that
+defines it (``PAPER_Q``, ``DEEPFOOL_STEPS``, ``KID_DEFAULTS``, ``CLASSIFIER_HYPERPARAMETERS``, ...), which
+the fields below take as their default. The bundle YAMLs hold overrides where a bundle departs from these.
+Unknown keys, ill-typed values and the command-line strings ``true`` / ``false`` / ``null`` follow
+``medsyn.config.strict``; range checks live in each section's ``__post_init__``.
+
+Sections by workflow (the key path in the bundle YAML in brackets):
+
+- assessment: ``AssessmentData`` [data], ``SyntheticSet*`` [synthetic_sets.<name>], ``UtilitySection``
+  [utility] with ``ClassifierSection`` [utility.classifier], ``RobustnessSection`` [robustness],
+  ``AssessmentPrivacy`` [privacy] with ``EmpiricalEpsilonSection`` [privacy.empirical_epsilon],
+  ``FidelitySection`` [fidelity] with ``KIDSection`` [fidelity.kid], ``SpeedSection`` [speed].
+- DP sweep: ``DataSection`` [data], ``ClassifierSection`` [classifier], ``SweepEmpiricalEpsilon``
+  [empirical_epsilon].
+- quickstart: ``QuickstartData`` [data], ``QuickstartModel`` [models.<name>], ``SpeedSection`` [speed],
+  ``ClassifierSection`` [classifier], ``QuickstartPrivacy`` [privacy].
+- generator bundles: ``DataSection`` [data]; model_config is the model's own config dataclass
+  (``medsyn.models.*Config``) and the training keys ``medsyn.training.settings.TrainingSettings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from medsyn.config.strict import (
+    ConfigError,
+    check_known_keys,
+    coerce_value,
+    join_path,
+    parse_section,
+)
+from medsyn.metrics.kid import KID_DEFAULTS
+from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
+from medsyn.metrics.privacy.empirical_epsilon import DEFAULT_ISOMAP_NEIGHBORS, DEFAULT_K, DEFAULT_N_COMPONENTS
+from medsyn.metrics.privacy.ssim_max_protocol import PAPER_Q, PAPER_REPEATS
+from medsyn.metrics.robustness import DEEPFOOL_STEPS
+from medsyn.metrics.utility import MULTIPLIERS
+
+__all__ = [
+    "AssessmentData",
+    "AssessmentPrivacy",
+    "ClassifierSection",
+    "DataSection",
+    "EmpiricalEpsilonSection",
+    "FidelitySection",
+    "KIDSection",
+    "QuickstartData",
+    "QuickstartModel",
+    "QuickstartPrivacy",
+    "RobustnessSection",
+    "SpeedSection",
+    "SweepEmpiricalEpsilon",
+    "SyntheticSetCheckpoint",
+    "SyntheticSetFolder",
+    "SyntheticSetGenerator",
+    "UtilitySection",
+    "parse_data_options",
+    "parse_generator_overrides",
+    "parse_synthetic_sets",
+]
+
+
+def _positive(section: Any, *keys: str, minimum: int = 1) -> None:
+    for key in keys:
+        value = getattr(section, key)
+        if value is not None and value < minimum:
+            raise ConfigError(f"{key}: must be >= {minimum}, got {value!r}")
+
+
+# --- data ----------------------------------------------------------------------------------------------------
+
+
+def parse_data_options(kind: str, options: Mapping[str, Any] | None, *, path: str) -> dict[str, Any]:
+    """``options`` of source ``kind`` checked against the reader's keyword parameters (``medsyn.data.sources``):
+    an unknown option names the closest one; values are checked against the reader's annotations."""
+    import typing
+
+    from medsyn.data.sources import SOURCES, source_names
+
+    if kind not in SOURCES:
+        close = difflib.get_close_matches(str(kind), source_names(), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known kinds: {source_names()}"
+        raise ConfigError(f"{join_path(path.rpartition('.')[0], 'kind')}: unknown data source {kind!r}; {hint}")
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{path}: expected a mapping, got {type(options).__name__}")
+    loader = SOURCES[kind]
+    signature = inspect.signature(loader)
+    parameters = {name: p for name, p in signature.parameters.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        check_known_keys(options, list(parameters), path)
+    target = loader.func if hasattr(loader, "func") else loader  # functools.partial of a reader
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # an annotation the reader's module cannot resolve: leave the value to the reader
+        hints = {}
+    checked = {}
+    for key, value in options.items():
+        hint = hints.get(key)
+        if hint is None:
+            checked[key] = value
+            continue
+        try:
+            checked[key] = coerce_value(value, hint, join_path(path, key))
+        except TypeError:  # a type medsyn.config cannot check (e.g. a path-like): the reader checks it
+            checked[key] = value
+    return checked
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """[data] of the generator bundles and the DP sweep: a source of ``medsyn.data.sources`` and its options."""
+
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", parse_data_options(self.kind, self.options, path="data.options"))
+
+
+@dataclass(frozen=True)
+class QuickstartData(DataSection):
+    """[data] of the quickstart: per_class is the scarcity subsample (k training images per class, null: all)."""
+
+    per_class: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "per_class")
+
+
+@dataclass(frozen=True)
+class AssessmentData(QuickstartData):
+    """[data] of the assessment.
+
+    split_seed: the one real split shared by every seed (so a generator's training members stay fixed).
+    val_per_class / test_per_class: evaluate on the first k images per class (quick runs only; the papers
+    evaluate on the whole validation and test splits).
+    """
+
+    split_seed: int = 0
+    val_per_class: int | None = None
+    test_per_class: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "val_per_class", "test_per_class")
+
+
+# --- classifiers, utility, robustness --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassifierSection:
+    """The downstream classifier (paper 000 §4.1.4, Appendix A). epochs / batch_size / lr left null take the
+    arch's paper values (``medsyn.models.classifiers.CLASSIFIER_HYPERPARAMETERS``); top_k: top-k accuracy."""
+
+    arch: str = "small_cnn"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    top_k: int = 1
+
+    def __post_init__(self) -> None:
+        from medsyn.models.classifiers import classifier_hyperparameters
+
+        try:
+            classifier_hyperparameters(self.arch)
+        except ValueError as error:
+            raise ConfigError(f"arch: {error}") from error
+        _positive(self, "epochs", "batch_size", "top_k")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr!r}")
+
+    def settings(self) -> dict[str, Any]:
+        """Keyword arguments of ``train_classifier`` (arch, epochs, batch_size, lr) with the paper values filled in."""
+        from medsyn.models.classifiers import classifier_hyperparameters
+
+        hyper = classifier_hyperparameters(self.arch)
+        return {
+            "arch": self.arch,
+            "epochs": hyper.epochs if self.epochs is None else self.epochs,
+            "batch_size": hyper.batch_size if self.batch_size is None else self.batch_size,
+            "lr": hyper.lr if self.lr is None else self.lr,
+        }
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The classifier mapping ``medsyn.metrics.utility.run_utility`` takes (the paper values filled in)."""
+        return {**self.settings(), "top_k": self.top_k}
+
+
+@dataclass(frozen=True)
+class UtilitySection:
+    """[utility] of the assessment: the classifier and the synthetic multipliers (paper 000 §4.1.4: 1x, 2x, 3x)."""
+
+    classifier: ClassifierSection = field(default_factory=ClassifierSection)
+    multipliers: tuple[int, ...] = MULTIPLIERS
+
+    def __post_init__(self) -> None:
+        if not self.multipliers or any(m < 1 for m in self.multipliers):
+            raise ConfigError(f"multipliers: expected positive integers, got {list(self.multipliers)}")
+
+
+@dataclass(frozen=True)
+class RobustnessSection:
+    """[robustness]: DeepFool iterations (paper 000 §4.1.5; ``DEEPFOOL_STEPS``)."""
+
+    steps: int = DEEPFOOL_STEPS
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps")
+
+
+# --- privacy ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmpiricalEpsilonSection:
+    """[privacy.empirical_epsilon] of the assessment (paper 001 §3.2; generator sets only).
+
+    n_queries: minority-class query samples, one ablated generator per query and seed.
+    samples_per_class: synthetic images per class drawn from the victim and the ablated generator.
+    k, n_components, isomap_neighbors: kNN density in an Isomap embedding (defaults of
+    ``medsyn.metrics.privacy.empirical_epsilon``).
+    """
+
+    enabled: bool = True
+    n_queries: int = 1
+    samples_per_class: int = 10
+    k: int = DEFAULT_K
+    n_components: int = DEFAULT_N_COMPONENTS
+    isomap_neighbors: int = DEFAULT_ISOMAP_NEIGHBORS
+
+    def __post_init__(self) -> None:
+        _positive(self, "n_queries", "samples_per_class", "k", "n_components", "isomap_neighbors")
+
+
+@dataclass(frozen=True)
+class SweepEmpiricalEpsilon:
+    """[empirical_epsilon] of the DP sweep (paper 001 §3.2, Fig. 10(c)); null in the YAML skips it.
+    samples_per_class must be given (it sets the cost); k may not exceed it."""
+
+    samples_per_class: int
+    k: int = DEFAULT_K
+    n_components: int = DEFAULT_N_COMPONENTS
+    isomap_neighbors: int = DEFAULT_ISOMAP_NEIGHBORS
+
+    def __post_init__(self) -> None:
+        _positive(self, "samples_per_class", "k", "n_components", "isomap_neighbors")
+        if self.k > self.samples_per_class:
+            raise ConfigError(f"k ({self.k}) must not exceed samples_per_class ({self.samples_per_class})")
+
+
+# Sentinel of AssessmentPrivacy.dcr_feature_extractor: the first of fidelity.extractors (pixel space only if none).
+FIRST_FIDELITY_EXTRACTOR = "first_fidelity_extractor"
+
+
+@dataclass(frozen=True)
+class AssessmentPrivacy:
+    """[privacy] of the assessment.
+
+    q, repeats: SSIM-max protocol (paper 000 §4.1.6; ``PAPER_Q``, ``PAPER_REPEATS``).
+    gallery_top: synthetic images shown in the privacy gallery (medsyn's choice).
+    dcr_feature_extractor: DCR feature space besides pixel space (paper 001 §3.2); the default is the
+        first of fidelity.extractors; null: pixel space only.
+    """
+
+    q: int = PAPER_Q
+    repeats: int = PAPER_REPEATS
+    gallery_top: int = 16
+    dcr_feature_extractor: str | None = FIRST_FIDELITY_EXTRACTOR
+    empirical_epsilon: EmpiricalEpsilonSection = field(default_factory=EmpiricalEpsilonSection)
+
+    def __post_init__(self) -> None:
+        _positive(self, "q", "repeats", "gallery_top")
+
+
+@dataclass(frozen=True)
+class QuickstartPrivacy:
+    """[privacy] of the quickstart: the SSIM-max protocol (paper 000 §4.1.6)."""
+
+    q: int = PAPER_Q
+    repeats: int = PAPER_REPEATS
+
+    def __post_init__(self) -> None:
+        _positive(self, "q", "repeats")
+
+
+# --- fidelity and speed ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KIDSection:
+    """[fidelity.kid]: subsets of the unbiased MMD estimate (torch-fidelity defaults, ``KID_DEFAULTS``)."""
+
+    subsets: int = KID_DEFAULTS["subsets"]
+    subset_size: int = KID_DEFAULTS["subset_size"]
+
+    def __post_init__(self) -> None:
+        _positive(self, "subsets", "subset_size")
+
+
+@dataclass(frozen=True)
+class FidelitySection:
+    """[fidelity] of the assessment.
+
+    extractors: registered feature extractors (offline EfficientNet-Lite0 by default).
+    inception_v3_weights / vgg16_weights: weights files that add those extractors.
+    domain: also use the penultimate layer of the Baseline Real classifier (and IS from its p(y|x)).
+    k: PRDC neighbourhood size (Kynkaanniemi et al. 2019; ``medsyn.metrics.prdc.DEFAULT_K``).
+    batch_size: images per feature-extraction batch.
+    """
+
+    extractors: tuple[str, ...] = ("effnet_lite0",)
+    inception_v3_weights: str | None = None
+    vgg16_weights: str | None = None
+    domain: bool = True
+    k: int = PRDC_K
+    kid: KIDSection = field(default_factory=KIDSection)
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _positive(self, "k", "batch_size")
+
+
+@dataclass(frozen=True)
+class SpeedSection:
+    """[speed]: sampling speed S = c / t (paper 000 §4.1.3): count samples per timed call, warmup untimed
+    calls first, repeats timed calls."""
+
+    count: int = 100
+    warmup: int = 1
+    repeats: int = 3
+
+    def __post_init__(self) -> None:
+        _positive(self, "count", "repeats")
+        _positive(self, "warmup", minimum=0)
+
+
+# --- generators inside other workflows -------------------------------------------------------------------------
+
+
+def parse_generator_overrides(model: str, overrides: Mapping[str, Any] | None, *, path: str) -> dict[str, Any]:
+    """Flat overrides of ``build_generator(model, ...)`` (model-config keys plus training keys) checked by
+    key and type; an unknown key names the closest model-config or training key. Returns the overrides."""
+    from medsyn.models.registry import generator_class
+    from medsyn.training.settings import TRAINING_KEYS, TrainingSettings
+
+    cls = generator_class(model)
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{path}: expected a mapping, got {type(overrides).__name__}")
+    config_class = cls.config_class
+    model_keys = [f.name for f in dataclasses.fields(config_class)]
+    extra = ["preset"] if model == "stylegan2" else []
+    check_known_keys(overrides, model_keys + extra + list(TRAINING_KEYS), path)
+    import typing
+
+    hints = {**typing.get_type_hints(config_class), **typing.get_type_hints(TrainingSettings)}
+    return {key: value if key in extra else coerce_value(value, hints[key], join_path(path, key))
+            for key, value in overrides.items()}
+
+
+@dataclass(frozen=True)
+class SyntheticSetGenerator:
+    """[synthetic_sets.<name>] of kind generator: a medsyn generator trained per seed (``config``: its
+    model-config and training keys)."""
+
+    kind: str
+    model: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SyntheticSetCheckpoint:
+    """[synthetic_sets.<name>] of kind checkpoint: a trained medsyn generator, sampled per seed."""
+
+    kind: str
+    path: str
+
+
+@dataclass(frozen=True)
+class SyntheticSetFolder:
+    """[synthetic_sets.<name>] of kind folder: images made by any tool, with their labels CSV."""
+
+    kind: str
+    path: str
+    labels_csv: str
+
+
+SYNTHETIC_SET_SECTIONS: dict[str, type] = {
+    "generator": SyntheticSetGenerator,
+    "checkpoint": SyntheticSetCheckpoint,
+    "folder": SyntheticSetFolder,
+}
+
+
+def parse_synthetic_sets(synthetic_sets: Any, *, path: str = "synthetic_sets") -> dict[str, dict[str, Any]]:
+    """name -> spec, each checked by its kind's section (and a generator's config by its model's keys);
+    returns plain dicts (the form ``results.json`` records)."""
+    if not isinstance(synthetic_sets, Mapping) or not synthetic_sets:
+        raise ConfigError(
+            f"{path}: name at least one synthetic set, e.g. {{'cvae': {{'kind': 'generator', 'model': 'cvae'}}}}"
+        )
+    parsed = {}
+    for name, spec in synthetic_sets.items():
+        where = join_path(path, name)
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(spec).__name__}")
+        kind = spec.get("kind")
+        if kind not in SYNTHETIC_SET_SECTIONS:
+            raise ConfigError(f"{where}.kind: expected one of {list(SYNTHETIC_SET_SECTIONS)}, got {kind!r}")
+        section = parse_section(SYNTHETIC_SET_SECTIONS[kind], spec, path=where)
+        entry = dataclasses.asdict(section)
+        if kind == "generator":
+            entry["config"] = parse_generator_overrides(section.model, section.config, path=f"{where}.config")
+        parsed[str(name)] = entry
+    return parsed
+
+
+@dataclass(frozen=True)
+class QuickstartModel:
+    """[models.<name>] of the quickstart: ``config`` holds the generator's model-config and training keys."""
+
+    config: Mapping[str, Any] = field(default_factory=dict)
