@@ -16,9 +16,33 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TEMP_SUFFIX", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "torch_save_atomic"]
+__all__ = [
+    "TEMP_SUFFIX", "current_umask", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
+    "torch_save_atomic",
+]
 
 TEMP_SUFFIX = ".medsyn-tmp"
+
+
+def _umask_at_import() -> int:
+    mask = os.umask(0o022)  # the only way to read it portably is to set it; import runs in one thread
+    os.umask(mask)
+    return mask
+
+
+_IMPORT_UMASK = _umask_at_import()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc/self/status``), else the one at import."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _IMPORT_UMASK
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -38,6 +62,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            # mkstemp creates 0600; give the file the mode open() would (0666 minus the umask).
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as error:
