@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import io
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from medsyn.data.safe_names import class_folder_name, class_folder_names
 from medsyn.models.registry import load_generator
 from medsyn.report.atomic import write_bytes_atomic
 from medsyn.workflows.train_generator import CHECKPOINT_NAME
@@ -37,14 +37,6 @@ from medsyn.workflows.train_generator import CHECKPOINT_NAME
 __all__ = ["ARCHIVE_NAME", "class_folder_name", "generate_images"]
 
 ARCHIVE_NAME = "synthetic.npz"
-
-
-def class_folder_name(class_name: str) -> str:
-    """A file-system-safe folder name for a class (path separators and control characters replaced)."""
-    safe = re.sub(r"[\\/\x00-\x1f:]", "_", str(class_name)).strip()
-    if safe in ("", ".", ".."):
-        raise ValueError(f"class name {class_name!r} cannot be used as a folder name")
-    return safe
 
 
 def _png_bytes(image: torch.Tensor) -> bytes:
@@ -92,9 +84,7 @@ def generate_images(
         raise ValueError(
             f"checkpoint {checkpoint_path} names {len(class_names)} classes but the model has {generator.num_classes}"
         )
-    folders = [class_folder_name(name) for name in class_names]
-    if len(set(folders)) != len(folders):
-        raise ValueError(f"class names {class_names} map to clashing folder names {folders}")
+    folders = class_folder_names(class_names)  # no separators, "..", leading dot; clashes refused
 
     labels = torch.arange(generator.num_classes).repeat_interleave(per_class)
     sampling = dict(sampling or {})
