@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from medsyn.report.atomic import write_bytes_atomic
+from medsyn.io.atomic import write_bytes_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint"]
 
