@@ -1,8 +1,18 @@
 """Class-per-folder image sets (Kvasir, PlantVillage and its Corn subset; paper 000 §3).
 
 Layout: ``root/<class name>/<image file>`` (images may sit in sub-folders of a class folder). Class indices
-follow the sorted folder names. PNG, JPEG, BMP, TIFF and WebP files are read with Pillow; other files
-(README.txt, .DS_Store) are ignored. Files are opened read-only; nothing is written next to them.
+follow the sorted folder names. PNG, JPEG, BMP, TIFF and WebP files are decoded at their real range
+(:mod:`medsyn.data.image_decode`: 8-bit / 255, 16-bit / 65535, float TIFFs as they are when in [0, 1], or a
+declared ``value_range`` [low, high]; never clipped to 8 bits); other files (README.txt, .DS_Store) are
+ignored. Files are opened read-only; nothing is written next to them.
+
+Float images read with ``value_range="auto"`` are taken as already in [0, 1]; one warning names how many,
+the first file and the range found. A float image outside [0, 1] (auto) or any image outside the declared
+range is an error naming the file: declare the range, nothing is clipped.
+
+Subjects: ``subject_pattern`` (a regular expression on the file's path relative to the root, see
+:mod:`medsyn.data.subjects`) groups the images of one subject, so a split keeps each subject whole; without
+it each image is split on its own.
 
 Bad input: a missing root -> FileNotFoundError; a class folder with no images -> ValueError naming it
 (always, since dropping a class silently would change the label set); an undecodable image or a file
@@ -13,18 +23,19 @@ naming the file, or with ``on_error="skip"`` the file is left out and listed.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from medsyn.data.image_decode import decode_image
 from medsyn.data.image_set import ImageSet
-from medsyn.data.pixels import convert_channels, integer_to_unit_range, stack_images
+from medsyn.data.pixels import VALUE_RANGE_AUTO, check_value_range, stack_images
 from medsyn.data.read_errors import SkippedFiles
 from medsyn.data.source_data import SourceData
+from medsyn.data.subjects import subject_from_pattern, subject_group, subject_options
 
 __all__ = [
     "IMAGE_EXTENSIONS", "read_image_folder", "load_image_folder", "decode_image_bytes", "list_class_folders",
@@ -33,27 +44,25 @@ __all__ = [
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def decode_image_bytes(data: bytes, channels: int, *, where: str) -> torch.Tensor:
-    """Encoded image bytes -> float32 [channels, H, W] in [0, 1]. 16-bit grey keeps its 16 bits."""
-    from PIL import Image, UnidentifiedImageError
+def decode_image_bytes(
+    data: bytes, channels: int, *, where: str, value_range: str | Sequence[float] = VALUE_RANGE_AUTO
+) -> torch.Tensor:
+    """Encoded image bytes -> float32 [channels, H, W] in [0, 1] at the image's real range (16-bit keeps its
+    16 bits, float TIFFs their values); a float image taken as [0, 1] under "auto" is warned about by name.
+    """
+    image, detected = decode_image(data, channels, where=where, value_range=value_range)
+    if detected is not None:
+        warnings.warn(_assumed_range_message(1, where, detected, detected), UserWarning, stacklevel=2)
+    return image
 
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            if image.mode in ("I;16", "I;16L", "I;16B", "I"):
-                array = np.asarray(image)
-                if array.min() < 0 or array.max() > 65535:
-                    raise ValueError(f"{where}: 32-bit integer pixels outside 0..65535")
-                pixels = integer_to_unit_range(array.astype(np.uint16), where=where)[None]
-            elif image.mode in ("L", "1"):
-                pixels = integer_to_unit_range(np.asarray(image.convert("L")), where=where)[None]
-            else:
-                rgb = np.asarray(image.convert("RGB"))
-                pixels = integer_to_unit_range(rgb, where=where).transpose(2, 0, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"{where}: not a readable image ({error})") from error
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels))
-    return convert_channels(tensor.unsqueeze(0), channels, where=where)[0]
+
+def _assumed_range_message(count: int, first: str, first_range: tuple[float, float],
+                           overall: tuple[float, float]) -> str:
+    return (
+        f"{count} float image(s) taken as already in [0, 1] (value_range 'auto'), e.g. {first} with values "
+        f"[{first_range[0]:g}, {first_range[1]:g}]; all together [{overall[0]:g}, {overall[1]:g}]. "
+        "Declare value_range: [0, 1] (or the data's own range) to make this explicit"
+    )
 
 
 def list_class_folders(
@@ -88,16 +97,26 @@ def read_image_folder(
     class_prefix: str | Sequence[str] | None = None,
     on_error: str = "raise",
     source: str | None = None,
+    value_range: str | Sequence[float] = VALUE_RANGE_AUTO,
+    subject_pattern: str | None = None,
 ) -> SourceData:
-    """Read ``path/<class>/<image>`` into float32 [N, channels, size, size] in [0, 1] (see module doc)."""
+    """Read ``path/<class>/<image>`` into float32 [N, channels, size, size] in [0, 1] (see module doc).
+
+    value_range: "auto" (by dtype; floats must be in [0, 1]) or the stored [low, high] of every image
+    subject_pattern: regular expression whose match in an image's relative path is its subject
+    """
     root = Path(path)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    value_range = check_value_range(value_range)
+    subjects = subject_options(None, subject_pattern, column_allowed=False)
     skipped = SkippedFiles(on_error)
     folders = list_class_folders(root, classes, class_prefix)
     images: list[torch.Tensor] = []
     labels: list[int] = []
     item_ids: list[str] = []
+    groups: list[str] = []
+    assumed: list[tuple[str, tuple[float, float]]] = []  # float images taken as [0, 1] under "auto"
     first_by_digest: dict[str, str] = {}
     for class_index, folder in enumerate(folders):
         files = sorted(
@@ -113,25 +132,41 @@ def read_image_folder(
             if digest in first_by_digest:
                 skipped.bad_file(path, f"same bytes as {first_by_digest[digest]} (duplicate image)")
                 continue
+            relative = str(path.relative_to(root))
             try:
-                image = decode_image_bytes(data, channels, where=str(path))
+                image, detected = decode_image(data, channels, where=str(path), value_range=value_range)
+                subject = None if subjects.pattern is None else subject_from_pattern(subjects.pattern, relative)
+                if subjects.pattern is not None and subject is None:
+                    raise ValueError(f"{path}: subject_pattern {subjects.pattern.pattern!r} does not match its "
+                                     f"path {relative!r}")
             except ValueError as error:
                 skipped.bad_file(path, str(error).removeprefix(f"{path}: "))
                 continue
             first_by_digest[digest] = str(path)
+            if detected is not None:
+                assumed.append((str(path), detected))
             images.append(image)
             labels.append(class_index)
-            item_ids.append(str(path.relative_to(root)))
+            item_ids.append(relative)
+            if subject is not None:
+                groups.append(subject_group(subject))
         if len(images) == before:
             raise ValueError(f"class folder {folder} has no readable images (all were skipped)")
     skipped.warn_if_any(str(root))
+    if assumed:
+        overall = (min(r[0] for _, r in assumed), max(r[1] for _, r in assumed))
+        warnings.warn(f"image folder {root}: " + _assumed_range_message(len(assumed), *assumed[0], overall),
+                      UserWarning, stacklevel=2)
     image_set = ImageSet(
         images=stack_images(images, size, [str(root / item) for item in item_ids]),
         labels=torch.tensor(labels, dtype=torch.int64),
         class_names=tuple(folder.name for folder in folders),
         source=source or str(root),
     )
-    return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids)
+    if subjects.pattern is None:
+        return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids)
+    return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids, groups=groups,
+                      group_key=subjects.group_key)
 
 
 def load_image_folder(path: str | os.PathLike, **options) -> ImageSet:

@@ -7,7 +7,10 @@ Each volume (nibabel, scaling slope/intercept applied) is scaled to [0, 1] eithe
 few hot voxels), then cut along ``axis`` into 2D slices: every slice (``slices="all"``), the middle one, or
 an explicit list of slice indices; ``drop_constant_slices`` leaves out slices that are one value (empty
 slices at the edges of a volume). Slices of one volume share a split group, so a volume never straddles
-train and test. 4D volumes use ``volume`` (default 0) of the last axis.
+train and test; with ``subject_column`` (a column of the labels CSV) or ``subject_pattern`` (a regular
+expression on the file's relative path, see :mod:`medsyn.data.subjects`) all volumes of one subject share a
+group, so a subject scanned twice never straddles them either. 4D volumes use ``volume`` (default 0) of the
+last axis.
 
 Bad input (each names the file): not NIfTI or unreadable, NaN/inf voxels, fewer than 3 dimensions, a slice
 index out of range, a constant volume under percentile scaling -> ValueError, or skipped with
@@ -31,6 +34,7 @@ from medsyn.data.labels_csv import read_labels_csv
 from medsyn.data.pixels import min_max_to_unit_range
 from medsyn.data.read_errors import SkippedFiles
 from medsyn.data.source_data import SourceData, source_data_from_items
+from medsyn.data.subjects import read_subject_column, subject_from_pattern, subject_group, subject_options
 
 __all__ = ["NIFTI_SUFFIXES", "read_nifti_folder", "load_nifti_folder", "nifti_slices"]
 
@@ -139,12 +143,20 @@ def read_nifti_folder(
     drop_constant_slices: bool = False,
     size: int | None = None,
     on_error: str = "raise",
+    subject_column: str | None = None,
+    subject_pattern: str | None = None,
 ) -> SourceData:
-    """Read NIfTI volumes into float32 [N, 1, size, size] slices in [0, 1] (see module doc)."""
+    """Read NIfTI volumes into float32 [N, 1, size, size] slices in [0, 1] (see module doc).
+
+    subject_column: column of ``labels_csv`` naming each volume's subject; subject_pattern: regular expression
+        whose match in the volume's relative path is its subject. Without either, each volume is its own group.
+    """
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"NIfTI folder not found: {root}")
+    subjects = subject_options(subject_column, subject_pattern, labels_csv=labels_csv)
     skipped = SkippedFiles(on_error)
+    subject_by_file: dict[Path, str] = {}
     if labels_csv is None:
         folders = list_class_folders(root, class_names)
         pairs = []
@@ -159,6 +171,7 @@ def read_nifti_folder(
                                 class_names=class_names, skipped=skipped)
         if table.key_kind != "path":
             raise ValueError(f"labels CSV {labels_csv}: NIfTI labels need a path column")
+        subject_of = read_subject_column(labels_csv, subjects.column) if subjects.column is not None else {}
         pairs = []
         for key, label in table.labels.items():
             file_path = Path(key) if Path(key).is_absolute() else root / key
@@ -166,6 +179,12 @@ def read_nifti_folder(
                 skipped.bad_file(file_path, f"listed in {labels_csv} row {table.rows[key]} but not found",
                                  missing=True)
                 continue
+            if subjects.column is not None:
+                subject, row = subject_of[key]
+                if not subject:
+                    skipped.bad_file(f"{labels_csv}:row {row}", f"empty subject column {subjects.column!r}")
+                    continue
+                subject_by_file[file_path] = subject
             pairs.append((file_path, label))
         names = table.class_names
 
@@ -183,6 +202,14 @@ def read_nifti_folder(
             skipped.bad_file(file_path, str(error).removeprefix(f"{where}: "))
             continue
         relative = str(file_path.relative_to(root)) if file_path.is_relative_to(root) else where
+        if subjects.pattern is not None:
+            subject = subject_from_pattern(subjects.pattern, relative)
+            if subject is None:
+                skipped.bad_file(file_path, f"subject_pattern {subjects.pattern.pattern!r} does not match its "
+                                 f"path {relative!r}")
+                continue
+            subject_by_file[file_path] = subject
+        group = subject_group(subject_by_file[file_path]) if file_path in subject_by_file else relative
         if len(unit) == 0:
             skipped.bad_file(file_path, f"no slice left after dropping constant slices along axis {axis}")
             continue
@@ -190,11 +217,11 @@ def read_nifti_folder(
             images.append(torch.from_numpy(image))
             labels.append(label)
             item_ids.append(f"{relative}#slice{slice_index}")
-            groups.append(relative)
+            groups.append(group)
     skipped.warn_if_any(str(root))
     return source_data_from_items(
         root, what="NIfTI folder", images=images, labels=labels, class_names=names, item_ids=item_ids,
-        groups=groups, skipped=skipped.entries, size=size,
+        groups=groups, skipped=skipped.entries, size=size, group_key=subjects.group_key or "file",
     )
 
 

@@ -7,13 +7,19 @@ of the same content become the same tensor.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "integer_to_unit_range", "min_max_to_unit_range", "convert_channels", "resize_images", "stack_images",
+    "integer_to_unit_range", "min_max_to_unit_range", "check_value_range", "to_unit_range", "convert_channels",
+    "resize_images", "stack_images",
 ]
+
+VALUE_RANGE_AUTO = "auto"
 
 
 def integer_to_unit_range(array: np.ndarray, *, where: str) -> np.ndarray:
@@ -26,6 +32,70 @@ def integer_to_unit_range(array: np.ndarray, *, where: str) -> np.ndarray:
     if array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{where}: expected uint8 or uint16 pixels, got {array.dtype}")
     return array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+
+
+def check_value_range(value_range: str | Sequence[float]) -> str | tuple[float, float]:
+    """``"auto"`` or two finite numbers [low, high] with low < high (ValueError naming value_range)."""
+    if isinstance(value_range, str):
+        if value_range != VALUE_RANGE_AUTO:
+            raise ValueError(f"value_range must be 'auto' or [low, high], got {value_range!r}")
+        return value_range
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"value_range must be 'auto' or [low, high], got {value_range!r}") from error
+    if any(isinstance(v, bool) for v in value_range) or not (math.isfinite(low) and math.isfinite(high)) \
+            or high <= low:
+        raise ValueError(f"value_range must be 'auto' or [low, high] with finite low < high, got {value_range!r}")
+    return low, high
+
+
+def to_unit_range(
+    array: np.ndarray, value_range: str | Sequence[float] = VALUE_RANGE_AUTO, *, where: str
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Pixels at their stored range -> (float32 in [0, 1] of the same shape, the range detected if guessed).
+
+    Never clips: a value outside the range is an error naming ``where``.
+
+    value_range "auto": bool -> 0/1; uint8 / 255; uint16 / 65535; float taken as it is when every value is in
+        [0, 1], and then its (min, max) is returned so the caller can warn that [0, 1] was assumed; a float
+        outside [0, 1], or another integer type (int16, int32, uint32), has no known range -> ValueError
+        asking for one.
+    value_range [low, high]: (x - low) / (high - low) for any dtype (e.g. [0, 4095] for 12-bit pixels stored
+        in 16 bits); a value outside [low, high] -> ValueError naming both ranges.
+    """
+    value_range = check_value_range(value_range)
+    array = np.asarray(array)
+    if array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    if array.size == 0:
+        raise ValueError(f"{where}: image has no pixels (shape {array.shape})")
+    if array.dtype.kind not in "buif":
+        raise ValueError(f"{where}: pixels of type {array.dtype} are not an intensity image")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{where}: pixels contain NaN or inf")
+    low_found, high_found = float(array.min()), float(array.max())
+    if value_range == VALUE_RANGE_AUTO:
+        if array.dtype in (np.bool_, np.uint8, np.uint16):
+            return integer_to_unit_range(array, where=where), None
+        if array.dtype.kind == "f":
+            if 0.0 <= low_found and high_found <= 1.0:
+                return array.astype(np.float32), (low_found, high_found)
+            raise ValueError(
+                f"{where}: float pixels span [{low_found:g}, {high_found:g}], outside [0, 1]; declare "
+                "value_range: [low, high] (the range of this data) so they are scaled, not clipped"
+            )
+        raise ValueError(
+            f"{where}: {array.dtype} pixels (values [{low_found:g}, {high_found:g}]) have no standard range; "
+            "declare value_range: [low, high]"
+        )
+    low, high = value_range
+    if low_found < low or high_found > high:
+        raise ValueError(
+            f"{where}: pixels span [{low_found:g}, {high_found:g}], outside the declared value_range "
+            f"[{low:g}, {high:g}]"
+        )
+    return ((array.astype(np.float64) - low) / (high - low)).astype(np.float32), None
 
 
 def min_max_to_unit_range(array: np.ndarray, low: float, high: float, *, where: str) -> np.ndarray:
