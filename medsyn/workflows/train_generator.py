@@ -23,6 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from medsyn.config.data import DataSection
+from medsyn.config.generators import parse_generator_overrides
+from medsyn.config.strict import parse_section, strict_arguments
 from medsyn.models.registry import build_generator, generator_class
 from medsyn.report.atomic import write_json_atomic
 from medsyn.training.device import resolve_device
@@ -78,6 +81,7 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+@strict_arguments
 def train_generator(
     model: str,
     data: Mapping[str, Any],
@@ -105,14 +109,11 @@ def train_generator(
     device: "cpu", "cuda", "cuda:<i>" or "auto" (under DDP with CUDA, each rank uses GPU LOCAL_RANK).
     """
     # Everything that can be checked without data is checked first: a typo fails in milliseconds.
+    # (@strict_arguments has checked every argument's type; "null"/"false" from the command line converted)
     generator_class(model)
-    if not isinstance(data, Mapping) or "kind" not in data:
-        raise ValueError(f"data must be a mapping with a 'kind' (and optional 'options'), got {data!r}")
-    unknown = sorted(set(data) - {"kind", "options"})
-    if unknown:
-        raise ValueError(f"unknown data key(s) {unknown}; expected 'kind' and 'options'")
-    if model_config is not None and not isinstance(model_config, Mapping):
-        raise ValueError(f"model_config must be a mapping of {model} config keys, got {model_config!r}")
+    data_section = parse_section(DataSection, data, path="data")  # data.<key>, data.options.<key> named
+    data = {"kind": data_section.kind, "options": dict(data_section.options)}
+    model_config = parse_generator_overrides(model, model_config, path="model_config", training_keys=False)
     if distributed is not None and distributed not in ("gloo", "nccl", "auto"):
         raise ValueError(f"distributed must be null, 'gloo', 'nccl' or 'auto', got {distributed!r}")
     resolve_device(device)
