@@ -87,6 +87,14 @@ def _is_scratch(name: str) -> bool:
     return name.startswith(_SCRATCH_PREFIXES) or name.endswith(TEMP_SUFFIX)
 
 
+def _has_own_writer(path: Path) -> bool:
+    """A sub-folder claimed by its own medsyn writer: it holds a manifest, or only a lock (a run killed
+    before its first write)."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    return (path / OWNERSHIP_NAME).is_file() or os.listdir(path) == [LOCK_NAME]
+
+
 def _describe(folder: Path, names: list[str]) -> str:
     """'patient01/, notes.txt and 3 more' (folders end with /)."""
     shown = [f"{name}/" if (folder / name).is_dir() else name for name in names[:_SHOWN_ENTRIES]]
@@ -203,7 +211,7 @@ def check_output_folder(
         if name not in recorded
         and name not in (OWNERSHIP_NAME, LOCK_NAME)
         and not _is_scratch(name)
-        and not (folder / name / OWNERSHIP_NAME).is_file()  # a sub-folder with its own writer
+        and not _has_own_writer(folder / name)
     ]
     if unrecorded:
         raise ForeignFolderError(
@@ -268,7 +276,7 @@ def _remove_leftovers(folder: Path, entries: list[str]) -> None:
         if not top.is_dir() or top.is_symlink():
             continue
         for root, dirs, files in os.walk(top):
-            dirs[:] = [d for d in dirs if not (Path(root) / d / OWNERSHIP_NAME).is_file()]
+            dirs[:] = [d for d in dirs if not _has_own_writer(Path(root) / d)]
             for file in files:
                 if file.endswith(TEMP_SUFFIX):
                     (Path(root) / file).unlink()

@@ -27,13 +27,14 @@ and its metadata holds "class_names" (used by generate_images to name folders).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from medsyn.training.checkpoint import load_checkpoint
-from medsyn.training.settings import split_training_keys
+from medsyn.training.settings import config_from_mapping, config_to_dict, split_training_keys
 
-__all__ = ["GENERATORS", "build_generator", "generator_class", "load_generator"]
+__all__ = ["GENERATORS", "build_generator", "generator_class", "load_generator", "model_config_of"]
 
 GENERATORS: dict[str, str] = {
     "cvae": "medsyn.models.cvae:CVAE",
@@ -60,6 +61,13 @@ def generator_class(name: str) -> type:
         raise ValueError(
             f"model {name!r} is registered as {GENERATORS[name]} but {module_name} has no {class_name}"
         ) from error
+
+
+def model_config_of(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The whole model config of generator ``name`` (its paper defaults with ``overrides`` applied) as plain
+    JSON types: what a run's settings record, so ``{}`` and the defaults spelled out compare equal."""
+    config = config_from_mapping(generator_class(name).config_class, overrides, what="model_config")
+    return config_to_dict(config)
 
 
 def build_generator(

@@ -10,6 +10,7 @@ nccl on GPUs).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -19,6 +20,7 @@ __all__ = [
     "all_reduce_mean",
     "barrier",
     "broadcast_buffers",
+    "broadcast_from_main",
     "init_distributed",
     "is_distributed",
     "is_main_process",
@@ -102,6 +104,15 @@ def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     tensor /= dist.get_world_size()
     return {key: float(value) for key, value in zip(keys, tensor.tolist())}
+
+
+def broadcast_from_main(value: Any) -> Any:
+    """Rank 0's ``value`` (any picklable object) on every rank; ``value`` itself in one process."""
+    if not is_distributed():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def broadcast_buffers(module: nn.Module) -> None:

@@ -11,16 +11,17 @@ Reads ``output_dir/checkpoint.pt`` unless ``checkpoint`` names another file. Wri
     <out_dir>/synthetic.npz                    images float32 [N,C,H,W] in [0,1], labels int64 [N],
                                                class_names str [K]
 
-The folder is built next to ``out_dir`` and renamed into place, so a reader never sees a partial set.
+``out_dir`` is claimed first (medsyn.io.output_folder): it must be new, empty or a folder generate_images
+wrote (a study folder or a training run's folder is refused before anything is written), and one run at a
+time writes it. The new set is built in a scratch folder inside ``out_dir`` and moved into place when
+complete; only the entries the previous run recorded are removed.
 """
 
 from __future__ import annotations
 
 import inspect
 import io
-import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ import torch
 from tqdm.auto import tqdm
 
 from medsyn.data.safe_names import class_folder_name, class_folder_names
+from medsyn.io.atomic import write_bytes_atomic
+from medsyn.io.output_folder import OutputFolder, check_output_folder, claim_output_folder
 from medsyn.models.registry import load_generator
-from medsyn.report.atomic import write_bytes_atomic
 from medsyn.workflows.train_generator import CHECKPOINT_NAME
 
 __all__ = ["ARCHIVE_NAME", "class_folder_name", "generate_images"]
@@ -72,11 +74,23 @@ def generate_images(
     """
     if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
         raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    out_dir = Path(out_dir) if out_dir is not None else Path(output_dir) / "synthetic"
+    check_output_folder(out_dir, writer="generate_images", what="out_dir")  # refuse before loading the model
     checkpoint_path = Path(checkpoint) if checkpoint is not None else Path(output_dir) / CHECKPOINT_NAME
     if not checkpoint_path.is_file():
         raise FileNotFoundError(
             f"checkpoint {checkpoint_path} does not exist (train first, or pass checkpoint=<file>)"
         )
+    with claim_output_folder(out_dir, writer="generate_images", what="out_dir") as folder:
+        images, labels, folders, class_names = _sample(checkpoint_path, per_class, seed, sampling)
+        _write_set(folder, images, labels, folders, class_names)
+    return out_dir
+
+
+def _sample(
+    checkpoint_path: Path, per_class: int, seed: int, sampling: Mapping[str, Any] | None
+) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """(images float32 [N,C,H,W] in [0,1], labels int64 [N], class folder names, class names)."""
     generator = load_generator(checkpoint_path)
     class_names = list(getattr(generator, "metadata", {}).get("class_names") or range(generator.num_classes))
     class_names = [str(name) for name in class_names]
@@ -104,11 +118,16 @@ def generate_images(
             f"generator returned {tuple(images.shape)} {images.dtype}, expected {expected} float32"
         )
 
-    out_dir = Path(out_dir) if out_dir is not None else Path(output_dir) / "synthetic"
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    return images, labels, folders, class_names
+
+
+def _write_set(
+    folder: OutputFolder, images: torch.Tensor, labels: torch.Tensor, folders: list[str], class_names: list[str]
+) -> None:
+    """PNGs per class folder and the archive into a scratch folder of ``folder``, then moved into place."""
+    staging = folder.scratch_folder()
     try:
-        counters = [0] * generator.num_classes
+        counters = [0] * len(folders)
         written = zip(images, labels.tolist())
         for image, label in tqdm(
             written, total=len(labels), desc="write PNGs", leave=False, disable=len(labels) < 500
@@ -124,14 +143,7 @@ def generate_images(
             class_names=np.asarray(class_names),
         )
         write_bytes_atomic(staging / ARCHIVE_NAME, buffer.getvalue())
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, retired / out_dir.name)
-            os.replace(staging, out_dir)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out_dir
+    folder.replace_entries(staging)

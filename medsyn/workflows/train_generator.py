@@ -6,6 +6,13 @@ This is the ``_target_`` every generator bundle's ``configs/train.yaml`` calls:
                     seed=0, per_class=None, model_config={...}, steps=2000, batch_size=32,
                     checkpoint_every=200, dp=None, progress=True, distributed=None)
 
+``output_dir`` is claimed before anything is written (medsyn.io.output_folder): it must be new, empty or
+a folder train_generator wrote, and a folder holding a run (finished or not) made with other data-affecting
+settings (:func:`run_settings`: model, data, seed, per_class, the whole model config, batch_size, dp) is
+refused naming every differing key. Only ``steps`` may grow (a resumed run continues) and ``checkpoint_every``,
+``device``, ``progress`` and ``distributed`` may change. One run at a time writes a folder (under DDP rank 0
+holds the lock and every rank stops if it is refused).
+
 Writes into ``output_dir``:
     split_manifest.json     the stratified train/val/test split (medsyn.data.sources.prepare_splits)
     checkpoint.pt           the generator checkpoint (resumed from if it exists)
@@ -19,18 +26,21 @@ DDP: under ``torchrun`` set ``distributed: gloo`` (CPU) or ``nccl``; rank 0 writ
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from medsyn.config.data import DataSection
 from medsyn.config.generators import parse_generator_overrides
 from medsyn.config.strict import parse_section, strict_arguments
-from medsyn.models.registry import build_generator, generator_class
-from medsyn.report.atomic import write_json_atomic
+from medsyn.io.atomic import write_json_atomic
+from medsyn.io.output_folder import check_output_folder, claim_output_folder
+from medsyn.models.registry import build_generator, generator_class, model_config_of
 from medsyn.training.device import resolve_device
 from medsyn.training.distributed import (
     barrier,
+    broadcast_from_main,
     init_distributed,
     is_distributed,
     is_main_process,
@@ -38,11 +48,20 @@ from medsyn.training.distributed import (
 )
 from medsyn.training.settings import DPSettings, TrainingSettings, config_from_mapping
 
-__all__ = ["CHECKPOINT_NAME", "MANIFEST_NAME", "SUMMARY_NAME", "sigma_directory_name", "train_generator"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "MANIFEST_NAME",
+    "SUMMARY_NAME",
+    "WRITER",
+    "run_settings",
+    "sigma_directory_name",
+    "train_generator",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MANIFEST_NAME = "split_manifest.json"
 SUMMARY_NAME = "training_summary.json"
+WRITER = "train_generator"
 
 
 def sigma_directory_name(sigma: float) -> str:
@@ -69,6 +88,48 @@ def _dp_runs(dp: Mapping[str, Any] | None) -> list[dict[str, Any] | None]:
     for run in runs:  # validate every sigma before any training starts
         config_from_mapping(DPSettings, run, what="dp")
     return runs
+
+
+def run_settings(
+    model: str,
+    data: Mapping[str, Any],
+    *,
+    seed: int,
+    per_class: int | None,
+    model_config: Mapping[str, Any] | None,
+    batch_size: int,
+    dp: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The settings that decide what a run's files hold (its split, its weights): recorded in the output
+    folder's ownership manifest; a re-run into the folder must give the same ones."""
+    return {
+        "model": model,
+        "data": {"kind": data["kind"], "options": dict(data.get("options") or {})},
+        "seed": seed,
+        "per_class": per_class,
+        "model_config": model_config_of(model, model_config),
+        "batch_size": batch_size,
+        "dp": None if dp is None else dict(dp),
+    }
+
+
+@contextmanager
+def _claim_on_main_process(output_dir: Path, settings: dict[str, Any]) -> Iterator[None]:
+    """Rank 0 (the only writer) claims ``output_dir``; every rank learns whether it was refused, so no rank
+    waits at a collective for one that stopped."""
+    with ExitStack() as stack:
+        refusal: BaseException | None = None
+        if is_main_process():
+            try:
+                stack.enter_context(claim_output_folder(output_dir, writer=WRITER, settings=settings))
+            except (OSError, ValueError, RuntimeError) as error:
+                refusal = error
+        message = broadcast_from_main(None if refusal is None else f"{type(refusal).__name__}: {refusal}")
+        if refusal is not None:
+            raise refusal
+        if message is not None:
+            raise RuntimeError(f"rank 0 refused the run: {message}")
+        yield
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -122,26 +183,31 @@ def train_generator(
         raise ValueError("dp (DP-SGD) runs in one process: set distributed to null or dp to null")
     for dp_run in dp_runs:
         TrainingSettings(steps=steps, batch_size=batch_size, checkpoint_every=checkpoint_every, dp=dp_run)
+    settings = run_settings(
+        model, data, seed=seed, per_class=per_class, model_config=model_config, batch_size=batch_size, dp=dp
+    )
+    check_output_folder(output_dir, writer=WRITER, settings=settings)  # every rank, before the process group
     owns_process_group = distributed is not None and not is_distributed()
     if distributed is not None:
         init_distributed(None if distributed == "auto" else distributed)
     try:
-        return _prepare_and_train(
-            model,
-            data,
-            Path(output_dir),
-            seed=seed,
-            per_class=per_class,
-            model_config=model_config,
-            dp_runs=dp_runs,
-            progress=progress,
-            training={
-                "steps": steps,
-                "batch_size": batch_size,
-                "checkpoint_every": checkpoint_every,
-                "device": device,
-            },
-        )
+        with _claim_on_main_process(Path(output_dir), settings):
+            return _prepare_and_train(
+                model,
+                data,
+                Path(output_dir),
+                seed=seed,
+                per_class=per_class,
+                model_config=model_config,
+                dp_runs=dp_runs,
+                progress=progress,
+                training={
+                    "steps": steps,
+                    "batch_size": batch_size,
+                    "checkpoint_every": checkpoint_every,
+                    "device": device,
+                },
+            )
     finally:
         if owns_process_group:
             shutdown_distributed()

@@ -41,13 +41,15 @@ def test_train_writes_manifest_checkpoint_and_summary_then_images_come_from_an_e
     )
     assert out == tmp_path / "png"
     archive = np.load(out / "synthetic.npz")
-    assert archive["images"].shape == (20, 1, 16, 16) and min(p.name for p in out.iterdir()) == "0"
+    assert archive["images"].shape == (20, 1, 16, 16) and min(p.name for p in out.iterdir() if p.name[0] != ".") == "0"
     # a second run replaces the folder as a whole (no stale images from the first)
     generate_images(tmp_path / "elsewhere", checkpoint=checkpoint, per_class=1, seed=1, out_dir=out)
     assert len(list((out / "3").glob("*.png"))) == 1 and np.load(out / "synthetic.npz")["labels"].shape == (
         10,
     )
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".png")]  # staging folders cleaned up
+    hidden = sorted(p.name for p in out.iterdir() if p.name[0] == ".")
+    assert hidden == [".medsyn-outputs.json", ".medsyn.lock"]  # staging and retired folders cleaned up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["png", "run"]  # nothing written beside out_dir
 
 
 def test_dp_sigma_sweep_trains_one_model_per_sigma_with_its_epsilon(tmp_path):
