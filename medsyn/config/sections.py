@@ -26,19 +26,13 @@ Sections by workflow (the key path in the bundle YAML in brackets):
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from medsyn.config.strict import (
-    ConfigError,
-    check_known_keys,
-    coerce_value,
-    join_path,
-    parse_section,
-)
+from medsyn.config.data import AssessmentData, DataSection, QuickstartData
+from medsyn.config.generators import parse_generator_overrides
+from medsyn.config.strict import ConfigError, check_minimum, join_path, parse_section
 from medsyn.metrics.kid import KID_DEFAULTS
 from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
 from medsyn.metrics.privacy.empirical_epsilon import DEFAULT_ISOMAP_NEIGHBORS, DEFAULT_K, DEFAULT_N_COMPONENTS
@@ -64,99 +58,8 @@ __all__ = [
     "SyntheticSetFolder",
     "SyntheticSetGenerator",
     "UtilitySection",
-    "parse_data_options",
-    "parse_generator_overrides",
     "parse_synthetic_sets",
 ]
-
-
-def _positive(section: Any, *keys: str, minimum: int = 1) -> None:
-    for key in keys:
-        value = getattr(section, key)
-        if value is not None and value < minimum:
-            raise ConfigError(f"{key}: must be >= {minimum}, got {value!r}")
-
-
-# --- data ----------------------------------------------------------------------------------------------------
-
-
-def parse_data_options(kind: str, options: Mapping[str, Any] | None, *, path: str) -> dict[str, Any]:
-    """``options`` of source ``kind`` checked against the reader's keyword parameters (``medsyn.data.sources``):
-    an unknown option names the closest one; values are checked against the reader's annotations."""
-    import typing
-
-    from medsyn.data.sources import SOURCES, source_names
-
-    if kind not in SOURCES:
-        close = difflib.get_close_matches(str(kind), source_names(), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known kinds: {source_names()}"
-        raise ConfigError(f"{join_path(path.rpartition('.')[0], 'kind')}: unknown data source {kind!r}; {hint}")
-    if options is None:
-        return {}
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"{path}: expected a mapping, got {type(options).__name__}")
-    loader = SOURCES[kind]
-    signature = inspect.signature(loader)
-    parameters = {name: p for name, p in signature.parameters.items()
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        check_known_keys(options, list(parameters), path)
-    target = loader.func if hasattr(loader, "func") else loader  # functools.partial of a reader
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # an annotation the reader's module cannot resolve: leave the value to the reader
-        hints = {}
-    checked = {}
-    for key, value in options.items():
-        hint = hints.get(key)
-        if hint is None:
-            checked[key] = value
-            continue
-        try:
-            checked[key] = coerce_value(value, hint, join_path(path, key))
-        except TypeError:  # a type medsyn.config cannot check (e.g. a path-like): the reader checks it
-            checked[key] = value
-    return checked
-
-
-@dataclass(frozen=True)
-class DataSection:
-    """[data] of the generator bundles and the DP sweep: a source of ``medsyn.data.sources`` and its options."""
-
-    kind: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "options", parse_data_options(self.kind, self.options, path="data.options"))
-
-
-@dataclass(frozen=True)
-class QuickstartData(DataSection):
-    """[data] of the quickstart: per_class is the scarcity subsample (k training images per class, null: all)."""
-
-    per_class: int | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _positive(self, "per_class")
-
-
-@dataclass(frozen=True)
-class AssessmentData(QuickstartData):
-    """[data] of the assessment.
-
-    split_seed: the one real split shared by every seed (so a generator's training members stay fixed).
-    val_per_class / test_per_class: evaluate on the first k images per class (quick runs only; the papers
-    evaluate on the whole validation and test splits).
-    """
-
-    split_seed: int = 0
-    val_per_class: int | None = None
-    test_per_class: int | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _positive(self, "val_per_class", "test_per_class")
 
 
 # --- classifiers, utility, robustness --------------------------------------------------------------------------
@@ -180,7 +83,7 @@ class ClassifierSection:
             classifier_hyperparameters(self.arch)
         except ValueError as error:
             raise ConfigError(f"arch: {error}") from error
-        _positive(self, "epochs", "batch_size", "top_k")
+        check_minimum(self, "epochs", "batch_size", "top_k")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr!r}")
 
@@ -220,7 +123,7 @@ class RobustnessSection:
     steps: int = DEEPFOOL_STEPS
 
     def __post_init__(self) -> None:
-        _positive(self, "steps")
+        check_minimum(self, "steps")
 
 
 # --- privacy ---------------------------------------------------------------------------------------------------
@@ -244,7 +147,7 @@ class EmpiricalEpsilonSection:
     isomap_neighbors: int = DEFAULT_ISOMAP_NEIGHBORS
 
     def __post_init__(self) -> None:
-        _positive(self, "n_queries", "samples_per_class", "k", "n_components", "isomap_neighbors")
+        check_minimum(self, "n_queries", "samples_per_class", "k", "n_components", "isomap_neighbors")
 
 
 @dataclass(frozen=True)
@@ -258,7 +161,7 @@ class SweepEmpiricalEpsilon:
     isomap_neighbors: int = DEFAULT_ISOMAP_NEIGHBORS
 
     def __post_init__(self) -> None:
-        _positive(self, "samples_per_class", "k", "n_components", "isomap_neighbors")
+        check_minimum(self, "samples_per_class", "k", "n_components", "isomap_neighbors")
         if self.k > self.samples_per_class:
             raise ConfigError(f"k ({self.k}) must not exceed samples_per_class ({self.samples_per_class})")
 
@@ -284,7 +187,7 @@ class AssessmentPrivacy:
     empirical_epsilon: EmpiricalEpsilonSection = field(default_factory=EmpiricalEpsilonSection)
 
     def __post_init__(self) -> None:
-        _positive(self, "q", "repeats", "gallery_top")
+        check_minimum(self, "q", "repeats", "gallery_top")
 
 
 @dataclass(frozen=True)
@@ -295,7 +198,7 @@ class QuickstartPrivacy:
     repeats: int = PAPER_REPEATS
 
     def __post_init__(self) -> None:
-        _positive(self, "q", "repeats")
+        check_minimum(self, "q", "repeats")
 
 
 # --- fidelity and speed ----------------------------------------------------------------------------------------
@@ -309,7 +212,7 @@ class KIDSection:
     subset_size: int = KID_DEFAULTS["subset_size"]
 
     def __post_init__(self) -> None:
-        _positive(self, "subsets", "subset_size")
+        check_minimum(self, "subsets", "subset_size")
 
 
 @dataclass(frozen=True)
@@ -332,7 +235,7 @@ class FidelitySection:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        _positive(self, "k", "batch_size")
+        check_minimum(self, "k", "batch_size")
 
 
 @dataclass(frozen=True)
@@ -345,33 +248,11 @@ class SpeedSection:
     repeats: int = 3
 
     def __post_init__(self) -> None:
-        _positive(self, "count", "repeats")
-        _positive(self, "warmup", minimum=0)
+        check_minimum(self, "count", "repeats")
+        check_minimum(self, "warmup", minimum=0)
 
 
 # --- generators inside other workflows -------------------------------------------------------------------------
-
-
-def parse_generator_overrides(model: str, overrides: Mapping[str, Any] | None, *, path: str) -> dict[str, Any]:
-    """Flat overrides of ``build_generator(model, ...)`` (model-config keys plus training keys) checked by
-    key and type; an unknown key names the closest model-config or training key. Returns the overrides."""
-    from medsyn.models.registry import generator_class
-    from medsyn.training.settings import TRAINING_KEYS, TrainingSettings
-
-    cls = generator_class(model)
-    if overrides is None:
-        return {}
-    if not isinstance(overrides, Mapping):
-        raise ConfigError(f"{path}: expected a mapping, got {type(overrides).__name__}")
-    config_class = cls.config_class
-    model_keys = [f.name for f in dataclasses.fields(config_class)]
-    extra = ["preset"] if model == "stylegan2" else []
-    check_known_keys(overrides, model_keys + extra + list(TRAINING_KEYS), path)
-    import typing
-
-    hints = {**typing.get_type_hints(config_class), **typing.get_type_hints(TrainingSettings)}
-    return {key: value if key in extra else coerce_value(value, hints[key], join_path(path, key))
-            for key, value in overrides.items()}
 
 
 @dataclass(frozen=True)

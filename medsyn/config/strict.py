@@ -23,23 +23,27 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import inspect
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 __all__ = [
     "ConfigError",
     "check_known_keys",
+    "check_minimum",
     "coerce_value",
     "join_path",
     "parse_arguments",
     "parse_section",
     "section_to_dict",
+    "strict_arguments",
     "unknown_key_message",
 ]
 
 SectionT = TypeVar("SectionT")
+F = TypeVar("F", bound=Callable[..., Any])
 
 _TRUE_STRINGS = ("true",)
 _FALSE_STRINGS = ("false",)
@@ -65,6 +69,15 @@ def unknown_key_message(path: str, key: Any, valid: Sequence[str]) -> str:
     return f"{where}: unknown key; valid keys: {listed}"
 
 
+def check_minimum(section: Any, *keys: str, minimum: int = 1) -> None:
+    """ConfigError ``key: must be >= minimum`` for the first of ``keys`` of ``section`` below ``minimum``
+    (None values pass: they mean "the default"); for ``__post_init__`` range checks."""
+    for key in keys:
+        value = getattr(section, key)
+        if value is not None and value < minimum:
+            raise ConfigError(f"{key}: must be >= {minimum}, got {value!r}")
+
+
 def check_known_keys(mapping: Mapping[str, Any], valid: Sequence[str], path: str) -> None:
     """ConfigError for the first key of ``mapping`` (in its order) that is not in ``valid``."""
     for key in mapping:
@@ -72,7 +85,7 @@ def check_known_keys(mapping: Mapping[str, Any], valid: Sequence[str], path: str
             raise ConfigError(unknown_key_message(path, key, valid))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _field_types(section: type) -> dict[str, Any]:
     return typing.get_type_hints(section)
 
@@ -232,6 +245,30 @@ def parse_arguments(function: Any, arguments: Mapping[str, Any], *, path: str = 
     hints = typing.get_type_hints(function)
     return {key: coerce_value(value, hints[key], join_path(path, key)) if key in hints else value
             for key, value in arguments.items()}
+
+
+def strict_arguments(function: F) -> F:
+    """Decorator of a workflow entry point: every argument is checked against the function's annotations
+    (``parse_arguments``) before the body runs, so ``batch_size='eight'`` or ``progress='false'`` from a
+    bundle's command line fails (or means False) before any work. The defaults stay in the signature."""
+    signature = inspect.signature(function)
+    if any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
+        raise TypeError(f"strict_arguments: {function.__name__} must take named arguments only")
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as error:  # an argument the function does not take
+            names = list(signature.parameters)
+            unknown = sorted(set(kwargs) - set(names))
+            if unknown:
+                raise ConfigError(unknown_key_message("", unknown[0], names)) from error
+            raise ConfigError(f"{function.__name__}: {error}") from error
+        converted = parse_arguments(function, bound.arguments)
+        return function(**converted)
+
+    return checked  # type: ignore[return-value]
 
 
 def section_to_dict(section: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from medsyn.config.strict import strict_arguments
 from medsyn.data.safe_names import class_folder_name, class_folder_names
 from medsyn.io.atomic import write_bytes_atomic
 from medsyn.io.output_folder import OutputFolder, check_output_folder, claim_output_folder
@@ -57,6 +58,7 @@ def _png_bytes(image: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
+@strict_arguments
 def generate_images(
     output_dir: str | Path,
     *,
