@@ -254,7 +254,7 @@ def read_dicom_folder(
             groups.append(group)
     skipped.warn_if_any(str(root))
     if fallbacks:
-        found = ", ".join(f"{key}: {fallbacks[key]}" for key in _GROUP_FALLBACKS[group_by] if key in fallbacks)
+        found = ", ".join(f"{key}: {fallbacks[key]}" for key in _GROUP_FALLBACKS[group_by] if fallbacks[key])
         warnings.warn(
             f"DICOM folder {root}: {sum(fallbacks.values())} file(s) have no {group_by} and are grouped by a "
             f"fallback ({found}), e.g. {first_fallback}; recorded in the split manifest",
@@ -264,7 +264,8 @@ def read_dicom_folder(
     _check_consistency(root, modalities, sizes, allow_mixed_modalities=allow_mixed_modalities, size=size)
     return source_data_from_items(
         root, what="DICOM folder", images=images, labels=labels, class_names=names, item_ids=item_ids,
-        groups=groups, skipped=skipped.entries, size=size, group_key=group_by, group_fallbacks=dict(fallbacks),
+        groups=groups, skipped=skipped.entries, size=size, group_key=group_by,
+        group_fallbacks=dict(fallbacks),
     )
 
 

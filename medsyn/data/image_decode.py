@@ -65,8 +65,9 @@ def _tiff_array(data: bytes, *, where: str) -> np.ndarray | None:
         return None
     if array is None:
         raise ValueError(
-            f"{where}: {bits}-bit TIFF with photometric interpretation {getattr(photometric, 'name', photometric)};"
-            " only grey (MINISBLACK) and RGB are read at more than 8 bits"
+            f"{where}: {bits}-bit TIFF with photometric interpretation "
+            f"{getattr(photometric, 'name', photometric)}; only grey (MINISBLACK) and RGB are read at more than "
+            "8 bits"
         )
     if axes.startswith("S"):  # planar configuration: samples first
         array = np.moveaxis(array, 0, -1)

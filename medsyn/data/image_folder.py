@@ -136,9 +136,6 @@ def read_image_folder(
             try:
                 image, detected = decode_image(data, channels, where=str(path), value_range=value_range)
                 subject = None if subjects.pattern is None else subject_from_pattern(subjects.pattern, relative)
-                if subjects.pattern is not None and subject is None:
-                    raise ValueError(f"{path}: subject_pattern {subjects.pattern.pattern!r} does not match its "
-                                     f"path {relative!r}")
             except ValueError as error:
                 skipped.bad_file(path, str(error).removeprefix(f"{path}: "))
                 continue

@@ -149,7 +149,7 @@ def read_nifti_folder(
     """Read NIfTI volumes into float32 [N, 1, size, size] slices in [0, 1] (see module doc).
 
     subject_column: column of ``labels_csv`` naming each volume's subject; subject_pattern: regular expression
-        whose match in the volume's relative path is its subject. Without either, each volume is its own group.
+        whose match in the volume's relative path is its subject. Without either, a volume is its own group.
     """
     root = Path(path)
     if not root.is_dir():
@@ -203,12 +203,11 @@ def read_nifti_folder(
             continue
         relative = str(file_path.relative_to(root)) if file_path.is_relative_to(root) else where
         if subjects.pattern is not None:
-            subject = subject_from_pattern(subjects.pattern, relative)
-            if subject is None:
-                skipped.bad_file(file_path, f"subject_pattern {subjects.pattern.pattern!r} does not match its "
-                                 f"path {relative!r}")
+            try:
+                subject_by_file[file_path] = subject_from_pattern(subjects.pattern, relative)
+            except ValueError as error:
+                skipped.bad_file(file_path, str(error))
                 continue
-            subject_by_file[file_path] = subject
         group = subject_group(subject_by_file[file_path]) if file_path in subject_by_file else relative
         if len(unit) == 0:
             skipped.bad_file(file_path, f"no slice left after dropping constant slices along axis {axis}")

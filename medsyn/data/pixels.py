@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "integer_to_unit_range", "min_max_to_unit_range", "check_value_range", "to_unit_range", "convert_channels",
-    "resize_images", "stack_images",
+    "integer_to_unit_range", "min_max_to_unit_range", "check_value_range", "to_unit_range",
+    "convert_channels", "resize_images", "stack_images",
 ]
 
 VALUE_RANGE_AUTO = "auto"
@@ -46,7 +46,9 @@ def check_value_range(value_range: str | Sequence[float]) -> str | tuple[float, 
         raise ValueError(f"value_range must be 'auto' or [low, high], got {value_range!r}") from error
     if any(isinstance(v, bool) for v in value_range) or not (math.isfinite(low) and math.isfinite(high)) \
             or high <= low:
-        raise ValueError(f"value_range must be 'auto' or [low, high] with finite low < high, got {value_range!r}")
+        raise ValueError(
+            f"value_range must be 'auto' or [low, high] with finite low < high, got {value_range!r}"
+        )
     return low, high
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from medsyn.data.labels_csv import KEY_COLUMNS
 
-__all__ = ["SubjectOptions", "subject_options", "read_subject_column", "subject_from_pattern", "subject_group"]
+__all__ = [
+    "SubjectOptions", "subject_options", "read_subject_column", "subject_from_pattern", "subject_group",
+]
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ def subject_options(
         try:
             pattern = re.compile(subject_pattern)
         except re.error as error:
-            raise ValueError(f"subject_pattern {subject_pattern!r} is not a valid regular expression: {error}") \
-                from error
+            raise ValueError(
+                f"subject_pattern {subject_pattern!r} is not a valid regular expression: {error}"
+            ) from error
     return SubjectOptions(subject_column, pattern)
 
 
@@ -86,7 +89,9 @@ def read_subject_column(
     except (UnicodeDecodeError, csv.Error) as error:
         raise ValueError(f"labels CSV {csv_path} is not readable CSV text: {error}") from error
     if subject_column not in header:
-        raise ValueError(f"labels CSV {csv_path}: missing subject column {subject_column!r} (columns: {header})")
+        raise ValueError(
+            f"labels CSV {csv_path}: missing subject column {subject_column!r} (columns: {header})"
+        )
     key_column = key_column or next((name for name in KEY_COLUMNS if name in header), None)
     if key_column is None or key_column not in header:
         raise ValueError(f"labels CSV {csv_path}: no key column; expected one of {KEY_COLUMNS}, got {header}")
@@ -98,13 +103,18 @@ def read_subject_column(
     return subjects
 
 
-def subject_from_pattern(pattern: re.Pattern[str], relative: str | os.PathLike) -> str | None:
-    """The subject ``pattern`` finds in ``relative`` (POSIX path relative to the folder), or None."""
-    match = pattern.search(Path(relative).as_posix())
-    if match is None:
-        return None
-    if "subject" in pattern.groupindex:
+def subject_from_pattern(pattern: re.Pattern[str], relative: str | os.PathLike) -> str:
+    """The subject ``pattern`` finds in ``relative`` (path relative to the folder, matched in POSIX form).
+
+    ValueError (to be prefixed with the file by the caller) when it finds none.
+    """
+    posix = Path(relative).as_posix()
+    match = pattern.search(posix)
+    subject = None
+    if match is not None and "subject" in pattern.groupindex:
         subject = match.group("subject")
-    else:
+    elif match is not None:
         subject = match.group(1) if pattern.groups else match.group(0)
-    return subject or None  # an optional group that took part in no match is no subject
+    if not subject:  # no match, or an optional group that took part in no match
+        raise ValueError(f"subject_pattern {pattern.pattern!r} does not match its path {posix!r}")
+    return subject

@@ -145,3 +145,53 @@ def test_dicomdir_and_other_files_ignored_in_folder_mode(tmp_path):
     (tmp_path / "d" / "a" / "DICOMDIR").write_bytes(b"not read: the index of a DICOM CD")
     (tmp_path / "d" / "a" / "thumbs.jpg").write_bytes(b"not read: not a DICOM suffix")
     assert len(read_dicom_folder(tmp_path / "d").sets) == 2
+
+
+def _cropped_ct(path, rows, marker):
+    """CT_small cut to ``rows`` x ``rows`` pixels (a CT of another size), with its own UIDs and patient."""
+    ds = pydicom.dcmread(_bundled_path("CT_small.dcm"))
+    pixels = ds.pixel_array.astype(np.int16)[:rows, :rows].copy()
+    pixels[:2, :2] = marker
+    ds.Rows = ds.Columns = rows
+    ds.PixelData = pixels.tobytes()
+    ds.PatientID = f"P{marker}"
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(path)
+
+
+def test_mixed_modalities_refused_unless_allowed(tmp_path):
+    _variants((tmp_path / "d" / "a").mkdir(parents=True) or tmp_path / "d" / "a", "CT_small.dcm", 3)
+    _variants((tmp_path / "d" / "b").mkdir(parents=True) or tmp_path / "d" / "b", "MR_small.dcm", 2)
+    before = _checksums(tmp_path / "d")
+    with pytest.raises(ValueError, match=r"DICOM folder .*/d mixes 2 modalities \(files per Modality: CT: 3, "
+                                         r"MR: 2\).*set allow_mixed_modalities: true"):
+        read_dicom_folder(tmp_path / "d", size=16)
+    with pytest.warns(UserWarning, match=r"mixes 2 modalities \(files per Modality: CT: 3, MR: 2\); read together"):
+        data = read_dicom_folder(tmp_path / "d", size=16, allow_mixed_modalities=True)
+    assert data.sets.class_counts() == [3, 2]
+    # a file without Modality counts as its own value, "(none)"
+    ds = pydicom.dcmread(tmp_path / "d" / "b" / "MR_small_00.dcm")
+    del ds.Modality
+    ds.save_as(tmp_path / "d" / "b" / "MR_small_00.dcm")
+    with pytest.raises(ValueError, match=r"mixes 3 modalities \(files per Modality: \(none\): 1, CT: 3, MR: 1\)"):
+        read_dicom_folder(tmp_path / "d", size=16)
+    with pytest.raises(ValueError, match="allow_mixed_modalities must be true or false, got 'yes'"):
+        read_dicom_folder(tmp_path / "d", allow_mixed_modalities="yes")
+    assert {k: v for k, v in _checksums(tmp_path / "d").items() if k.name != "MR_small_00.dcm"} == {
+        k: v for k, v in before.items() if k.name != "MR_small_00.dcm"}
+
+
+def test_mixed_sizes_warned_when_resized_refused_when_not(tmp_path):
+    (tmp_path / "d" / "ct").mkdir(parents=True)
+    for index in range(3):
+        _cropped_ct(tmp_path / "d" / "ct" / f"big{index}.dcm", 128, index)
+    _cropped_ct(tmp_path / "d" / "ct" / "small.dcm", 64, 9)
+    before = _checksums(tmp_path / "d")
+    with pytest.warns(UserWarning, match=r"frames of 2 sizes \(files per rows x columns: 64x64: 1, 128x128: 3\) "
+                                         r"are all resized to 32x32"):
+        data = read_dicom_folder(tmp_path / "d", size=32)
+    assert data.sets.images.shape == (4, 1, 32, 32)
+    with pytest.raises(ValueError, match=r"small\.dcm: image shape \(1, 64, 64\) differs from .*big0\.dcm"):
+        read_dicom_folder(tmp_path / "d", size=None)
+    assert _checksums(tmp_path / "d") == before

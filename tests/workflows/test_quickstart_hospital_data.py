@@ -57,6 +57,7 @@ def _dicom_folder(root: Path) -> tuple[Path, Path]:
             dataset.PixelData = np.clip(pixels, 0, 4000).astype(dataset.pixel_array.dtype).tobytes()
             dataset.SOPInstanceUID = generate_uid()
             dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+            dataset.PatientID = f"{label.upper()}{index:02d}"  # one patient per file
             file_name = f"{label}_{index:02d}.dcm"
             dataset.save_as(folder / file_name)
             rows.append((file_name, label))
@@ -110,7 +111,9 @@ def test_quickstart_runs_on_a_dicom_folder_with_labels_csv(tmp_path):
     output_dir = tmp_path / "run_dicom"
     data = {
         "kind": "dicom_folder",
-        "options": {"path": str(folder), "labels_csv": str(labels), "size": 32},
+        # CT and MR labelled by modality: allowed explicitly (a mixed-modality folder is refused by default)
+        "options": {"path": str(folder), "labels_csv": str(labels), "size": 32,
+                    "allow_mixed_modalities": True},
         "per_class": None,
     }
     report = run_quickstart(str(output_dir), data=data, **TINY_RUN)
