@@ -44,6 +44,7 @@ from medsyn.data.source_data import SourceData
 from medsyn.data.split import (
     DEFAULT_FRACTIONS,
     SPLIT_NAMES,
+    SplitManifest,
     apply_split,
     groups_split_apart,
     load_split_manifest,
@@ -52,7 +53,15 @@ from medsyn.data.split import (
     save_split_manifest,
 )
 
-__all__ = ["SOURCES", "register_source", "read_source", "load_source", "prepare_splits", "source_names"]
+__all__ = [
+    "SOURCES",
+    "draw_splits",
+    "register_source",
+    "read_source",
+    "load_source",
+    "prepare_splits",
+    "source_names",
+]
 
 SourceLoader = Callable[..., SourceData]
 SOURCES: dict[str, SourceLoader] = {}
@@ -131,6 +140,25 @@ def prepare_splits(
         ValueError if the source no longer matches it (item count, source, classes, or item names), or if it
         puts a group of the source (a patient, a volume) in two splits.
     """
+    splits, manifest = draw_splits(
+        kind, options, seed=seed, per_class=per_class, fractions=fractions, existing_manifest=existing_manifest
+    )
+    if manifest_path is not None:
+        save_split_manifest(manifest, manifest_path)
+    return splits
+
+
+def draw_splits(
+    kind: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    seed: int,
+    per_class: int | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    existing_manifest: str | os.PathLike | None = None,
+) -> tuple[dict[str, ImageSet], SplitManifest]:
+    """``prepare_splits`` without writing: (splits, their manifest), so a workflow can check every input
+    before it writes the manifest with ``medsyn.data.split.save_split_manifest``."""
     loaded = read_source(kind, **dict(options or {}))
     if loaded.has_official_splits:
         full = _concatenate(loaded.sets)  # type: ignore[arg-type]
@@ -183,9 +211,7 @@ def prepare_splits(
             UserWarning,
             stacklevel=2,
         )
-    if manifest_path is not None:
-        save_split_manifest(manifest, manifest_path)
-    return splits
+    return splits, manifest
 
 
 # --- registered sources -------------------------------------------------------------------------------------
