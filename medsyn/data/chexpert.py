@@ -10,7 +10,9 @@ indices mean the same in every subset even if a class ends up empty.
 
 Paths in the CSV start with the data-set folder (``CheXpert-v1.0-small/train/patient00001/...``); they
 are resolved against ``image_root`` (default: the folder above the CSV's folder when the first path part
-is the CSV's folder name, else the CSV's folder). Images of one patient share a split group.
+is the CSV's folder name, else the CSV's folder). Images of one patient share a split group. A path that
+resolves (after symlinks) outside ``image_root`` is refused naming the CSV row, unless
+``allow_outside_root=True``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from medsyn.data.image_folder import decode_image_bytes
 from medsyn.data.image_set import ImageSet
 from medsyn.data.pixels import stack_images
 from medsyn.data.read_errors import SkippedFiles
+from medsyn.data.safe_names import listed_path
 from medsyn.data.source_data import SourceData
 
 __all__ = ["CHEXPERT_FINDINGS", "CHEXPERT_SIZE", "select_chexpert_rows", "read_chexpert", "load_chexpert"]
@@ -56,6 +59,11 @@ def select_chexpert_rows(
     csv_path: str | os.PathLike, *, skipped: SkippedFiles | None = None
 ) -> list[tuple[str, int]]:
     """(Path as written, class index) of every row kept by the paper 000 §3 filter, in CSV order."""
+    return [(path, label) for _row, path, label in _numbered_rows(csv_path, skipped)]
+
+
+def _numbered_rows(csv_path: str | os.PathLike, skipped: SkippedFiles | None) -> list[tuple[int, str, int]]:
+    """(CSV row number, Path as written, class index) of every kept row (see ``select_chexpert_rows``)."""
     csv_path = Path(csv_path)
     skipped = skipped if skipped is not None else SkippedFiles("raise")
     if not csv_path.is_file():
@@ -79,7 +87,7 @@ def select_chexpert_rows(
                 continue
             positive = np.flatnonzero(values != 0.0)  # U-Ones: -1 (uncertain) counts as positive
             if len(positive) == 1:
-                kept.append((record["Path"].strip(), int(positive[0])))
+                kept.append((row_number, record["Path"].strip(), int(positive[0])))
     return kept
 
 
@@ -90,29 +98,33 @@ def read_chexpert(
     size: int = CHEXPERT_SIZE,
     limit: int | None = None,
     on_error: str = "raise",
+    allow_outside_root: bool = False,
 ) -> SourceData:
     """Frontal AP single-finding CheXpert images, float32 [N, 1, size, size] in [0, 1], 14 classes.
 
     path: the CheXpert CSV (train.csv / valid.csv)
     limit: read only the first ``limit`` kept rows (for a quick look at a large CSV).
+    allow_outside_root: accept CSV paths that resolve outside ``image_root`` (default: ValueError naming
+        the CSV, row and path)
     """
     csv_path = Path(path)
     skipped = SkippedFiles(on_error)
-    rows = select_chexpert_rows(csv_path, skipped=skipped)
+    rows = _numbered_rows(csv_path, skipped)
     if limit is not None:
         rows = rows[: int(limit)]
     if not rows:
         raise ValueError(f"CheXpert CSV {csv_path}: no frontal AP image with exactly one finding")
     if image_root is None:
-        first_part = Path(rows[0][0]).parts[0]
+        first_part = Path(rows[0][1]).parts[0]
         image_root = csv_path.parent.parent if first_part == csv_path.parent.name else csv_path.parent
     image_root = Path(image_root)
     images: list[torch.Tensor] = []
     labels: list[int] = []
     item_ids: list[str] = []
     groups: list[str] = []
-    for relative, label in rows:
-        path = image_root / relative
+    for row_number, relative, label in rows:
+        path = listed_path(image_root, relative, where=f"CheXpert CSV {csv_path}, row {row_number}",
+                           allow_outside_root=allow_outside_root)
         if not path.is_file():
             skipped.bad_file(path, f"listed in {csv_path} but not found", missing=True)
             continue

@@ -44,6 +44,7 @@ from medsyn.data.image_folder import list_class_folders
 from medsyn.data.image_set import ImageSet
 from medsyn.data.labels_csv import read_labels_csv
 from medsyn.data.read_errors import SkippedFiles
+from medsyn.data.safe_names import listed_path
 from medsyn.data.source_data import SourceData, source_data_from_items
 
 __all__ = ["DICOM_SUFFIXES", "GROUP_BY_CHOICES", "read_dicom_folder", "load_dicom_folder", "read_dicom_bytes"]
@@ -124,7 +125,7 @@ def _dicom_files(folder: Path) -> list[Path]:
 
 def _labelled_files(
     root: Path, labels_csv: str | os.PathLike | None, key_column: str | None, label_column: str,
-    class_names: Sequence[str] | None, skipped: SkippedFiles,
+    class_names: Sequence[str] | None, skipped: SkippedFiles, allow_outside_root: bool = False,
 ) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
     """(file, class index) pairs and the class names, from the CSV or from the class folders."""
     if labels_csv is None:
@@ -143,7 +144,8 @@ def _labelled_files(
     pairs = []
     if table.key_kind == "path":
         for key, label in table.labels.items():
-            path = Path(key) if Path(key).is_absolute() else root / key
+            path = listed_path(root, key, where=f"labels CSV {table.csv_path}, row {table.rows[key]}",
+                               allow_outside_root=allow_outside_root)
             if not path.is_file():
                 skipped.bad_file(path, f"listed in {table.csv_path} row {table.rows[key]} but not found",
                                  missing=True)
@@ -186,12 +188,15 @@ def read_dicom_folder(
     on_error: str = "raise",
     group_by: str = "PatientID",
     allow_mixed_modalities: bool = False,
+    allow_outside_root: bool = False,
 ) -> SourceData:
     """Read a DICOM folder into float32 [N, C, size, size] in [0, 1] (see module doc and ``dicom_frames``).
 
     group_by: "PatientID" (fallback StudyInstanceUID, then the file), "StudyInstanceUID" or "file": what a
         split keeps whole
     allow_mixed_modalities: read a folder whose files have several Modality values (default: refused)
+    allow_outside_root: accept CSV rows whose path resolves (after symlinks) outside ``path`` (default:
+        ValueError naming the CSV, row and path)
     """
     from medsyn.data.dicom_pixels import dicom_frames
 
@@ -205,7 +210,9 @@ def read_dicom_folder(
     if labels_csv is not None and not Path(labels_csv).is_file():
         raise FileNotFoundError(f"labels CSV not found: {labels_csv}")
     skipped = SkippedFiles(on_error)
-    pairs, names = _labelled_files(root, labels_csv, key_column, label_column, class_names, skipped)
+    pairs, names = _labelled_files(
+        root, labels_csv, key_column, label_column, class_names, skipped, allow_outside_root
+    )
 
     images: list[torch.Tensor] = []
     labels: list[int] = []

@@ -18,6 +18,9 @@ different terms, so it is an error. Rows are read in CSV order, which is the ord
 Bad input raises before any image is used: a missing folder or CSV, or a listed file that does not
 exist -> FileNotFoundError naming it; a missing column, an empty or duplicated filename, an unknown label,
 an undecodable image, or an image of the wrong (C, H, W) -> ValueError naming the CSV row or the file.
+A filename that resolves (after symlinks) outside the folder, such as ``../real_patients/p1.png`` or an
+absolute path elsewhere, is refused naming the CSV, row and path, so real images cannot be scored as
+synthetic by accident; ``allow_outside_root=True`` accepts it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 
 from medsyn.data.image_folder import decode_image_bytes
 from medsyn.data.image_set import ImageSet
+from medsyn.data.safe_names import listed_path
 
 __all__ = ["load_labelled_folder", "parse_label"]
 
@@ -75,11 +79,13 @@ def load_labelled_folder(
     *,
     class_names: Sequence[str],
     image_shape: tuple[int, int, int],
+    allow_outside_root: bool = False,
 ) -> ImageSet:
     """Read the images listed in ``labels_csv`` from ``folder``.
 
     class_names: the real data set's classes (label names and indices are resolved against them)
     image_shape: (C, H, W) of the real data; every image must have exactly this shape
+    allow_outside_root: accept filenames that resolve outside ``folder`` (refused by default)
     returns: ImageSet, images float32 [N, C, H, W] in [0, 1] (8-bit PNG: value / 255), labels int64 [N]
     """
     folder = Path(folder)
@@ -99,7 +105,7 @@ def load_labelled_folder(
 
     # Every label and path is checked before any image is decoded, so a typo fails fast.
     seen: dict[str, int] = {}
-    labels = []
+    labels, paths = [], []
     for row_number, filename, label in rows:
         where = f"labels CSV {csv_path}, row {row_number}"
         if not filename:
@@ -108,12 +114,13 @@ def load_labelled_folder(
             raise ValueError(f"{where}: filename {filename!r} is listed twice (first in row {seen[filename]})")
         seen[filename] = row_number
         labels.append(parse_label(label, class_names, where=where))
-        if not (folder / filename).is_file():
-            raise FileNotFoundError(f"{where}: image file {folder / filename} does not exist")
+        path = listed_path(folder, filename, where=where, allow_outside_root=allow_outside_root)
+        if not path.is_file():
+            raise FileNotFoundError(f"{where}: image file {path} does not exist")
+        paths.append(path)
 
     images = []
-    for _row_number, filename, _label in rows:
-        path = folder / filename
+    for path in paths:
         image = decode_image_bytes(path.read_bytes(), None, where=str(path))
         if tuple(image.shape) != shape:
             raise ValueError(

@@ -33,6 +33,7 @@ from medsyn.data.image_set import ImageSet
 from medsyn.data.labels_csv import read_labels_csv
 from medsyn.data.pixels import min_max_to_unit_range
 from medsyn.data.read_errors import SkippedFiles
+from medsyn.data.safe_names import listed_path
 from medsyn.data.source_data import SourceData, source_data_from_items
 from medsyn.data.subjects import read_subject_column, subject_from_pattern, subject_group, subject_options
 
@@ -145,11 +146,14 @@ def read_nifti_folder(
     on_error: str = "raise",
     subject_column: str | None = None,
     subject_pattern: str | None = None,
+    allow_outside_root: bool = False,
 ) -> SourceData:
     """Read NIfTI volumes into float32 [N, 1, size, size] slices in [0, 1] (see module doc).
 
     subject_column: column of ``labels_csv`` naming each volume's subject; subject_pattern: regular expression
         whose match in the volume's relative path is its subject. Without either, a volume is its own group.
+    allow_outside_root: accept CSV rows whose path resolves (after symlinks) outside ``path`` (default:
+        ValueError naming the CSV, row and path)
     """
     root = Path(path)
     if not root.is_dir():
@@ -174,7 +178,8 @@ def read_nifti_folder(
         subject_of = read_subject_column(labels_csv, subjects.column) if subjects.column is not None else {}
         pairs = []
         for key, label in table.labels.items():
-            file_path = Path(key) if Path(key).is_absolute() else root / key
+            file_path = listed_path(root, key, where=f"labels CSV {labels_csv}, row {table.rows[key]}",
+                                    allow_outside_root=allow_outside_root)
             if not file_path.is_file():
                 skipped.bad_file(file_path, f"listed in {labels_csv} row {table.rows[key]} but not found",
                                  missing=True)

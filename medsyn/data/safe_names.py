@@ -1,14 +1,21 @@
-"""File names made from data (class names) and destinations that cannot leave their output folder.
+"""Paths made from data that cannot leave their folder: class folder names and export destinations on the
+way out, file paths listed in a CSV on the way in.
 
     class_folder_name("../../x")          -> "_._.._x"    (one path component, never hidden)
     class_folder_names(["a/b", "a:b"])    -> ValueError: both map to "a_b"
-    destination_inside(out_dir, "pos/synthetic_000000.png")  -> the resolved path, or ValueError
+    destination_inside(out_dir, "pos/synthetic_000000.png")  -> out_dir/pos/..., or ValueError
+    listed_path(root, "../real_patients/p1.dcm", where="labels CSV x.csv, row 3")  -> ValueError
 
 A class name comes from a data set (a folder name, a CSV label, a checkpoint's metadata), so it may hold
 a path separator, ``..``, an absolute path, control characters, or characters other file systems refuse.
 Exporters write ``out_dir/<class_folder_name(name)>/...`` and keep the original name in ``labels.csv``
 (the name <-> folder mapping); :func:`destination_inside` then resolves every destination (after symlinks)
 and refuses one outside ``out_dir``.
+
+A CSV row names a file relative to its data folder. :func:`listed_path` refuses a row that resolves, after
+symlinks, outside that folder (``../real_patients/...``, an absolute path elsewhere, a symlink out), so a
+"synthetic" set cannot pull in real patients' files by accident; ``allow_outside_root=True`` (the source
+option ``allow_outside_root: true``) accepts such rows.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["class_folder_name", "class_folder_names", "destination_inside"]
+__all__ = ["class_folder_name", "class_folder_names", "destination_inside", "listed_path"]
 
 # Path separators, control characters and the characters Windows/SMB shares refuse in a name.
 _UNSAFE = re.compile(r'[\\/\x00-\x1f\x7f:<>"|?*]')
@@ -71,3 +78,23 @@ def destination_inside(out_dir: str | os.PathLike, relative: str | os.PathLike) 
             f"refusing to write {relative}: it resolves to {target}, outside the output folder {root}"
         )
     return Path(out_dir) / relative
+
+
+def listed_path(
+    root: str | os.PathLike, listed: str | os.PathLike, *, where: str, allow_outside_root: bool = False
+) -> Path:
+    """``root / listed`` (an absolute ``listed`` as it is), refused with ValueError naming ``where`` (the CSV
+    and row), the listed path and ``root`` when it resolves (after symlinks) outside ``root``, unless
+    ``allow_outside_root``. Only the path is checked: a missing file is the caller's to report."""
+    listed = Path(listed)
+    path = listed if listed.is_absolute() else Path(root) / listed
+    if allow_outside_root:
+        return path
+    resolved_root = Path(root).resolve()
+    resolved = path.resolve()
+    if resolved == resolved_root or not resolved.is_relative_to(resolved_root):
+        raise ValueError(
+            f"{where}: path {str(listed)!r} resolves to {resolved}, outside the data folder {resolved_root}; "
+            "a listed file must lie inside it (set allow_outside_root: true to read files elsewhere)"
+        )
+    return path

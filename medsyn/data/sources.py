@@ -18,7 +18,8 @@ Registered kinds (options after ``path``; see each reader's docstring):
     dicom_folder   labels_csv, key_column, label_column, class_names, size, window, frames, color
     nifti_folder   labels_csv, class_names, axis, slices, window, percentiles, volume, drop_constant_slices
     chexpert       image_root, size, limit                CSV filtered as paper 000 §3
-    (all folder kinds also take on_error="raise" | "skip")
+    (all folder kinds also take on_error="raise" | "skip"; dicom_folder, nifti_folder and chexpert take
+    allow_outside_root=False: a CSV row whose path resolves outside the data folder is refused unless true)
 
 A new source is a function ``(**options) -> SourceData`` added with :func:`register_source`.
 """
