@@ -275,11 +275,13 @@ class SyntheticSetCheckpoint:
 
 @dataclass(frozen=True)
 class SyntheticSetFolder:
-    """[synthetic_sets.<name>] of kind folder: images made by any tool, with their labels CSV."""
+    """[synthetic_sets.<name>] of kind folder: images made by any tool, with their labels CSV
+    (``allow_outside_root``: accept CSV filenames that resolve outside ``path``; refused by default)."""
 
     kind: str
     path: str
     labels_csv: str
+    allow_outside_root: bool = False
 
 
 SYNTHETIC_SET_SECTIONS: dict[str, type] = {

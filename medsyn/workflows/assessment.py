@@ -144,7 +144,8 @@ def _prepare_sources(
                 if key not in spec:
                     raise ValueError(f"{where}: a folder set needs 'path' and 'labels_csv'")
             folder = load_labelled_folder(spec["path"], spec["labels_csv"], class_names=train.class_names,
-                                          image_shape=train.image_shape)
+                                          image_shape=train.image_shape,
+                                          allow_outside_root=spec.get("allow_outside_root", False) is True)
             needed = [max_multiplier * count for count in train.class_counts()]
             have = folder.class_counts()
             short = [f"{train.class_names[c]!r}: {have[c]} < {needed[c]}" for c in range(train.num_classes)
