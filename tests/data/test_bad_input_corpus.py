@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import tifffile
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
@@ -161,8 +162,16 @@ def dicom_identical_bytes(root):
 def dicom_mixed_sizes(root):
     _dicom_classes(root)
     _dicom_variant(root / "benign" / "ct.dcm", name="CT_small.dcm", marker=5)  # 128x128 among 64x64
-    return Case("dicom_folder", {"path": str(root)}, ValueError, r"ct\.dcm: image shape \(1, 128, 128\)",
-                skippable=False)
+    # (a CT among MRs: the modalities are allowed here so that the size is what is refused)
+    return Case("dicom_folder", {"path": str(root), "allow_mixed_modalities": True}, ValueError,
+                r"ct\.dcm: image shape \(1, 128, 128\)", skippable=False)
+
+
+def dicom_mixed_modalities(root):
+    _dicom_classes(root)
+    _dicom_variant(root / "malignant" / "ct.dcm", name="CT_small.dcm", marker=5)
+    return Case("dicom_folder", {"path": str(root), "size": 16}, ValueError,
+                r"inputs mixes 2 modalities \(files per Modality: CT: 1, MR: 6\)", skippable=False)
 
 
 def dicom_empty_class(root):
@@ -278,6 +287,37 @@ def image_mixed_sizes(root):
     return Case("image_folder", {"path": str(root)}, ValueError, r"tall\.png: image shape", skippable=False)
 
 
+def image_float_outside_unit_range(root):
+    _png_classes(root)
+    tifffile.imwrite(root / "polyp" / "hu.tif", np.linspace(-1000, 400, 144, dtype=np.float32).reshape(12, 12))
+    return Case("image_folder", {"path": str(root)}, ValueError,
+                r"hu\.tif: float pixels span \[-1000, 400\], outside \[0, 1\]")
+
+
+def image_outside_declared_range(root):
+    _png_classes(root)
+    Image.fromarray(np.full((12, 12), 5000, np.uint16)).save(root / "normal" / "hot.png")
+    return Case("image_folder", {"path": str(root), "value_range": [0, 4095]}, ValueError,
+                r"hot\.png: pixels span \[5000, 5000\], outside the declared value_range \[0, 4095\]")
+
+
+def image_subject_pattern_misses(root):
+    _png_classes(root)
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(root / "polyp" / "scan.png")
+    return Case("image_folder", {"path": str(root), "subject_pattern": r"(\d+)\.png"}, ValueError,
+                r"scan\.png: subject_pattern .* does not match its path 'polyp/scan\.png'")
+
+
+def nifti_empty_subject(root):
+    files = _nifti_classes(root / "vols")
+    rows = [f"{p.relative_to(root / 'vols')},{p.parent.name},{'' if i == 1 else f's{i}'}"
+            for i, p in enumerate(files)]
+    (root / "labels.csv").write_text("\n".join(["path,label,subject"] + rows) + "\n")
+    return Case("nifti_folder", {"path": str(root / "vols"), "labels_csv": str(root / "labels.csv"),
+                                 "subject_column": "subject"}, ValueError,
+                r"labels\.csv:row 2: empty subject column 'subject'")
+
+
 def image_missing_root(root):
     return Case("image_folder", {"path": str(root / "not_there")}, FileNotFoundError, r"not_there",
                 skippable=False)
@@ -312,10 +352,11 @@ CORPUS: list[Callable[[Path], Case]] = [
     dicom_truncated_pixels, dicom_truncated_header, dicom_missing_pixel_data, dicom_not_dicom,
     dicom_empty_file,
     dicom_undecodable_compression, dicom_invalid_window_width, dicom_same_image_twice, dicom_identical_bytes,
-    dicom_mixed_sizes, dicom_empty_class, csv_names_missing_file, csv_unknown_label, csv_same_file_twice,
+    dicom_mixed_sizes, dicom_mixed_modalities, dicom_empty_class, csv_names_missing_file, csv_unknown_label, csv_same_file_twice,
     csv_unknown_uid, csv_missing_label_column, nifti_with_nan, nifti_not_nifti, nifti_truncated_gzip,
     nifti_two_dimensional, nifti_constant_volume, nifti_csv_missing_file, image_unreadable, image_empty_class,
-    image_same_image_in_two_classes, image_mixed_sizes, image_missing_root, medmnist_label_mismatch,
+    image_same_image_in_two_classes, image_mixed_sizes, image_float_outside_unit_range,
+    image_outside_declared_range, image_subject_pattern_misses, nifti_empty_subject, image_missing_root, medmnist_label_mismatch,
     chexpert_missing_image,
 ]
 
