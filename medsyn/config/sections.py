@@ -32,7 +32,14 @@ from typing import Any
 
 from medsyn.config.data import AssessmentData, DataSection, QuickstartData
 from medsyn.config.generators import parse_generator_overrides
-from medsyn.config.strict import ConfigError, check_minimum, join_path, parse_section
+from medsyn.config.strict import (
+    ConfigError,
+    check_minimum,
+    join_path,
+    parse_section,
+    section_to_dict,
+    unknown_key_message,
+)
 from medsyn.metrics.kid import KID_DEFAULTS
 from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
 from medsyn.metrics.privacy.empirical_epsilon import DEFAULT_ISOMAP_NEIGHBORS, DEFAULT_K, DEFAULT_N_COMPONENTS
@@ -58,6 +65,9 @@ __all__ = [
     "SyntheticSetFolder",
     "SyntheticSetGenerator",
     "UtilitySection",
+    "parse_classifier",
+    "parse_quickstart_models",
+    "parse_sweep_empirical_epsilon",
     "parse_synthetic_sets",
 ]
 
@@ -102,6 +112,17 @@ class ClassifierSection:
     def as_mapping(self) -> dict[str, Any]:
         """The classifier mapping ``medsyn.metrics.utility.run_utility`` takes (the paper values filled in)."""
         return {**self.settings(), "top_k": self.top_k}
+
+
+def parse_classifier(value: Any, path: str) -> dict[str, Any]:
+    """A [classifier] mapping as ``ClassifierSection.as_mapping()`` (arch, epochs, batch_size, lr, top_k),
+    the arch's paper values filled in (a ``strict_arguments`` section parser)."""
+    return parse_section(ClassifierSection, value, path=path).as_mapping()
+
+
+def parse_sweep_empirical_epsilon(value: Any, path: str) -> dict[str, Any] | None:
+    """[empirical_epsilon] of the DP sweep as a complete dict, or None (null: not measured)."""
+    return None if value is None else section_to_dict(parse_section(SweepEmpiricalEpsilon, value, path=path))
 
 
 @dataclass(frozen=True)
@@ -291,7 +312,7 @@ SYNTHETIC_SET_SECTIONS: dict[str, type] = {
 }
 
 
-def parse_synthetic_sets(synthetic_sets: Any, *, path: str = "synthetic_sets") -> dict[str, dict[str, Any]]:
+def parse_synthetic_sets(synthetic_sets: Any, path: str = "synthetic_sets") -> dict[str, dict[str, Any]]:
     """name -> spec, each checked by its kind's section (and a generator's config by its model's keys);
     returns plain dicts (the form ``results.json`` records)."""
     if not isinstance(synthetic_sets, Mapping) or not synthetic_sets:
@@ -316,6 +337,23 @@ def parse_synthetic_sets(synthetic_sets: Any, *, path: str = "synthetic_sets") -
 
 @dataclass(frozen=True)
 class QuickstartModel:
-    """[models.<name>] of the quickstart: ``config`` holds the generator's model-config and training keys."""
+    """[models.<name>] of the quickstart (name: a registered generator): ``config`` holds the generator's
+    model-config and training keys."""
 
     config: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_quickstart_models(models: Any, path: str = "models") -> dict[str, dict[str, Any]]:
+    """[models] of the quickstart: generator name -> {"config": checked overrides} (at least one)."""
+    if not isinstance(models, Mapping) or not models:
+        raise ConfigError(f"{path}: name at least one generator, e.g. {{'cvae': {{'config': {{'steps': 100}}}}}}")
+    from medsyn.models.registry import GENERATORS
+
+    parsed = {}
+    for name, spec in models.items():
+        where = join_path(path, name)
+        if name not in GENERATORS:
+            raise ConfigError(unknown_key_message(path, name, sorted(GENERATORS)))
+        section = parse_section(QuickstartModel, spec, path=where)
+        parsed[str(name)] = {"config": parse_generator_overrides(str(name), section.config, path=f"{where}.config")}
+    return parsed

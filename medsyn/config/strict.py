@@ -247,28 +247,57 @@ def parse_arguments(function: Any, arguments: Mapping[str, Any], *, path: str = 
             for key, value in arguments.items()}
 
 
-def strict_arguments(function: F) -> F:
-    """Decorator of a workflow entry point: every argument is checked against the function's annotations
-    (``parse_arguments``) before the body runs, so ``batch_size='eight'`` or ``progress='false'`` from a
-    bundle's command line fails (or means False) before any work. The defaults stay in the signature."""
+def strict_arguments(
+    function: F | None = None, *, sections: Mapping[str, type | Callable[[Any, str], Any]] | None = None
+) -> Any:
+    """Decorator of a workflow entry point: check every argument before the body (and any decorator
+    below it) runs, so a bad bundle config fails before any work and before any file is written.
+
+        @strict_arguments(sections={"privacy": AssessmentPrivacy, "synthetic_sets": parse_synthetic_sets})
+        def run_assessment(output_dir: str, *, privacy: Mapping[str, Any] | None = None, ...): ...
+
+    - Every argument is checked against the function's annotation (``parse_arguments``): ``batch_size='eight'``
+      fails naming ``batch_size``; ``progress='false'`` from the command line means False. An argument the
+      function does not take names the closest one. Top-level defaults stay in the signature.
+    - ``sections``: argument name -> a section dataclass (the argument, None included, is parsed with
+      ``parse_section`` at path = the argument name and handed to the body as a complete plain dict, every
+      default filled in) or a function ``(value, path) -> parsed value``.
+    """
+    if function is None:
+        return functools.partial(strict_arguments, sections=sections)
     signature = inspect.signature(function)
     if any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
         raise TypeError(f"strict_arguments: {function.__name__} must take named arguments only")
+    parsers: dict[str, Callable[[Any, str], Any]] = {}
+    for name, parser in dict(sections or {}).items():
+        if name not in signature.parameters:
+            raise TypeError(f"strict_arguments: {function.__name__} has no argument {name!r}")
+        if isinstance(parser, type) and dataclasses.is_dataclass(parser):
+            parsers[name] = functools.partial(_parse_section_to_dict, parser)
+        else:
+            parsers[name] = parser  # type: ignore[assignment]
 
     @functools.wraps(function)
     def checked(*args: Any, **kwargs: Any) -> Any:
         try:
             bound = signature.bind(*args, **kwargs)
-        except TypeError as error:  # an argument the function does not take
+        except TypeError as error:  # an argument the function does not take, or a missing one
             names = list(signature.parameters)
-            unknown = sorted(set(kwargs) - set(names))
+            unknown = [key for key in kwargs if key not in names]
             if unknown:
                 raise ConfigError(unknown_key_message("", unknown[0], names)) from error
             raise ConfigError(f"{function.__name__}: {error}") from error
+        bound.apply_defaults()
         converted = parse_arguments(function, bound.arguments)
+        for name, parser in parsers.items():
+            converted[name] = parser(converted[name], name)
         return function(**converted)
 
-    return checked  # type: ignore[return-value]
+    return checked
+
+
+def _parse_section_to_dict(section: type, value: Any, path: str) -> dict[str, Any]:
+    return section_to_dict(parse_section(section, value, path=path))
 
 
 def section_to_dict(section: Any) -> dict[str, Any]:
