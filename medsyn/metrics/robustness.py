@@ -81,6 +81,24 @@ def _check_model_and_images(model: nn.Module, images: torch.Tensor, name: str) -
         raise ValueError(f"{name} is empty (0 images)")
     if not torch.isfinite(images).all():
         raise ValueError(f"{name} contains NaN or inf")
+    check_model_matches_images(model, images, name)
+
+
+def check_model_matches_images(model: nn.Module, images: torch.Tensor, name: str) -> None:
+    """ValueError naming both when the model's floating-point parameters/buffers and ``images`` differ in
+    dtype or device (torch would fail deep inside a layer, or silently copy across devices)."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    dtypes = sorted({str(t.dtype) for t in tensors})
+    devices = sorted({str(t.device) for t in tensors})
+    if dtypes and str(images.dtype) not in dtypes:
+        raise ValueError(
+            f"model parameters are {', '.join(dtypes)} but {name} are {images.dtype}: convert one to the other "
+            f"(model.to({images.dtype}) or {name}.to({dtypes[0]}))"
+        )
+    if devices and str(images.device) not in devices:
+        raise ValueError(
+            f"model parameters are on {', '.join(devices)} but {name} are on {images.device}: move one to the other"
+        )
 
 
 def deepfool(
@@ -97,8 +115,9 @@ def deepfool(
     """DeepFool adversarial images, batched.
 
     model: maps float [N,C,H,W] -> logits [N,K]; attacked in eval mode (its mode is restored afterwards).
-    images: float [N,C,H,W] in ``clamp`` range; labels: int64 [N] in [0,K) (None: the model's predictions,
-    as in the original DeepFool). num_classes: K, checked against the model output when given.
+    images: float [N,C,H,W] in ``clamp`` range, of the dtype and on the device of the model's parameters
+    (a mismatch is a ValueError naming both); labels: int64 [N] in [0,K) (None: the model's predictions,
+    as in the original DeepFool). A model with fewer than 2 logits is refused (ValueError). num_classes: K, checked against the model output when given.
     clamp: (low, high) applied after every step, or None for no clamping.
     batch_size: images attacked together (memory is ~ batch_size x K x C x H x W floats for the Jacobian).
     Returns adversarial images, float [N,C,H,W], same dtype and device as ``images``.
@@ -154,6 +173,12 @@ def _checked_labels(logits, labels, num_classes, device):
     if logits.ndim != 2:
         raise ValueError(f"model must output logits [N, K], got shape {tuple(logits.shape)}")
     model_classes = logits.shape[1]
+    if model_classes < 2:
+        raise ValueError(
+            f"deepfool needs a model with at least 2 logits [N, K >= 2] (it moves images to the nearest boundary "
+            f"between two classes), but the model outputs {model_classes}; for a one-logit binary classifier z, "
+            "attack a wrapper that outputs the logits [0, z] (softmax([0, z]) = [1 - sigmoid(z), sigmoid(z)])"
+        )
     if num_classes is not None and num_classes != model_classes:
         raise ValueError(f"num_classes={num_classes} but the model outputs {model_classes} logits")
     if labels is None:
@@ -240,7 +265,8 @@ def adversarial_accuracy(
     attacked = model
     if any(tensor.dtype != dtype for tensor in model.state_dict().values() if tensor.dtype.is_floating_point):
         attacked = copy.deepcopy(model).to(dtype)
-    images = test.images.to(dtype)
+    model_device = next(iter(attacked.parameters()), torch.empty(0)).device
+    images = test.images.to(device=model_device, dtype=dtype)  # deepfool refuses a device mismatch
     adversarial = deepfool(
         attacked,
         images,
