@@ -3,8 +3,8 @@
     python -m medsyn.data.source_summary dicom_folder --path scans/ --labels_csv scans/labels.csv --size 64
     python -m medsyn.data.source_summary image_folder --path kvasir/ --size 64 --on_error skip
 
-Prints a JSON summary (item count, image shape, class names and counts, value range, skipped files) and
-writes nothing. The same options go into a bundle config's ``data.options``.
+Prints a JSON summary (item count, image shape, class names and counts, value range, split groups and what
+they are, e.g. 12 "PatientID" groups, skipped files) and writes nothing. The same options go into a bundle config's ``data.options``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def summarize_source(kind: str, **options: Any) -> dict[str, Any]:
                     for key, value in options.items()},
         "sets": sets,
         "groups": len(set(loaded.groups)) if loaded.groups is not None else None,
+        "group_key": loaded.group_key if loaded.groups is not None else "item",
+        "group_fallbacks": dict(loaded.group_fallbacks),
         "num_skipped": len(loaded.skipped),
         "skipped": loaded.skipped,
     }

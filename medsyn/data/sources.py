@@ -13,10 +13,13 @@ Registered kinds (options after ``path``; see each reader's docstring):
 
     digits         size                                   embedded sklearn digits, no download
     medmnist       size, channels, class_names            MedMNIST .npz, official splits kept
-    image_folder   size, channels, classes, class_prefix  root/<class>/<image>
+    image_folder   size, channels, classes, class_prefix, value_range, subject_pattern
+                                                          root/<class>/<image>
     kvasir, plantvillage, corn                            image_folder at 256x256 RGB; corn = prefix "Corn"
-    dicom_folder   labels_csv, key_column, label_column, class_names, size, window, frames, color
-    nifti_folder   labels_csv, class_names, axis, slices, window, percentiles, volume, drop_constant_slices
+    dicom_folder   labels_csv, key_column, label_column, class_names, size, window, frames, color,
+                   group_by, allow_mixed_modalities       a patient (PatientID) stays in one split
+    nifti_folder   labels_csv, class_names, axis, slices, window, percentiles, volume, drop_constant_slices,
+                   subject_column, subject_pattern        a volume (or subject) stays in one split
     chexpert       image_root, size, limit                CSV filtered as paper 000 §3
     (all folder kinds also take on_error="raise" | "skip"; dicom_folder, nifti_folder and chexpert take
     allow_outside_root=False: a CSV row whose path resolves outside the data folder is refused unless true)

@@ -263,3 +263,14 @@ def test_image_folder_subject_pattern(tmp_path):
     assert read_image_folder(root, channels=1).groups is None
     with pytest.raises(ValueError, match=r"subject_pattern '\(' is not a valid regular expression"):
         read_image_folder(root, channels=1, subject_pattern="(")
+
+
+def test_source_summary_counts_patients_without_naming_them(tmp_path):
+    from medsyn.data.source_summary import summarize_source
+
+    root = tmp_path / "study"
+    _twelve_patients(root)
+    summary = summarize_source("dicom_folder", path=str(root / "scans"), labels_csv=str(root / "labels.csv"),
+                               size=8)
+    assert (summary["groups"], summary["group_key"], summary["group_fallbacks"]) == (12, "PatientID", {})
+    assert "PID-" not in json.dumps(summary)
