@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from medsyn.metrics.validation import as_feature_matrix, as_image_batch, as_sample_vector
+from medsyn.metrics.validation import as_feature_matrix, as_image_batch, as_sample_vector, float_resolution
 
 
 def test_image_batch_never_modifies_the_callers_tensor():
@@ -58,3 +58,61 @@ def test_public_names_are_the_functions_even_after_submodule_imports():
     from medsyn.metrics import fid, prdc
 
     assert callable(prdc) and callable(fid)
+
+
+# ---- issue 11 item 7: complex, inexact integers, float64 beyond float32's range --------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.ones((3, 2), dtype=np.complex128), "feats must be real, got complex numpy dtype complex128"),
+        (torch.ones(3, 2, dtype=torch.complex64), "feats must be real, got complex dtype torch.complex64"),
+        (np.array([[2**53 + 1, 0]], dtype=np.int64), r"feats holds integers in \[0, 9007199254740993\]"),
+        (torch.tensor([[-(2**63), 0]]), r"feats holds integers in \[-9223372036854775808, 0\]"),
+        (np.array([[2**64 - 1, 0]], dtype=np.uint64), "feats holds integers"),
+    ],
+)
+def test_complex_and_inexact_integers_are_refused_by_every_checker(value, message):
+    for check in (as_feature_matrix, as_image_batch):
+        with pytest.raises(ValueError, match=message):
+            check(value, "feats")
+    with pytest.raises(ValueError, match=message):
+        as_sample_vector(value.reshape(-1), "feats")
+
+
+def test_integers_up_to_two_to_the_53_are_exact():
+    value = np.array([[2**53, -(2**53), 3]], dtype=np.int64)
+    out = as_feature_matrix(value, "feats", dtype=None)
+    assert out.dtype == torch.float64 and out[0].tolist() == [2.0**53, -(2.0**53), 3.0]
+    assert as_sample_vector(value[0], "a").tolist() == [2.0**53, -(2.0**53), 3.0]
+
+
+def test_float64_beyond_float32_range_is_finite_not_nan_or_inf():
+    value = np.full((3, 2), 1e39)
+    with pytest.raises(ValueError, match=r"feats has values up to 1e\+39 in magnitude, beyond float32's range"):
+        as_feature_matrix(value, "feats")  # the float32 checker says why, instead of "NaN or inf"
+    assert as_feature_matrix(value, "feats", dtype=torch.float64).max().item() == 1e39
+    assert as_feature_matrix(value, "feats", dtype=None).dtype == torch.float64
+    with pytest.raises(ValueError, match=r"images must lie in \[0, data_range=1.0\], got values in \[1e\+39, 1e\+39\]"):
+        as_image_batch(value[None], "images")
+    assert as_sample_vector(value[0], "a").tolist() == [1e39, 1e39]
+
+
+def test_nan_is_still_reported_as_nan_in_every_dtype():
+    for dtype in (np.float16, np.float32, np.float64):
+        with pytest.raises(ValueError, match="feats contains 1 NaN or inf"):
+            as_feature_matrix(np.array([[np.nan, 1.0]], dtype=dtype), "feats", dtype=None)
+
+
+def test_feature_dtype_argument_is_checked():
+    with pytest.raises(ValueError, match="dtype must be torch.float32, torch.float64 or None"):
+        as_feature_matrix(np.zeros((2, 2)), "feats", dtype=torch.int64)
+
+
+def test_float_resolution_is_the_machine_epsilon_of_the_input_dtype():
+    assert float_resolution(torch.zeros(1, dtype=torch.float16)) == 2.0**-10
+    assert float_resolution(np.zeros(1, dtype=np.float16)) == 2.0**-10
+    assert float_resolution(torch.zeros(1, dtype=torch.bfloat16)) == 2.0**-7
+    assert float_resolution(np.zeros(1)) == 2.0**-52
+    assert float_resolution(np.zeros(1, dtype=np.int64)) == 2.0**-23
