@@ -18,6 +18,8 @@ grows with n x m. Decisions are nevertheless exact:
 converts inputs to float32 once), rounded once to float64. Ties are broken by the smaller reference index.
 
 Shapes: features float32 [n, d]; squared distances float64; indices int64.
+Range: the tiles must not overflow, so every |x| must stay below 2^T(d) (``tile_exponent_limit`` in
+``medsyn.metrics.neighbors``, 2^54 at d = 2048); the public functions scale inputs by a power of two first.
 """
 
 from __future__ import annotations
