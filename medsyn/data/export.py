@@ -19,6 +19,9 @@ All files go to ``out_dir`` atomically; nothing is written next to the reference
 folder names only through :func:`medsyn.data.safe_names.class_folder_name` (no separators, ``..``, leading
 dot or control characters; ``labels.csv`` keeps the original name), and every destination is resolved and
 refused if it lies outside ``out_dir`` (e.g. through a symlinked class folder).
+
+``out_dir`` must be new, empty or a folder the same export function wrote (medsyn.io.output_folder): a
+folder of real images, or any folder medsyn did not write, is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import torch
 
 from medsyn.data.dicom_terms import defined_term
 from medsyn.data.safe_names import class_folder_names, destination_inside
-from medsyn.report.atomic import write_bytes_atomic, write_text_atomic
+from medsyn.io.atomic import write_bytes_atomic, write_text_atomic
+from medsyn.io.output_folder import writes_output_folder
 
 __all__ = ["REFERENCE_ATTRIBUTES", "export_dicom", "export_png", "export_nifti"]
 
@@ -113,6 +117,7 @@ def _reference_attributes(reference, rows: int) -> dict[str, object]:
     return kept
 
 
+@writes_output_folder("out_dir")
 def export_dicom(
     images: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray | Sequence[int],
@@ -211,6 +216,7 @@ def export_dicom(
     return paths
 
 
+@writes_output_folder("out_dir")
 def export_png(
     images: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray | Sequence[int],
@@ -248,6 +254,7 @@ def export_png(
     return paths
 
 
+@writes_output_folder("out_dir")
 def export_nifti(
     images: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray | Sequence[int],

@@ -223,7 +223,7 @@ def check_output_folder(
         differences = settings_differences(ownership.get("settings"), settings, run=f"{status} run")
         if differences:
             raise SettingsMismatchError(
-                f"{what} {folder} holds a {status} {writer} run made with other settings: "
+                f"{what} {folder} holds {'an' if status == 'unfinished' else 'a'} {status} {writer} run made with other settings: "
                 + "; ".join(differences)
                 + f". medsyn never reuses or rewrites a run made with other data-affecting settings: give the "
                 f"recorded settings to resume it, or choose another {what}"

@@ -32,9 +32,21 @@ from pathlib import Path
 from typing import Any
 
 from medsyn.training.checkpoint import load_checkpoint
-from medsyn.training.settings import config_from_mapping, config_to_dict, split_training_keys
+from medsyn.training.settings import (
+    TrainingSettings,
+    config_from_mapping,
+    config_to_dict,
+    split_training_keys,
+)
 
-__all__ = ["GENERATORS", "build_generator", "generator_class", "load_generator", "model_config_of"]
+__all__ = [
+    "GENERATORS",
+    "build_generator",
+    "generator_class",
+    "generator_settings",
+    "load_generator",
+    "model_config_of",
+]
 
 GENERATORS: dict[str, str] = {
     "cvae": "medsyn.models.cvae:CVAE",
@@ -68,6 +80,19 @@ def model_config_of(name: str, overrides: Mapping[str, Any] | None) -> dict[str,
     JSON types: what a run's settings record, so ``{}`` and the defaults spelled out compare equal."""
     config = config_from_mapping(generator_class(name).config_class, overrides, what="model_config")
     return config_to_dict(config)
+
+
+def generator_settings(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What decides the weights a generator's flat ``overrides`` (as for :func:`build_generator`) train:
+    {"model": name, "model_config": the whole model config, "batch_size", "dp"}. steps, checkpoint_every and
+    device are left out: a resumed run may train longer, checkpoint more often or move to another device."""
+    model_keys, training_keys = split_training_keys(dict(overrides or {}))
+    return {
+        "model": name,
+        "model_config": model_config_of(name, model_keys),
+        "batch_size": training_keys.get("batch_size", TrainingSettings.batch_size),
+        "dp": training_keys.get("dp"),
+    }
 
 
 def build_generator(

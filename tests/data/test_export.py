@@ -154,9 +154,15 @@ def test_export_rejects_bad_input(tmp_path, images, labels, match):
 
 
 def test_export_refuses_to_write_next_to_the_reference(planted_reference):
-    with pytest.raises(ValueError, match="reference's folder"):
+    # the reference's folder holds a file medsyn did not write: refused as a foreign folder
+    with pytest.raises(FileExistsError, match=r"not empty and medsyn did not write it \(found ref.dcm\)"):
         export_dicom(torch.rand(1, 1, 4, 4), [0], planted_reference.parent, reference=planted_reference)
     assert sorted(p.name for p in planted_reference.parent.iterdir()) == ["ref.dcm"]
+    # a synthetic file of an earlier export into the same folder is no reference to write beside either
+    out = planted_reference.parent.parent / "exported"
+    first = export_dicom(torch.rand(1, 1, 4, 4), [0], out)[0]
+    with pytest.raises(ValueError, match="reference's folder"):
+        export_dicom(torch.rand(1, 1, 4, 4), [0], out, reference=first)
 
 
 def test_png_export_reads_back_as_an_external_labelled_folder(tmp_path):
