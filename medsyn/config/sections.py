@@ -184,7 +184,7 @@ class SweepEmpiricalEpsilon:
     def __post_init__(self) -> None:
         check_minimum(self, "samples_per_class", "k", "n_components", "isomap_neighbors")
         if self.k > self.samples_per_class:
-            raise ConfigError(f"k ({self.k}) must not exceed samples_per_class ({self.samples_per_class})")
+            raise ConfigError(f"k: must not exceed samples_per_class ({self.samples_per_class}), got {self.k}")
 
 
 # Sentinel of AssessmentPrivacy.dcr_feature_extractor: the first of fidelity.extractors (pixel space only if none).

@@ -233,10 +233,10 @@ def test_figure_and_markdown_handle_the_no_privacy_point(tmp_path):
         ({"model": "nope"}, "unknown model 'nope'"),
         ({"steps": 0}, "steps must be a positive integer"),
         ({"max_grad_norm": 0.0}, "max_grad_norm must be > 0"),
-        ({"classifier": {"arch": "small_cnn"}}, "classifier is missing"),
-        ({"empirical_epsilon": {"k": 3}}, "samples_per_class required"),
+        ({"classifier": {"arch": "small_cnn", "epoch": 1}}, r"classifier\.epoch: unknown key; did you mean 'epochs'"),
+        ({"empirical_epsilon": {"k": 3}}, r"empirical_epsilon\.samples_per_class: required key is missing"),
         ({"empirical_epsilon": {"samples_per_class": 2, "k": 5}}, "must not exceed samples_per_class"),
-        ({"empirical_epsilon": {"samples_per_class": 0}}, "samples_per_class must be a positive integer"),
+        ({"empirical_epsilon": {"samples_per_class": 0}}, r"empirical_epsilon\.samples_per_class: must be >= 1"),
     ],
 )
 def test_bad_input_fails_before_any_work(tmp_path, override, message):
