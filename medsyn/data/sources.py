@@ -211,7 +211,8 @@ def draw_splits(
         warnings.warn(
             f"{full.source}: split(s) {empty} are empty — too few items (or files/patients, which are kept "
             f"whole) per class for fractions {tuple(manifest.fractions)}; "
-            f"class counts {manifest.class_counts}",
+            f"class counts {manifest.class_counts}; {manifest.group_key} groups per split "
+            f"{manifest.group_counts}",
             UserWarning,
             stacklevel=2,
         )

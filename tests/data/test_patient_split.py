@@ -274,3 +274,16 @@ def test_source_summary_counts_patients_without_naming_them(tmp_path):
                                size=8)
     assert (summary["groups"], summary["group_key"], summary["group_fallbacks"]) == (12, "PatientID", {})
     assert "PID-" not in json.dumps(summary)
+
+
+def test_one_patient_per_class_leaves_val_and_test_empty_and_says_why(tmp_path):
+    # every file of a class carries the same PatientID (a folder anonymised to one ID, or one patient)
+    for label, patient in (("a", "ANON"), ("b", "ANON2")):
+        for index in range(5):
+            _ct(tmp_path / "d" / label / f"{index}.dcm", patient=patient, marker=index + 10 * (label == "b"))
+    with pytest.warns(UserWarning, match=r"split\(s\) \['val', 'test'\] are empty.*PatientID groups per split "
+                                         r"\{'train': 2, 'val': 0, 'test': 0\}"):
+        splits = prepare_splits("dicom_folder", {"path": str(tmp_path / "d"), "size": 8}, seed=0)
+    assert len(splits["train"]) == 10
+    by_file = prepare_splits("dicom_folder", {"path": str(tmp_path / "d"), "size": 8, "group_by": "file"}, seed=0)
+    assert [len(by_file[name]) for name in SPLIT_NAMES] == [6, 2, 2]
