@@ -71,6 +71,20 @@ def test_merging_shards_in_one_process_equals_the_full_scan():
     assert torch.equal(d, d1) and torch.equal(i, i1)
 
 
+def test_one_process_helpers_take_the_ball_convention_and_any_scale():
+    real, synthetic = features()  # integer rows: exact ties, so open and closed balls differ
+    for ball in ("closed", "open"):
+        assert sharding.distributed_prdc(real, synthetic, k=3, ball=ball) == prdc(real, synthetic, k=3, ball=ball)
+    assert sharding.distributed_prdc(real, synthetic, k=3, ball="open") != prdc(real, synthetic, k=3)
+    scale = np.float32(2.0**100)  # float32 tiles of these squared distances would overflow without scaling
+    assert sharding.distributed_prdc(real * scale, synthetic * scale, k=3) == prdc(real, synthetic, k=3)
+    d, i = sharding.distributed_nearest_neighbors(synthetic * scale, real * scale)
+    d1, i1 = nearest_neighbors(synthetic, real)
+    assert torch.equal(i, i1) and torch.equal(d, d1 * 2.0**100)
+    with pytest.raises(ValueError, match="ball must be one of"):
+        sharding.distributed_prdc(real, synthetic, k=3, ball="closed ")
+
+
 def test_too_few_rows_per_rank_is_a_value_error():
     rt = torch.zeros(3, 2)
     with pytest.raises(ValueError, match="k=3 needs at least"):
