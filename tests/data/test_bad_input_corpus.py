@@ -289,7 +289,8 @@ def image_mixed_sizes(root):
 
 def image_float_outside_unit_range(root):
     _png_classes(root)
-    tifffile.imwrite(root / "polyp" / "hu.tif", np.linspace(-1000, 400, 144, dtype=np.float32).reshape(12, 12))
+    hounsfield = np.linspace(-1000, 400, 144, dtype=np.float32).reshape(12, 12)
+    tifffile.imwrite(root / "polyp" / "hu.tif", hounsfield)
     return Case("image_folder", {"path": str(root)}, ValueError,
                 r"hu\.tif: float pixels span \[-1000, 400\], outside \[0, 1\]")
 
@@ -352,11 +353,13 @@ CORPUS: list[Callable[[Path], Case]] = [
     dicom_truncated_pixels, dicom_truncated_header, dicom_missing_pixel_data, dicom_not_dicom,
     dicom_empty_file,
     dicom_undecodable_compression, dicom_invalid_window_width, dicom_same_image_twice, dicom_identical_bytes,
-    dicom_mixed_sizes, dicom_mixed_modalities, dicom_empty_class, csv_names_missing_file, csv_unknown_label, csv_same_file_twice,
+    dicom_mixed_sizes, dicom_mixed_modalities,
+    dicom_empty_class, csv_names_missing_file, csv_unknown_label, csv_same_file_twice,
     csv_unknown_uid, csv_missing_label_column, nifti_with_nan, nifti_not_nifti, nifti_truncated_gzip,
     nifti_two_dimensional, nifti_constant_volume, nifti_csv_missing_file, image_unreadable, image_empty_class,
     image_same_image_in_two_classes, image_mixed_sizes, image_float_outside_unit_range,
-    image_outside_declared_range, image_subject_pattern_misses, nifti_empty_subject, image_missing_root, medmnist_label_mismatch,
+    image_outside_declared_range, image_subject_pattern_misses, nifti_empty_subject,
+    image_missing_root, medmnist_label_mismatch,
     chexpert_missing_image,
 ]
 

@@ -1,4 +1,4 @@
-"""Patient integrity: every file of a patient (or subject) lands in one split, and no identifier is written."""
+"""Patient integrity: all files of a patient (or subject) land in one split; no identifier is written."""
 
 import hashlib
 import json
@@ -82,8 +82,8 @@ def test_dicom_folder_keeps_every_patient_in_one_split(tmp_path):
     before = _checksums(root)
     for seed in SEEDS:
         manifest_path = tmp_path / f"run{seed}" / "split_manifest.json"
-        splits = prepare_splits("dicom_folder", {"path": str(root / "scans"), "labels_csv": str(root / "labels.csv"),
-                                                 "size": 16}, seed=seed, manifest_path=manifest_path)
+        options = {"path": str(root / "scans"), "labels_csv": str(root / "labels.csv"), "size": 16}
+        splits = prepare_splits("dicom_folder", options, seed=seed, manifest_path=manifest_path)
         manifest = load_split_manifest(manifest_path)
         where = _splits_per_patient(manifest, patient_of)
         assert len(where) == 12
@@ -91,6 +91,8 @@ def test_dicom_folder_keeps_every_patient_in_one_split(tmp_path):
         assert straddling == {}, f"seed {seed}: patients in two splits {straddling}"
         # 6 patients per class: 1 val and 1 test patient per class, the other 4 in train
         assert manifest.group_counts == {"train": 8, "val": 2, "test": 2}
+        # stratified: one patient of each class in val and in test
+        assert set(splits["val"].labels.tolist()) == set(splits["test"].labels.tolist()) == {0, 1}
         assert sum(len(splits[name]) for name in SPLIT_NAMES) == len(patient_of)
         text = manifest_path.read_text()
         record = json.loads(text)
@@ -120,7 +122,8 @@ def test_dicom_fallback_to_study_then_file_is_recorded(tmp_path):
     _ct(root / "c.dcm", patient=None, study=study, marker=3)
     _ct(root / "d.dcm", patient="  ", study=study, marker=4)  # blank PatientID counts as missing
     _ct(root / "e.dcm", patient=None, study=None, marker=5)
-    with pytest.warns(UserWarning, match=r"3 file\(s\) have no PatientID.*StudyInstanceUID: 2, file: 1.*c\.dcm"):
+    expected = r"3 file\(s\) have no PatientID.*StudyInstanceUID: 2, file: 1.*c\.dcm"
+    with pytest.warns(UserWarning, match=expected):
         data = read_dicom_folder(tmp_path / "d")
     assert data.group_key == "PatientID"
     assert data.group_fallbacks == {"StudyInstanceUID": 2, "file": 1}
@@ -175,7 +178,7 @@ def test_reused_manifest_that_splits_a_patient_is_refused(tmp_path):
     moved = record["test"].pop(0)
     record["train"] = sorted(record["train"] + [moved])
     (tmp_path / "old.json").write_text(json.dumps(record))
-    with pytest.raises(ValueError, match=r"old.json puts 1 of the 12 PatientID groups in more than one split"):
+    with pytest.raises(ValueError, match=r"old.json puts 1 of the 12 PatientID groups in more than one"):
         prepare_splits("dicom_folder", options, seed=0, existing_manifest=tmp_path / "old.json")
 
 
@@ -285,5 +288,6 @@ def test_one_patient_per_class_leaves_val_and_test_empty_and_says_why(tmp_path):
                                          r"\{'train': 2, 'val': 0, 'test': 0\}"):
         splits = prepare_splits("dicom_folder", {"path": str(tmp_path / "d"), "size": 8}, seed=0)
     assert len(splits["train"]) == 10
-    by_file = prepare_splits("dicom_folder", {"path": str(tmp_path / "d"), "size": 8, "group_by": "file"}, seed=0)
+    by_file = prepare_splits("dicom_folder", {"path": str(tmp_path / "d"), "size": 8, "group_by": "file"},
+                             seed=0)
     assert [len(by_file[name]) for name in SPLIT_NAMES] == [6, 2, 2]
