@@ -138,3 +138,16 @@ def test_bad_inputs(split):
         distance_to_closest_record(synthetic, train, holdout, space="no_such_space")
     with pytest.raises(ValueError, match="feature dimension"):
         distance_to_closest_record(np.ones((3, 4)), np.ones((3, 5)), np.ones((3, 5)), space="features")
+
+
+def test_feature_space_at_any_scale_gives_the_scaled_distances_and_the_same_statistics(split):
+    # issue 11 item 7: float64 features near 1e39 (inf in float32) and float32 features at 2^-100
+    synthetic, train, holdout = (x.reshape(len(x), -1) for x in split)
+    unit = distance_to_closest_record(synthetic, train, holdout, space="features")
+    for scale, dtype in ((2.0**130, np.float64), (2.0**-100, np.float32)):
+        scaled = distance_to_closest_record(
+            *(x.astype(dtype) * dtype(scale) for x in (synthetic, train, holdout)), space="features"
+        )
+        assert scaled["synthetic_distances"] == [d * scale for d in unit["synthetic_distances"]]
+        assert scaled["synthetic_nearest_train_index"] == unit["synthetic_nearest_train_index"]
+        assert scaled["dcr_ks"]["value"] == unit["dcr_ks"]["value"]
