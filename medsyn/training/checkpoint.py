@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 from collections import OrderedDict
 from pathlib import Path
@@ -90,17 +91,19 @@ def _verified_payload(path: Path) -> bytes:
         ):
             raise ValueError(f"checkpoint {path} is corrupted: unreadable checksum header")
         expected_digest, expected_length = fields[1], int(fields[2])
-        data = handle.read(expected_length + 1)
-    if len(data) < expected_length:
-        raise ValueError(
-            f"checkpoint {path} is truncated: the header declares {expected_length} payload bytes, "
-            f"the file holds {len(data)}"
-        )
-    if len(data) > expected_length:
-        raise ValueError(
-            f"checkpoint {path} is corrupted: the file holds more than the {expected_length} payload bytes "
-            "its header declares"
-        )
+        # Compare sizes before reading, so a damaged length field never drives a huge read.
+        held = os.fstat(handle.fileno()).st_size - handle.tell()
+        if held < expected_length:
+            raise ValueError(
+                f"checkpoint {path} is truncated: the header declares {expected_length} payload bytes, "
+                f"the file holds {held}"
+            )
+        if held > expected_length:
+            raise ValueError(
+                f"checkpoint {path} is corrupted: the file holds {held} payload bytes, more than the "
+                f"{expected_length} its header declares"
+            )
+        data = handle.read(expected_length)
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected_digest:
         raise ValueError(

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from medsyn.data.safe_names import class_folder_name, class_folder_names, destination_inside
+from medsyn.data.safe_names import class_folder_name, class_folder_names, destination_inside, listed_path
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,17 @@ def test_destination_through_a_symlink_out_of_the_folder_is_refused(tmp_path):
     (tmp_path / "out" / "pos").symlink_to(outside, target_is_directory=True)
     with pytest.raises(ValueError, match=rf"resolves to {re.escape(str(outside))}/x.png, outside the output"):
         destination_inside(tmp_path / "out", "pos/x.png")
+
+
+def test_listed_path_inside_the_root_is_joined(tmp_path):
+    assert listed_path(tmp_path, "a/b.png", where="labels CSV x.csv, row 1") == tmp_path / "a" / "b.png"
+    assert listed_path(tmp_path, str(tmp_path / "c.png"), where="w") == tmp_path / "c.png"
+
+
+def test_listed_path_outside_is_refused_unless_allowed(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    with pytest.raises(ValueError, match=r"^labels CSV x.csv, row 4: path '../real/p.dcm' resolves to .*real/p.dcm, "
+                                         r"outside the data folder .*data; .*allow_outside_root: true"):
+        listed_path(root, "../real/p.dcm", where="labels CSV x.csv, row 4")
+    assert listed_path(root, "../real/p.dcm", where="w", allow_outside_root=True) == root / "../real/p.dcm"
