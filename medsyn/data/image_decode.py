@@ -52,26 +52,55 @@ def _tiff_array(data: bytes, *, where: str) -> np.ndarray | None:
     import tifffile
 
     grey_or_rgb = (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
+    array, codec_error = None, None
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tiff:
             page = tiff.pages[0]
             # 8-bit (palette, MINISWHITE, JPEG-in-TIFF, ...): Pillow reads every variant exactly.
             eight_bit = page.dtype is not None and page.dtype.kind in "ub" and page.bitspersample <= 8
             photometric, bits, axes = page.photometric, page.bitspersample, page.axes
-            array = page.asarray() if not eight_bit and photometric in grey_or_rgb else None
+            dtype, samples, compression = page.dtype, page.samplesperpixel, page.compression
+            if not eight_bit and photometric in grey_or_rgb:
+                try:
+                    array = page.asarray()
+                except ValueError as error:  # e.g. LZW, which tifffile decodes only with imagecodecs
+                    codec_error = error
     except Exception as error:  # tifffile raises many types on damaged files; each is named here
         raise ValueError(f"{where}: not a readable TIFF ({type(error).__name__}: {error})") from error
     if eight_bit:
         return None
-    if array is None:
+    if photometric not in grey_or_rgb:
         raise ValueError(
             f"{where}: {bits}-bit TIFF with photometric interpretation "
             f"{getattr(photometric, 'name', photometric)}; only grey (MINISBLACK) and RGB are read at more than "
             "8 bits"
         )
+    if array is None and samples == 1:
+        return _pillow_values(data, dtype, where=where)  # Pillow keeps every bit of one-sample images
+    if array is None:
+        raise ValueError(
+            f"{where}: {getattr(compression, 'name', compression)}-compressed {bits}-bit {samples}-sample TIFF "
+            f"could not be decoded ({codec_error}); install imagecodecs, or save it uncompressed or deflated"
+        )
     if axes.startswith("S"):  # planar configuration: samples first
         array = np.moveaxis(array, 0, -1)
     return array
+
+
+def _pillow_values(data: bytes, dtype: np.dtype, *, where: str) -> np.ndarray:
+    """A one-sample image read by Pillow (modes I;16, I, F keep the values), in the file's own ``dtype``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            values = np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{where}: not a readable image ({error})") from error
+    stored = values.astype(dtype)
+    if values.ndim != 2 or not np.array_equal(stored, values):
+        raise ValueError(f"{where}: Pillow did not return the stored {dtype} values of this TIFF")
+    return stored
 
 
 def decode_image_array(data: bytes, *, where: str) -> np.ndarray:

@@ -172,3 +172,15 @@ def test_value_range_option_reaches_the_image_folder_source(tmp_path):
     assert everything.min() == 0.0 and everything.max() == 1.0
     with pytest.raises(ValueError, match=r"0\.tif: float pixels span \[-1, 1\], outside \[0, 1\]"):
         prepare_splits("image_folder", {"path": str(root), "channels": 1}, seed=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_lzw_compressed_one_sample_tiff_keeps_its_values(tmp_path, dtype):
+    # Pillow writes LZW; tifffile decodes LZW only with imagecodecs, so without it Pillow's exact values are used
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 65536, (9, 7)).astype(dtype) if dtype == np.uint16 else _float_image(3, (9, 7))
+    Image.fromarray(values).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    read = decode_image_bytes((tmp_path / "lzw.tif").read_bytes(), 1, where="lzw.tif",
+                              value_range=[0, 65535] if dtype == np.uint16 else [0, 1])
+    scale = 65535.0 if dtype == np.uint16 else 1.0
+    np.testing.assert_array_equal(read[0].numpy(), (values.astype(np.float64) / scale).astype(np.float32))
