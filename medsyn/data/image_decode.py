@@ -2,8 +2,10 @@
 
 8-bit images are read with Pillow. TIFFs of more than 8 bits per sample or of float samples (16-bit grey or
 RGB, float32 / float64 in [0, 1]) are read with tifffile, which keeps every bit (Pillow reduces 16-bit RGB
-TIFFs to 8 bits and float TIFFs to 0 or 1). 16-bit grey PNGs keep their 16 bits; a 16-bit colour PNG is
-refused, because Pillow would silently keep only its high byte. The stored values are then mapped to [0, 1]
+TIFFs to 8 bits and float TIFFs to 0 or 1); a one-sample TIFF whose compression tifffile cannot decode
+without imagecodecs (LZW) is read by Pillow, which keeps one-sample values, in the file's own dtype.
+16-bit grey PNGs keep their 16 bits; a 16-bit colour PNG is refused, because Pillow would silently keep
+only its high byte. The stored values are then mapped to [0, 1]
 by :func:`medsyn.data.pixels.to_unit_range` (``value_range``: "auto" or a declared [low, high]), never
 clipped.
 """
