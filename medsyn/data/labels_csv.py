@@ -6,8 +6,10 @@
 
 The key column is found by name (``path``, ``file``, ``filename``, ``SOPInstanceUID``; or give
 ``key_column``); the class column is ``label`` unless ``label_column`` says otherwise. Paths are relative to
-the data folder (absolute paths are used as they are). Class indices follow ``class_names`` when given,
-otherwise the sorted distinct labels.
+the data folder; the readers (``dicom_folder``, ``nifti_folder``) resolve them with
+:func:`medsyn.data.safe_names.listed_path`, which refuses one that ends up outside the data folder (``..``,
+an absolute path elsewhere, a symlink out) unless ``allow_outside_root``. Class indices follow
+``class_names`` when given, otherwise the sorted distinct labels.
 
 Bad input: a missing CSV -> FileNotFoundError; a missing column, an empty key or label, a key listed twice,
 or a label outside ``class_names`` -> ValueError naming the CSV and its row (or, under ``on_error="skip"``,
