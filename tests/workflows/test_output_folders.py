@@ -376,3 +376,25 @@ def test_under_ddp_rank_0_holds_the_folder_and_a_refusal_stops_every_rank(traine
     assert outcomes[1].startswith("RuntimeError: rank 0 refused the run: FolderInUseError: output_dir")
     assert tree_checksums(copy) == before
     assert _run_two_ranks(copy, tmp_path) == ["trained", "trained"]  # free again: both ranks resume it
+
+
+@pytest.mark.slow
+def test_the_inference_bundle_refuses_a_study_folder(trained_run, tmp_path):
+    """The reported loss, end to end: `inference.yaml --out_dir <a study folder>` exits non-zero and deletes
+    nothing (the training run's own folder as out_dir: test_generate_images_into_the_training_runs_own_folder...)."""
+    study = _study(tmp_path / "study")
+    for out_dir, expected in (
+        (study, f"out_dir {study} is not empty and medsyn did not write it (found patient01/, patient02/)"),
+    ):
+        before = tree_checksums(out_dir)
+        command = [
+            sys.executable, "-m", "monai.bundle", "run",
+            "--config_file", str(ROOT / "bundles" / "medsyn_cvae" / "configs" / "inference.yaml"),
+            "--output_dir", str(trained_run), "--out_dir", str(out_dir), "--per_class", "1",
+        ]
+        result = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
+        assert result.returncode != 0
+        assert expected in result.stderr, result.stderr[-3000:]
+        assert tree_checksums(out_dir) == before
