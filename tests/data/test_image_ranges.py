@@ -63,12 +63,14 @@ def test_float_tiff_outside_declared_range_is_an_error_naming_the_file(tmp_path)
     root.mkdir(parents=True)
     tifffile.imwrite(root / "ok.tif", _float_image(0))
     tifffile.imwrite(root / "hu.tif", (_float_image(1) * 1400 - 1000).astype(np.float32))  # CT in HU
+    before = _checksums(root)
     with pytest.raises(ValueError, match=r"hu\.tif: float pixels span \[-1000, 400\], outside \[0, 1\]; "
                                          r"declare value_range"):
         read_image_folder(root.parent, channels=1)
     with pytest.raises(ValueError, match=r"hu\.tif: pixels span \[-1000, 400\], outside the declared value_range "
                                          r"\[-500, 500\]"):
         read_image_folder(root.parent, channels=1, value_range=[-500, 500])
+    assert _checksums(root) == before
     (root / "ok.tif").unlink()
     ct = read_image_folder(root.parent, channels=1, value_range=[-1000, 400]).sets.images[0, 0].numpy()
     expected = ((tifffile.imread(root / "hu.tif").astype(np.float64) + 1000) / 1400).astype(np.float32)
@@ -91,6 +93,11 @@ def test_uint16_tiff_grey_and_rgb_keep_16_bits(tmp_path):
     tifffile.imwrite(root / "rgb.tif", rgb, photometric="rgb")
     tifffile.imwrite(root / "planar.tif", np.moveaxis(planar, -1, 0), photometric="rgb",
                      planarconfig="separate")
+    before = _checksums(root)
+    folder = read_image_folder(root.parent, channels=3).sets.images  # grey.tif, planar.tif, rgb.tif
+    np.testing.assert_array_equal(folder[0].numpy(), np.repeat(grey[None].astype(np.float32) / 65535, 3, 0))
+    np.testing.assert_array_equal(folder[2].numpy(), rgb.transpose(2, 0, 1).astype(np.float32) / 65535)
+    assert _checksums(root) == before
     grey_read = decode_image_bytes((root / "grey.tif").read_bytes(), 1, where="grey.tif")
     np.testing.assert_array_equal(grey_read[0].numpy(), grey.astype(np.float32) / 65535)
     np.testing.assert_allclose(grey_read[0].numpy(), grey / 65535.0, rtol=0, atol=1e-7)  # float64 oracle
