@@ -11,7 +11,7 @@ Sources (DICOM PS3.3 / PS3.16, 2024 editions):
 - PhotometricInterpretation (0028,0004): PS3.3 C.7.6.3.1.2, Defined Terms.
 - ViewPosition (0018,5101): PS3.3 C.8.1.1 (CR Series) / C.8.11.5 (DX Positioning) Defined Terms, plus the
   mammography view abbreviations of PS3.16 CID 4014 used by MG images.
-- Laterality (0020,0060) and ImageLaterality (0020,0062): PS3.3 C.7.3.1 / C.8.11.7, Enumerated Values.
+- Laterality (0020,0060): PS3.3 C.7.3.1 (General Series), Enumerated Values.
 - BodyPartExamined (0018,0015): PS3.16 Annex L (Correspondence of Anatomic Region Codes and Body Part
   Examined Defined Terms), the common subset below.
 """
@@ -36,7 +36,6 @@ DEFINED_TERMS: dict[str, frozenset[str]] = {
         "CC MLO ML LM LMO FB SIO ISO XCC XCCL XCCM AT".split()  # mammography (CID 4014 abbreviations)
     ),
     "Laterality": frozenset({"R", "L"}),
-    "ImageLaterality": frozenset({"R", "L", "U", "B"}),
     "BodyPartExamined": frozenset(
         "ABDOMEN ABDOMENPELVIS ANKLE AORTA ARM AXILLA BACK BLADDER BRAIN BREAST BRONCHUS BUTTOCK CALCANEUS "
         "CALF CAROTID CEREBELLUM CERVIX CHEST CHESTABDOMEN CHESTABDPELVIS CLAVICLE COCCYX COLON CORONARY "

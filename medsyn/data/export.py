@@ -47,7 +47,7 @@ SECONDARY_CAPTURE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
 # The only attributes ever taken from a reference. Coded ones are copied only as a defined term of the
 # standard; numbers only in a physical range, so a reference that hides text or an ID in them leaks nothing.
 _CODED_ATTRIBUTES = (
-    "Modality", "PhotometricInterpretation", "ViewPosition", "BodyPartExamined", "Laterality", "ImageLaterality",
+    "Modality", "PhotometricInterpretation", "ViewPosition", "BodyPartExamined", "Laterality",
 )
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _MAX_PIXEL_SPACING_MM = 50.0
@@ -188,8 +188,7 @@ def export_dicom(
         ds.ImageComments = statement
         ds.DerivationDescription = statement
         ds.PatientOrientation = ""
-        for keyword in ("PixelSpacing", "ImagerPixelSpacing", "ViewPosition", "BodyPartExamined", "Laterality",
-                        "ImageLaterality"):
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing", "ViewPosition", "BodyPartExamined", "Laterality"):
             if keyword in description:
                 setattr(ds, keyword, description[keyword])
         ds.Rows, ds.Columns = rows, columns

@@ -23,8 +23,7 @@ from medsyn.data.dicom_terms import DEFINED_TERMS, defined_term
         ("BodyPartExamined", "CHEST", "CHEST"),
         ("BodyPartExamined", "WARD 7 BED 3", None),
         ("Laterality", "L", "L"),
-        ("Laterality", "B", None),  # B is defined for ImageLaterality only
-        ("ImageLaterality", "B", "B"),
+        ("Laterality", "B", None),  # B (both) is defined for ImageLaterality, not series Laterality
         ("Modality", None, None),
         ("Modality", 5, None),
     ],

@@ -23,14 +23,17 @@ pytestmark = [
 # against the standard's defined terms stops it.
 PLANTED_CODES = {
     "Modality": "MRN 12345678",
-    "ViewPosition": "JOHNDOE 1957",
+    "ViewPosition": "JOHNDOE XQZ",
     "BodyPartExamined": "WARD SEVEN BED3",
     "Laterality": "Q",
-    "ImageLaterality": "ZZ",
     "PhotometricInterpretation": "MONOCHROME2 JD",
+    "ImageLaterality": "ZZTOP",  # coded attributes export_dicom never copies
+    "PatientPosition": "SMITHJ",
 }
 PLANTED_NUMBERS = {"PixelSpacing": ["98765.4321", "1"], "ImagerPixelSpacing": ["0", "24680135"]}
-NEEDLES = [b"12345678", b"JOHNDOE", b"1957", b"WARD SEVEN", b"BED3", b"MONOCHROME2 JD", b"98765", b"24680135"]
+# Digit needles are 8+ characters so a random UID of the export cannot contain one by chance.
+NEEDLES = [b"12345678", b"JOHNDOE", b"WARD SEVEN", b"BED3", b"MONOCHROME2 JD", b"98765.4321", b"24680135",
+           b"ZZTOP", b"SMITHJ"]
 
 
 def _tree(root: Path) -> list[str]:
@@ -66,8 +69,7 @@ def test_identifiers_planted_in_coded_attributes_are_never_exported(coded_refere
             assert needle not in data, f"{needle!r} leaked into {path.name}"
     ds = pydicom.dcmread(paths[0])
     assert ds.Modality == "OT" and ds.PhotometricInterpretation == "MONOCHROME2"
-    for keyword in ("ViewPosition", "BodyPartExamined", "Laterality", "ImageLaterality", "PixelSpacing",
-                    "ImagerPixelSpacing"):
+    for keyword in ("ViewPosition", "BodyPartExamined", "Laterality", "PixelSpacing", "ImagerPixelSpacing"):
         assert keyword not in ds, keyword
     assert _sha256(coded_reference) == before
 
@@ -75,12 +77,12 @@ def test_identifiers_planted_in_coded_attributes_are_never_exported(coded_refere
 def test_defined_terms_and_plausible_spacing_are_kept(tmp_path):
     reference = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
     reference.Modality, reference.ViewPosition, reference.BodyPartExamined = "DX", "PA", "CHEST"
-    reference.Laterality, reference.ImageLaterality = "L", "B"
+    reference.Laterality = "L"
     reference.Rows, reference.PixelSpacing = 32, ["0.5", "0.25"]
     path = export_dicom(torch.rand(1, 1, 16, 16), [0], tmp_path / "out", reference=reference)[0]
     ds = pydicom.dcmread(path)
     assert (ds.Modality, ds.ViewPosition, ds.BodyPartExamined) == ("DX", "PA", "CHEST")
-    assert (ds.Laterality, ds.ImageLaterality) == ("L", "B")
+    assert ds.Laterality == "L"
     assert [float(v) for v in ds.PixelSpacing] == [1.0, 0.5]  # same field of view with half the rows
 
 
