@@ -225,23 +225,17 @@ def _prepare_and_train(
     progress: bool,
     training: dict[str, Any],
 ) -> Path | list[Path]:
-    from medsyn.data.sources import prepare_splits  # the data layer; imported here to keep start-up light
+    # the data layer; imported here to keep start-up light
+    from medsyn.data.sources import draw_splits
+    from medsyn.data.split import save_split_manifest
 
-    splits = prepare_splits(
-        data["kind"],
-        dict(data.get("options") or {}),
-        seed=seed,
-        per_class=per_class,
-        manifest_path=output_dir / MANIFEST_NAME if is_main_process() else None,
+    splits, split_manifest = draw_splits(
+        data["kind"], dict(data.get("options") or {}), seed=seed, per_class=per_class
     )
     train = splits["train"]
 
-    checkpoints = []
-    for dp_run in dp_runs:
-        run_dir = (
-            output_dir if len(dp_runs) == 1 else output_dir / sigma_directory_name(dp_run["noise_multiplier"])
-        )
-        generator = build_generator(
+    def build(dp_run: dict[str, Any] | None) -> Any:
+        return build_generator(
             model,
             num_classes=train.num_classes,
             image_shape=train.image_shape,
@@ -249,6 +243,17 @@ def _prepare_and_train(
             **training,
             dp=dp_run,
         )
+
+    first = build(dp_runs[0])  # the model config against the data (image size, classes) before any write
+    if is_main_process():
+        save_split_manifest(split_manifest, output_dir / MANIFEST_NAME)
+
+    checkpoints = []
+    for position, dp_run in enumerate(dp_runs):
+        run_dir = (
+            output_dir if len(dp_runs) == 1 else output_dir / sigma_directory_name(dp_run["noise_multiplier"])
+        )
+        generator = first if position == 0 else build(dp_run)
         checkpoint = generator.fit(train, run_dir / CHECKPOINT_NAME, seed=seed, progress=progress)
         if is_main_process():
             history = getattr(generator, "history", [])

@@ -123,6 +123,15 @@ def test_a_rerun_with_the_same_settings_resumes_and_may_train_longer(tmp_path):
     assert record["settings"]["model_config"]["latent_dim"] == 4 and record["settings"]["seed"] == 0
 
 
+def test_a_model_config_the_data_cannot_take_writes_nothing_and_the_fixed_command_runs(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="divisible by"):  # 6 stride-2 stages on 16x16 images
+        train_generator("cvae", DIGITS, run, **{**RUN, "model_config": {"hidden_dims": [4, 8, 8, 8, 8, 8]}})
+    assert not run.exists()  # no split manifest, no ownership: the corrected command may use the folder
+    train_generator("cvae", DIGITS, run, **RUN)
+    assert (run / "checkpoint.pt").is_file()
+
+
 def test_training_into_a_study_folder_is_refused(tmp_path):
     study = _study(tmp_path / "study")
     before = tree_checksums(study)
