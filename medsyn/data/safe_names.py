@@ -86,6 +86,8 @@ def listed_path(
     """``root / listed`` (an absolute ``listed`` as it is), refused with ValueError naming ``where`` (the CSV
     and row), the listed path and ``root`` when it resolves (after symlinks) outside ``root``, unless
     ``allow_outside_root``. Only the path is checked: a missing file is the caller's to report."""
+    if not isinstance(allow_outside_root, bool):  # the string "false" must not read as consent
+        raise ValueError(f"allow_outside_root must be true or false, got {allow_outside_root!r}")
     listed = Path(listed)
     path = listed if listed.is_absolute() else Path(root) / listed
     if allow_outside_root:

@@ -76,3 +76,9 @@ def test_listed_path_outside_is_refused_unless_allowed(tmp_path):
                                          r"outside the data folder .*data; .*allow_outside_root: true"):
         listed_path(root, "../real/p.dcm", where="labels CSV x.csv, row 4")
     assert listed_path(root, "../real/p.dcm", where="w", allow_outside_root=True) == root / "../real/p.dcm"
+
+
+@pytest.mark.parametrize("value", ["false", "true", 1, None])
+def test_allow_outside_root_must_be_a_bool(tmp_path, value):
+    with pytest.raises(ValueError, match=rf"allow_outside_root must be true or false, got {re.escape(repr(value))}"):
+        listed_path(tmp_path, "../x.png", where="w", allow_outside_root=value)
