@@ -13,7 +13,12 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 
 from medsyn.data.image_set import ImageSet
-from medsyn.training.settings import TrainingSettings, generator_checkpoint_config, parse_generator_config
+from medsyn.training.settings import (
+    TrainingSettings,
+    config_from_mapping,
+    generator_checkpoint_config,
+    parse_generator_config,
+)
 
 __all__ = [
     "ConditionalGenerator",
@@ -93,6 +98,12 @@ class GeneratorConfiguration:
     training: TrainingSettings
     num_classes: int
     image_shape: tuple[int, int, int]
+
+    @classmethod
+    def parse_model_config(cls, config: Mapping[str, Any] | None) -> Any:
+        """The model config dataclass from plain overrides (bundle YAML): unknown or ill-typed keys raise
+        ConfigError naming ``model_config.<key>`` (``medsyn.config.strict``)."""
+        return config_from_mapping(cls.config_class, config, what="model_config")
 
     @classmethod
     def from_config(

@@ -34,7 +34,6 @@ from typing import Any
 from medsyn.training.checkpoint import load_checkpoint
 from medsyn.training.settings import (
     TrainingSettings,
-    config_from_mapping,
     config_to_dict,
     split_training_keys,
 )
@@ -78,8 +77,7 @@ def generator_class(name: str) -> type:
 def model_config_of(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """The whole model config of generator ``name`` (its paper defaults with ``overrides`` applied) as plain
     JSON types: what a run's settings record, so ``{}`` and the defaults spelled out compare equal."""
-    config = config_from_mapping(generator_class(name).config_class, overrides, what="model_config")
-    return config_to_dict(config)
+    return config_to_dict(generator_class(name).parse_model_config(overrides))  # stylegan2: presets applied
 
 
 def generator_settings(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:

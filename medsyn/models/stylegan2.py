@@ -31,6 +31,7 @@ from medsyn.models.base import (
 )
 from medsyn.models.stylegan2_layers import Discriminator, MappingNetwork, SynthesisNetwork
 from medsyn.training.checkpoint import load_checkpoint
+from medsyn.training.device import resolve_device
 from medsyn.training.distributed import is_distributed, rank_and_world_size
 from medsyn.training.dp import (
     default_delta,
@@ -41,7 +42,6 @@ from medsyn.training.dp import (
 from medsyn.training.dp import epsilon as dp_epsilon
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
-from medsyn.training.device import resolve_device
 from medsyn.training.settings import TrainingSettings, config_from_mapping
 
 __all__ = [
@@ -214,6 +214,17 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
         return self.training.dp is not None
 
     @classmethod
+    def parse_model_config(cls, config: Mapping[str, Any] | None) -> StyleGAN2Config:
+        """StyleGAN2Config from overrides that may name a ``preset`` (a key of ``STYLEGAN2_PRESETS``, default
+        "paper"); the other keys override the preset's values."""
+        config = dict(config or {})
+        preset = config.pop("preset", "paper")
+        if preset not in STYLEGAN2_PRESETS:
+            known = sorted(STYLEGAN2_PRESETS)
+            raise ValueError(f"model_config.preset: unknown stylegan2 preset {preset!r}; known presets: {known}")
+        return config_from_mapping(StyleGAN2Config, {**STYLEGAN2_PRESETS[preset], **config}, what="model_config")
+
+    @classmethod
     def from_config(
         cls,
         config: Mapping[str, Any] | StyleGAN2Config | None,
@@ -229,13 +240,7 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
         config may hold ``preset`` (a key of ``STYLEGAN2_PRESETS``); its other keys override the preset.
         """
         if not isinstance(config, StyleGAN2Config):
-            config = dict(config or {})
-            preset = config.pop("preset", "paper")
-            if preset not in STYLEGAN2_PRESETS:
-                known = sorted(STYLEGAN2_PRESETS)
-                raise ValueError(f"model_config.preset: unknown stylegan2 preset {preset!r}; known presets: {known}")
-            config = {**STYLEGAN2_PRESETS[preset], **config}
-            config = config_from_mapping(StyleGAN2Config, config, what="model_config")
+            config = cls.parse_model_config(config)
         if not isinstance(training, TrainingSettings):
             training = config_from_mapping(TrainingSettings, training, what="training")
         return cls(config, num_classes=num_classes, image_shape=image_shape, training=training, device=device)

@@ -146,3 +146,24 @@ def test_section_defaults_are_the_named_paper_constants():
     assert parse_classifier({"arch": "vgg16", "epochs": 3}, "classifier") == {
         "arch": "vgg16", "epochs": 3, "batch_size": vgg.batch_size, "lr": vgg.lr, "top_k": 1}
     assert parse_section(ClassifierSection, {"lr": "null"}, path="c").lr is None
+
+
+def test_stylegan2_presets_are_part_of_its_model_config():
+    from medsyn.models.registry import model_config_of
+    from medsyn.models.stylegan2 import STYLEGAN2_PRESETS
+
+    config = model_config_of("stylegan2", {"preset": "tiny", "r1_gamma": 1.0})
+    assert config["w_dim"] == STYLEGAN2_PRESETS["tiny"]["w_dim"] and config["r1_gamma"] == 1.0
+    with pytest.raises(ValueError, match=r"^model_config\.preset: unknown stylegan2 preset 'small'"):
+        model_config_of("stylegan2", {"preset": "small"})
+
+
+def test_stylegan2_takes_its_device_from_the_training_settings_like_every_generator():
+    from medsyn.models.stylegan2 import ConditionalStyleGAN2
+
+    model = ConditionalStyleGAN2.from_config({"preset": "tiny"}, num_classes=2, image_shape=(1, 8, 8),
+                                             training={"device": "cpu"})
+    assert model.device.type == "cpu" and next(model.G.parameters()).device.type == "cpu"
+    with pytest.raises(ValueError, match=r"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got 'tpu'"):
+        ConditionalStyleGAN2.from_config({"preset": "tiny"}, num_classes=2, image_shape=(1, 8, 8),
+                                         training={"device": "tpu"})
