@@ -407,3 +407,32 @@ def test_the_inference_bundle_refuses_a_study_folder(trained_run, tmp_path):
         assert result.returncode != 0
         assert expected in result.stderr, result.stderr[-3000:]
         assert tree_checksums(out_dir) == before
+
+
+@pytest.mark.parametrize("name", ["run_dp_sweep", "run_quickstart", "run_assessment"])
+def test_a_generator_config_the_data_cannot_take_is_refused_before_the_split_is_written(tmp_path, name):
+    from medsyn.workflows.assessment import run_assessment
+    from medsyn.workflows.dp_sweep import run_dp_sweep
+    from medsyn.workflows.quickstart import run_quickstart
+
+    deep = {"hidden_dims": [4, 8, 8, 8, 8, 8]}  # 6 stride-2 stages cannot take 16x16 images
+    classifier = {"arch": "small_cnn", "epochs": 1, "batch_size": 8, "lr": 1e-3}
+    calls = {
+        "run_dp_sweep": lambda out: run_dp_sweep(
+            str(out), data=DIGITS, model_config=deep, sigmas=[0.0], seeds=[0], per_class=2, steps=1,
+            batch_size=4, classifier=classifier, progress=False,
+        ),
+        "run_quickstart": lambda out: run_quickstart(
+            str(out), data={**DIGITS, "per_class": 2}, models={"cvae": {"config": {**deep, "steps": 1}}},
+            speed={"count": 2, "warmup": 0, "repeats": 1}, classifier=classifier, privacy={"q": 2, "repeats": 1},
+            progress=False,
+        ),
+        "run_assessment": lambda out: run_assessment(
+            str(out), data={**DIGITS, "per_class": 2}, seeds=[0], progress=False,
+            synthetic_sets={"cvae": {"kind": "generator", "model": "cvae", "config": {**deep, "steps": 1}}},
+        ),
+    }
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="divisible by"):
+        calls[name](out)
+    assert not out.exists()
