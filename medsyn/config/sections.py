@@ -40,6 +40,7 @@ from medsyn.config.strict import (
     section_to_dict,
     unknown_key_message,
 )
+from medsyn.metrics.features.extract import DEFAULT_EXTRACTOR, FEATURE_BATCH_SIZE
 from medsyn.metrics.kid import KID_DEFAULTS
 from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
 from medsyn.metrics.privacy.empirical_epsilon import DEFAULT_ISOMAP_NEIGHBORS, DEFAULT_K, DEFAULT_N_COMPONENTS
@@ -187,6 +188,9 @@ class SweepEmpiricalEpsilon:
             raise ConfigError(f"k: must not exceed samples_per_class ({self.samples_per_class}), got {self.k}")
 
 
+# Seeds of a multi-seed protocol: 3 seeds -> mean and 90% CI (paper 001 Fig. 10 "0.9 confidence intervals")
+PAPER_SEEDS: tuple[int, ...] = (0, 1, 2)
+
 # Sentinel of AssessmentPrivacy.dcr_feature_extractor: the first of fidelity.extractors (pixel space only if none).
 FIRST_FIDELITY_EXTRACTOR = "first_fidelity_extractor"
 
@@ -247,13 +251,13 @@ class FidelitySection:
     batch_size: images per feature-extraction batch.
     """
 
-    extractors: tuple[str, ...] = ("effnet_lite0",)
+    extractors: tuple[str, ...] = (DEFAULT_EXTRACTOR,)
     inception_v3_weights: str | None = None
     vgg16_weights: str | None = None
     domain: bool = True
     k: int = PRDC_K
     kid: KIDSection = field(default_factory=KIDSection)
-    batch_size: int = 64
+    batch_size: int = FEATURE_BATCH_SIZE
 
     def __post_init__(self) -> None:
         check_minimum(self, "k", "batch_size")

@@ -151,13 +151,13 @@ def train_generator(
     seed: int = 0,
     per_class: int | None = None,
     model_config: Mapping[str, Any] | None = None,
-    steps: int = 1000,
-    batch_size: int = 32,
-    checkpoint_every: int = 0,
+    steps: int = TrainingSettings.steps,  # the training defaults live in TrainingSettings only
+    batch_size: int = TrainingSettings.batch_size,
+    checkpoint_every: int = TrainingSettings.checkpoint_every,
     dp: Mapping[str, Any] | None = None,
     progress: bool = True,
     distributed: str | None = None,
-    device: str = "cpu",
+    device: str = TrainingSettings.device,
 ) -> Path | list[Path]:
     """Train ``model`` on the training split of ``data``; return the checkpoint path (a list for a sweep).
 

