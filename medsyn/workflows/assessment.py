@@ -52,11 +52,25 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from medsyn.config.sections import (
+    FIRST_FIDELITY_EXTRACTOR,
+    PAPER_SEEDS,
+    AssessmentData,
+    AssessmentPrivacy,
+    ClassifierSection,
+    FidelitySection,
+    RobustnessSection,
+    SpeedSection,
+    UtilitySection,
+    parse_synthetic_sets,
+)
+from medsyn.config.strict import parse_section, strict_arguments
 from medsyn.data.image_set import ImageSet
+from medsyn.io.atomic import write_json_atomic, write_text_atomic
+from medsyn.io.output_folder import writes_output_folder
 from medsyn.metrics.inception_score import IS_SPLITS, inception_score
 from medsyn.metrics.speed import sampling_speed
 from medsyn.models.classifier_training import predict_logits
-from medsyn.report.atomic import write_json_atomic, write_text_atomic
 
 __all__ = ["DOMAIN_EXTRACTOR", "SYNTHETIC_KINDS", "class_balanced_labels", "run_assessment"]
 
@@ -65,8 +79,6 @@ logger = logging.getLogger(__name__)
 DOMAIN_EXTRACTOR = "domain_baseline_real"
 SYNTHETIC_KINDS = ("generator", "checkpoint", "folder")
 _BASELINE_REGIMES = ("baseline_real", "geometric_da")
-# Sampling speed of generator and checkpoint sets: c samples per timed call, after untimed warm-up calls.
-DEFAULT_SPEED = {"count": 100, "warmup": 1, "repeats": 3}
 
 
 def class_balanced_labels(real: ImageSet, multiplier: int) -> torch.Tensor:
@@ -207,8 +219,8 @@ def _fidelity_scores(real: torch.Tensor, synthetic: torch.Tensor, k: int, kid_se
     from medsyn.metrics.prdc import prdc
 
     manifold = prdc(real, synthetic, k=k)
-    kid_mean, _kid_std = kid(real, synthetic, subsets=int(kid_settings.get("subsets", 100)),
-                             subset_size=int(kid_settings.get("subset_size", 1000)), seed=seed)
+    kid_mean, _kid_std = kid(real, synthetic, subsets=kid_settings["subsets"],
+                             subset_size=kid_settings["subset_size"], seed=seed)
     return {**{key: float(manifold[key]) for key in ("precision", "recall", "density", "coverage")},
             "fid": float(fid(real, synthetic)), "kid": kid_mean}
 
@@ -229,12 +241,49 @@ def _true_pair_scores(generator: Any, test: ImageSet) -> dict[str, float] | None
     return {"psnr": float(sum(psnr) / len(psnr)), "ssim": float(sum(ssim) / len(ssim))}
 
 
+def _run_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """What a re-run into ``output_dir`` reuses (the real split, the per-seed generator checkpoints) depends
+    on: the data split settings and each generator set's settings. Seeds may be added, scoring settings may
+    change (results are recomputed) and steps may grow (checkpoints resume)."""
+    from medsyn.models.registry import generator_settings
+
+    data, sets = arguments["data"], arguments["synthetic_sets"]
+    if not isinstance(data, Mapping) or not isinstance(sets, Mapping):
+        return {"data": data, "synthetic_sets": sets}  # refused by run_assessment's own checks
+    generators = {
+        name: generator_settings(spec.get("model"), spec.get("config"))
+        for name, spec in sets.items()
+        if isinstance(spec, Mapping) and spec.get("kind") == "generator" and isinstance(spec.get("model"), str)
+    }
+    return {
+        "data": {
+            "kind": data.get("kind"),
+            "options": dict(data.get("options") or {}),
+            "per_class": data.get("per_class"),
+            "split_seed": data.get("split_seed", 0),
+        },
+        "generators": generators,
+    }
+
+
+@strict_arguments(
+    sections={
+        "data": AssessmentData,
+        "synthetic_sets": parse_synthetic_sets,
+        "utility": UtilitySection,
+        "robustness": RobustnessSection,
+        "privacy": AssessmentPrivacy,
+        "fidelity": FidelitySection,
+        "speed": SpeedSection,
+    }
+)  # outermost: a bad config is refused before the output folder is touched
+@writes_output_folder("output_dir", settings=_run_settings)
 def run_assessment(
     output_dir: str,
     *,
     data: Mapping[str, Any],
     synthetic_sets: Mapping[str, Mapping[str, Any]],
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = PAPER_SEEDS,
     utility: Mapping[str, Any] | None = None,
     robustness: Mapping[str, Any] | None = None,
     privacy: Mapping[str, Any] | None = None,
@@ -243,6 +292,9 @@ def run_assessment(
     progress: bool = True,
 ) -> Path:
     """Run the whole protocol; write results.json/.csv, figures, report.md and report.html; return report.md.
+
+    output_dir: new, empty or written by run_assessment with the same data split and generator settings
+        (``_run_settings``; otherwise refused before anything is written, naming the differing keys).
 
     data: {"kind", "options", "per_class", "split_seed"} (see ``medsyn.data.sources.prepare_splits``), plus
         "val_per_class" / "test_per_class" to evaluate on the first k images per class (quick runs only)
@@ -256,7 +308,8 @@ def run_assessment(
     fidelity: {"extractors": ["effnet_lite0"], "domain": true, "inception_v3_weights", "vgg16_weights",
                "k": 3, "kid": {"subsets", "subset_size"}, "batch_size"}
     """
-    from medsyn.data.sources import prepare_splits
+    from medsyn.data.sources import draw_splits
+    from medsyn.data.split import save_split_manifest
     from medsyn.metrics.features import register_domain_extractor
     from medsyn.metrics.features.extract import extract_features
     from medsyn.metrics.features.registry import get_feature_extractor
@@ -279,46 +332,46 @@ def run_assessment(
     from medsyn.report.run_metadata import machine_description, package_versions
 
     started = time.perf_counter()
-    data = _check_mapping(data, "data")
-    utility = _check_mapping(utility, "utility")
-    robustness = _check_mapping(robustness, "robustness")
-    privacy = _check_mapping(privacy, "privacy")
-    fidelity = _check_mapping(fidelity, "fidelity")
+    # data, utility, ... arrive as complete dicts: @strict_arguments parsed them with the typed sections of
+    # medsyn.config.sections (which hold every default), refusing unknown or ill-typed keys by path.
     seeds = _validate_seeds(seeds)
-    if "kind" not in data:
-        raise ValueError("data needs 'kind' (a source name such as 'digits', 'medmnist', 'image_folder')")
-    classifier = dict(utility.get("classifier") or {})
-    multipliers = [int(m) for m in utility.get("multipliers", (1, 2, 3))]
+    classifier = parse_section(ClassifierSection, utility["classifier"], path="utility.classifier").as_mapping()
+    multipliers = list(utility["multipliers"])
     max_multiplier = max(multipliers)
-    steps = int(robustness.get("steps", 5))
-    epsilon_settings = dict(privacy.get("empirical_epsilon") or {})
-    k = int(fidelity.get("k", 3))
-    feature_batch = int(fidelity.get("batch_size", 64))
-    kid_settings = dict(fidelity.get("kid") or {})
+    steps = robustness["steps"]
+    epsilon_settings = privacy["empirical_epsilon"]
+    k = fidelity["k"]
+    feature_batch = fidelity["batch_size"]
+    kid_settings = fidelity["kid"]
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
 
     # --- every input check, before any training -------------------------------------------------------------
-    splits = prepare_splits(data["kind"], dict(data.get("options") or {}), seed=int(data.get("split_seed", 0)),
-                            per_class=data.get("per_class"), manifest_path=output / "split_manifest.json")
+    splits, split_manifest = draw_splits(data["kind"], dict(data["options"]), seed=data["split_seed"],
+                                         per_class=data["per_class"])
     train, val, test = splits["train"], splits["val"], splits["test"]
-    val = _limit_per_class(val, data.get("val_per_class"), "data.val_per_class")
-    test = _limit_per_class(test, data.get("test_per_class"), "data.test_per_class")
+    val = _limit_per_class(val, data["val_per_class"], "data.val_per_class")
+    test = _limit_per_class(test, data["test_per_class"], "data.test_per_class")
     check_utility_inputs(train, val, test, None, regimes=_BASELINE_REGIMES, classifier=classifier)
     sources = _prepare_sources(synthetic_sets, train, max_multiplier)
     for source in sources:
         if source.fixed is not None:
             check_utility_inputs(train, val, test, source.fixed, regimes=SYNTHETIC_REGIMES,
                                  multipliers=multipliers, classifier=classifier)
-    extractors = list(fidelity.get("extractors", ["effnet_lite0"]))
+    extractors = list(fidelity["extractors"])
     for name in extractors:
         get_feature_extractor(name)  # unknown name -> ValueError now
     extractors += _register_weight_extractors(fidelity)
-    use_domain = bool(fidelity.get("domain", True))
-    dcr_extractor = privacy.get("dcr_feature_extractor", extractors[0] if extractors else None)
-    if epsilon_settings.get("enabled", True):
-        n_queries = int(epsilon_settings.get("n_queries", 1))
+    use_domain = fidelity["domain"]
+    dcr_extractor = privacy["dcr_feature_extractor"]
+    if dcr_extractor == FIRST_FIDELITY_EXTRACTOR:
+        dcr_extractor = extractors[0] if extractors else None
+    elif dcr_extractor is not None:
+        get_feature_extractor(dcr_extractor)  # unknown name -> ValueError now
+    if epsilon_settings["enabled"]:
+        n_queries = epsilon_settings["n_queries"]
         minority_class_queries(train.labels, n_queries, seed=0)  # too many queries -> ValueError now
+    save_split_manifest(split_manifest, output / "split_manifest.json")  # the first byte written
 
     # --- real features of the fixed extractors (real data never changes between seeds) ----------------------
     real_features = {name: extract_features(train.images, name, batch_size=feature_batch) for name in extractors}
@@ -373,13 +426,12 @@ def run_assessment(
             speed_tree = {}
             if source.kind != "folder":
                 # paper 000 §4.1.3: S = c / t of the generator that made this seed's synthetic set
-                speed_settings = {**DEFAULT_SPEED, **dict(speed or {})}
                 generator = source.trained[seed]
                 speed_tree["sampling_speed"] = sampling_speed(
                     lambda labels, generator=generator, seed=seed: generator.sample(labels, seed=seed),
-                    torch.arange(int(speed_settings["count"])) % train.num_classes,
-                    warmup=int(speed_settings["warmup"]),
-                    repeats=int(speed_settings["repeats"]),
+                    torch.arange(speed["count"]) % train.num_classes,
+                    warmup=speed["warmup"],
+                    repeats=speed["repeats"],
                 )["value"]
             pairs = _true_pair_scores(source.trained.get(seed), test)
             if pairs is not None:
@@ -390,8 +442,8 @@ def run_assessment(
                     "reconstruct method (only a VAE-style model exposing reconstruct(images, labels) has them)"
                 )
 
-            ssim_result = ssim_max_privacy(synthetic.images, train.images, q=int(privacy.get("q", 100)),
-                                           repeats=int(privacy.get("repeats", 10)), seed=seed)
+            ssim_result = ssim_max_privacy(synthetic.images, train.images, q=privacy["q"],
+                                           repeats=privacy["repeats"], seed=seed)
             dcr = {"pixel": distance_to_closest_record(synthetic.images, train.images, test.images, space="pixel")}
             if dcr_extractor is not None:
                 dcr[dcr_extractor] = distance_to_closest_record(
@@ -410,13 +462,13 @@ def run_assessment(
                     save_dcr_ecdf_plot(output / path, result, title=f"{source.name}: DCR ECDF ({space} space)")
                     figures[f"{source.name}: DCR ECDFs ({space} space, seed {seed})"] = path
                 gallery = privacy_gallery(synthetic.images, train.images, ssim_result,
-                                          top=int(privacy.get("gallery_top", 16)))
+                                          top=privacy["gallery_top"])
                 path = f"{set_dir}/privacy_gallery.png"
                 save_privacy_gallery(output / path, gallery,
                                      title=f"{source.name}: highest max-SSIM synthetic images (top) and nearest training images")
                 figures[f"{source.name}: privacy gallery (seed {seed})"] = path
 
-            if source.kind == "generator" and epsilon_settings.get("enabled", True):
+            if source.kind == "generator" and epsilon_settings["enabled"]:
                 epsilon = _empirical_epsilon(source, train, seed, epsilon_settings, model_dir, progress,
                                              build_generator, minority_class_queries,
                                              run_empirical_epsilon_experiment)
@@ -449,7 +501,7 @@ def run_assessment(
     if use_domain:
         extractor_protocols[DOMAIN_EXTRACTOR] = {
             "description": "penultimate layer of the seed's Baseline Real classifier "
-                           f"({classifier.get('arch', 'small_cnn')}, trained on the real training split only)"
+                           f"({classifier['arch']}, trained on the real training split only)"
         }
     results["metadata"] = {
         "seeds": seeds,
@@ -463,7 +515,7 @@ def run_assessment(
                  "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
                  "train_class_counts": train.class_counts()},
         "protocol": {
-            "utility": f"accuracy (top-{classifier.get('top_k', 1)}) and macro F1 on the real test split; best "
+            "utility": f"accuracy (top-{classifier['top_k']}) and macro F1 on the real test split; best "
                        "epoch by real validation loss; baselines use no synthetic images: keyed '0x' and repeated "
                        "under every multiplier, shared "
                        "by every synthetic set",
@@ -471,7 +523,7 @@ def run_assessment(
             "fidelity": f"precision, recall, density, coverage (k={k}), FID, KID of the 1x synthetic subset "
                         "against the real training split",
             "privacy": "references are the generator's training members (real train); DCR holdout = real test; "
-                       f"SSIM-max q={privacy.get('q', 100)}, l={privacy.get('repeats', 10)}",
+                       f"SSIM-max q={privacy['q']}, l={privacy['repeats']}",
             "split": "one split (data.split_seed) shared by every seed; generators retrained per seed",
             "statistics": "mean and Student-t 90% CI over seeds",
         },
@@ -543,7 +595,7 @@ def _empirical_epsilon(source, train, seed, settings, model_dir, progress, build
         generator.fit(train_set, checkpoint, seed=fit_seed, progress=progress)
         return generator
 
-    queries = minority_class_queries(train.labels, int(settings.get("n_queries", 1)), seed=seed)
-    options = {key: int(settings[key]) for key in ("k", "n_components", "isomap_neighbors") if key in settings}
+    queries = minority_class_queries(train.labels, settings["n_queries"], seed=seed)
+    options = {key: settings[key] for key in ("k", "n_components", "isomap_neighbors")}
     return run_experiment(train, train_fn, query_indices=queries, seeds=[seed],
-                          samples_per_class=int(settings.get("samples_per_class", 10)), **options)
+                          samples_per_class=settings["samples_per_class"], **options)

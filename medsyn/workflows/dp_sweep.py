@@ -33,11 +33,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from medsyn.config.data import DataSection
+from medsyn.config.generators import parse_generator_overrides
+from medsyn.config.sections import PAPER_SEEDS, parse_classifier, parse_sweep_empirical_epsilon
+from medsyn.config.strict import strict_arguments
 from medsyn.data.image_set import ImageSet
-from medsyn.report.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from medsyn.io.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from medsyn.io.output_folder import writes_output_folder
+from medsyn.metrics.features.extract import DEFAULT_EXTRACTOR, FEATURE_BATCH_SIZE
 from medsyn.report.dp_sweep_figure import save_dp_sweep_figure
 from medsyn.report.run_metadata import machine_description, package_versions
-from medsyn.training.settings import TRAINING_KEYS
+from medsyn.training.settings import TRAINING_KEYS, DPSettings
 
 __all__ = [
     "balanced_labels",
@@ -46,8 +52,6 @@ __all__ = [
     "summarise_sweep",
     "sweep_dp_settings",
 ]
-
-EMPIRICAL_EPSILON_KEYS = ("samples_per_class", "k", "n_components", "isomap_neighbors")
 
 # Paper 001 §4 (Fig. 10): the noise multipliers of the sweep and the scarcity level.
 PAPER_SIGMAS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)
@@ -124,40 +128,6 @@ def _check_inputs(
         )
     generator_class(model)  # unknown model -> ValueError naming the registered ones
     return sorted(sigma_list)
-
-
-def _check_empirical_epsilon(settings: Mapping[str, Any] | None) -> dict[str, int] | None:
-    """None, or {"samples_per_class", "k", "n_components", "isomap_neighbors"} as positive integers
-    (defaults from medsyn.metrics.privacy.empirical_epsilon for the last three)."""
-    if settings is None:
-        return None
-    from medsyn.metrics.privacy.empirical_epsilon import (
-        DEFAULT_ISOMAP_NEIGHBORS,
-        DEFAULT_K,
-        DEFAULT_N_COMPONENTS,
-    )
-
-    if not isinstance(settings, Mapping):  # a bad config value: ValueError like every other (project rule)
-        raise ValueError(f"empirical_epsilon must be a mapping or null, got {type(settings).__name__}")
-    unknown = sorted(set(settings) - set(EMPIRICAL_EPSILON_KEYS))
-    if unknown or "samples_per_class" not in settings:
-        raise ValueError(
-            f"empirical_epsilon takes keys {list(EMPIRICAL_EPSILON_KEYS)} (samples_per_class required), got {sorted(settings)}"
-        )
-    checked = {
-        "k": DEFAULT_K,
-        "n_components": DEFAULT_N_COMPONENTS,
-        "isomap_neighbors": DEFAULT_ISOMAP_NEIGHBORS,
-        **dict(settings),
-    }
-    for key, value in checked.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"empirical_epsilon.{key} must be a positive integer, got {value!r}")
-    if checked["k"] > checked["samples_per_class"]:
-        raise ValueError(
-            f"empirical_epsilon.k ({checked['k']}) must not exceed samples_per_class ({checked['samples_per_class']})"
-        )
-    return checked
 
 
 def _sigma_dir_name(sigma: float) -> str:
@@ -256,6 +226,35 @@ def render_dp_sweep_markdown(results: Mapping[str, Any], figure_name: str = "dp_
     return "\n".join(lines)
 
 
+def _run_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """What a re-run into ``output_dir`` reuses (each seed's split, each run's checkpoints) depends on: data,
+    per_class, the generator (whole model config), batch_size and max_grad_norm. Seeds and sigmas may be
+    added (their runs are separate folders) and steps may grow (checkpoints resume)."""
+    from medsyn.models.registry import model_config_of
+
+    data, model, model_config = arguments["data"], arguments["model"], arguments["model_config"] or {}
+    training_keys = isinstance(model_config, Mapping) and set(model_config) & set(TRAINING_KEYS)
+    return {
+        "data": {"kind": data.get("kind"), "options": dict(data.get("options") or {})}
+        if isinstance(data, Mapping)
+        else data,
+        "per_class": arguments["per_class"],
+        "model": model,
+        # training keys in model_config are refused by run_dp_sweep itself, with the reason
+        "model_config": model_config if training_keys else model_config_of(model, model_config),
+        "batch_size": arguments["batch_size"],
+        "max_grad_norm": arguments["max_grad_norm"],
+    }
+
+
+@strict_arguments(
+    sections={
+        "data": DataSection,
+        "classifier": parse_classifier,
+        "empirical_epsilon": parse_sweep_empirical_epsilon,
+    }
+)  # outermost: a bad config is refused before the output folder is touched
+@writes_output_folder("output_dir", settings=_run_settings)
 def run_dp_sweep(
     output_dir: str,
     *,
@@ -263,18 +262,21 @@ def run_dp_sweep(
     model: str = "cvae",
     model_config: Mapping[str, Any] | None = None,
     sigmas: Sequence[float] = PAPER_SIGMAS,
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = PAPER_SEEDS,
     per_class: int | None = PAPER_PER_CLASS,
     steps: int,
     batch_size: int,
-    max_grad_norm: float = 1.0,
-    extractor: str = "effnet_lite0",
-    feature_batch_size: int = 64,
+    max_grad_norm: float = DPSettings.max_grad_norm,
+    extractor: str = DEFAULT_EXTRACTOR,
+    feature_batch_size: int = FEATURE_BATCH_SIZE,
     classifier: Mapping[str, Any],
     empirical_epsilon: Mapping[str, int] | None = None,
     progress: bool = True,
 ) -> Path:
     """Run the sweep; return the path of ``dp_sweep.md`` (``results.json`` and ``dp_sweep.png`` beside it).
+
+    output_dir: new, empty or written by run_dp_sweep with the same data-affecting settings
+        (``_run_settings``; otherwise refused before anything is written, naming the differing keys).
 
     data: {"kind": source name, "options": {...}} (see medsyn.data.sources); per_class: k training images
         per class (paper 001: 10) or None for the whole training split.
@@ -286,7 +288,8 @@ def run_dp_sweep(
         ablated generator, "k", "n_components", "isomap_neighbors"} to also measure paper 001's empirical
         epsilon (trains one more generator per sigma and seed).
     """
-    from medsyn.data.sources import prepare_splits
+    from medsyn.data.sources import draw_splits
+    from medsyn.data.split import save_split_manifest
     from medsyn.metrics import fid
     from medsyn.metrics.features.extract import extract_features
     from medsyn.metrics.privacy.empirical_epsilon import empirical_epsilon as empirical_epsilon_of
@@ -294,16 +297,14 @@ def run_dp_sweep(
     from medsyn.models.classifier_training import evaluate_classifier, train_classifier
     from medsyn.models.registry import build_generator
 
+    # data, classifier and empirical_epsilon arrive complete: @strict_arguments parsed them with the typed
+    # sections of medsyn.config.sections (defaults filled in, unknown or ill-typed keys refused by path).
     model_config = dict(model_config or {})
     sigma_list = _check_inputs(
         sigmas, seeds, steps, batch_size, max_grad_norm, per_class, model, model_config
     )
-    empirical_settings = _check_empirical_epsilon(empirical_epsilon)
-    missing = sorted({"arch", "epochs", "batch_size", "lr"} - set(classifier))
-    if missing:
-        raise ValueError(f"classifier is missing {missing}; expected keys arch, epochs, batch_size, lr")
-    if "kind" not in data:
-        raise ValueError(f"data must name a source with 'kind', got keys {sorted(data)}")
+    model_config = parse_generator_overrides(model, model_config, path="model_config", training_keys=False)
+    empirical_settings = empirical_epsilon
     output_path = Path(output_dir)
     output_path.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -314,14 +315,13 @@ def run_dp_sweep(
     source_name = ""
     for seed in seeds:
         seed_dir = output_path / f"seed_{seed}"
-        splits = prepare_splits(
-            data["kind"],
-            dict(data.get("options", {})),
-            seed=seed,
-            per_class=per_class,
-            manifest_path=seed_dir / "split_manifest.json",
+        splits, split_manifest = draw_splits(
+            data["kind"], dict(data.get("options", {})), seed=seed, per_class=per_class
         )
         train, val, test = splits["train"], splits["val"], splits["test"]
+        if seed == seeds[0]:  # the model config against the data (image size, classes) before any write
+            build_generator(model, num_classes=train.num_classes, image_shape=train.image_shape, **model_config)
+        save_split_manifest(split_manifest, seed_dir / "split_manifest.json")
         split_sizes = {"train": len(train), "val": len(val), "test": len(test)}
         source_name = train.source
         real_features = extract_features(train.images, extractor, batch_size=feature_batch_size)

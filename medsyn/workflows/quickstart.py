@@ -18,8 +18,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from medsyn.config.data import QuickstartData
+from medsyn.config.sections import (
+    QuickstartPrivacy,
+    SpeedSection,
+    parse_classifier,
+    parse_quickstart_models,
+)
+from medsyn.config.strict import strict_arguments
 from medsyn.data.image_set import ImageSet
-from medsyn.report.atomic import write_bytes_atomic, write_text_atomic
+from medsyn.io.atomic import write_bytes_atomic, write_text_atomic
+from medsyn.io.output_folder import writes_output_folder
+from medsyn.metrics.features.extract import DEFAULT_EXTRACTOR, FEATURE_BATCH_SIZE
+from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
+from medsyn.metrics.robustness import DEEPFOOL_STEPS
 from medsyn.report.markdown import render_markdown_report
 from medsyn.report.radar import radar_scores, save_radar
 from medsyn.report.results import write_results
@@ -43,22 +55,51 @@ def _save_synthetic(path: Path, images: torch.Tensor, labels: torch.Tensor) -> N
     write_bytes_atomic(path, buffer.getvalue())
 
 
+def _run_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """What a re-run into ``output_dir`` reuses (the split, the checkpoints) depends on: data, seed and each
+    generator's settings (medsyn.models.registry.generator_settings: more steps may resume a checkpoint)."""
+    from medsyn.models.registry import generator_settings
+
+    models = arguments["models"]
+    return {
+        "data": arguments["data"],
+        "seed": arguments["seed"],
+        "models": {
+            name: generator_settings(name, spec.get("config")) if isinstance(spec, Mapping) else spec
+            for name, spec in (models.items() if isinstance(models, Mapping) else [])
+        },
+    }
+
+
+@strict_arguments(
+    sections={
+        "data": QuickstartData,
+        "models": parse_quickstart_models,
+        "speed": SpeedSection,
+        "classifier": parse_classifier,
+        "privacy": QuickstartPrivacy,
+    }
+)  # outermost: a bad config is refused before the output folder is touched
+@writes_output_folder("output_dir", settings=_run_settings)
 def run_quickstart(
     output_dir: str,
     *,
     data: Mapping[str, Any],
     models: Mapping[str, Mapping[str, Any]],
     seed: int = 0,
-    extractor: str = "effnet_lite0",
-    feature_batch_size: int = 64,
-    prdc_k: int = 3,
+    extractor: str = DEFAULT_EXTRACTOR,
+    feature_batch_size: int = FEATURE_BATCH_SIZE,
+    prdc_k: int = PRDC_K,
     speed: Mapping[str, int],
     classifier: Mapping[str, Any],
-    robustness_steps: int = 5,
+    robustness_steps: int = DEEPFOOL_STEPS,
     privacy: Mapping[str, Any],
     progress: bool = True,
 ) -> Path:
     """Run the whole quickstart; return the path of ``report.md``.
+
+    output_dir: new, empty or written by run_quickstart with the same data, seed and generator settings
+        (medsyn.io.output_folder; otherwise refused before anything is written).
 
     data: {"kind": source name, "options": {...}, "per_class": k or None} (see medsyn.data.sources)
     models: generator name -> {"config": overrides of its config, "steps", "batch_size", "checkpoint_every"}
@@ -66,7 +107,8 @@ def run_quickstart(
     classifier: {"arch", "epochs", "batch_size", "lr"} for the utility / robustness classifiers
     privacy: {"q": synthetic images per repetition, "repeats": l} (paper 000 §4.1.6: q=100, l=10)
     """
-    from medsyn.data.sources import prepare_splits
+    from medsyn.data.sources import draw_splits
+    from medsyn.data.split import save_split_manifest
     from medsyn.metrics import fid, prdc
     from medsyn.metrics.features.extract import extract_features
     from medsyn.metrics.privacy import ssim_max_privacy
@@ -87,14 +129,18 @@ def run_quickstart(
         overall.set_postfix_str(stage)
         overall.update(1)
 
-    splits = prepare_splits(
-        data["kind"],
-        dict(data.get("options", {})),
-        seed=seed,
-        per_class=data.get("per_class"),
-        manifest_path=output_dir_path / "split_manifest.json",
+    splits, split_manifest = draw_splits(
+        data["kind"], dict(data.get("options", {})), seed=seed, per_class=data.get("per_class")
     )
     train, val, test = splits["train"], splits["val"], splits["test"]
+    # every model config against the data (image size, classes) before the first byte is written
+    generators = {
+        name: build_generator(
+            name, num_classes=train.num_classes, image_shape=train.image_shape, **dict(spec.get("config", {}))
+        )
+        for name, spec in models.items()
+    }
+    save_split_manifest(split_manifest, output_dir_path / "split_manifest.json")
     advance("data")
 
     real_features = extract_features(train.images, extractor, batch_size=feature_batch_size, progress=progress)
@@ -121,11 +167,8 @@ def run_quickstart(
 
     results_models: dict[str, dict[str, Any]] = {}
     labels = synthetic_labels_like(train)
-    for name, spec in models.items():
+    for name, generator in generators.items():
         model_dir = output_dir_path / "models" / name
-        generator = build_generator(
-            name, num_classes=train.num_classes, image_shape=train.image_shape, **dict(spec.get("config", {}))
-        )
         fit_started = time.perf_counter()
         generator.fit(train, model_dir / "checkpoint.pt", seed=seed, progress=progress)
         fit_seconds = time.perf_counter() - fit_started
