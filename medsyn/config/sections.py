@@ -47,6 +47,7 @@ from medsyn.metrics.privacy.empirical_epsilon import DEFAULT_ISOMAP_NEIGHBORS, D
 from medsyn.metrics.privacy.ssim_max_protocol import PAPER_Q, PAPER_REPEATS
 from medsyn.metrics.robustness import DEEPFOOL_STEPS
 from medsyn.metrics.utility import MULTIPLIERS
+from medsyn.models.classifiers import DEFAULT_CLASSIFIER
 
 __all__ = [
     "AssessmentData",
@@ -81,7 +82,7 @@ class ClassifierSection:
     """The downstream classifier (paper 000 §4.1.4, Appendix A). epochs / batch_size / lr left null take the
     arch's paper values (``medsyn.models.classifiers.CLASSIFIER_HYPERPARAMETERS``); top_k: top-k accuracy."""
 
-    arch: str = "small_cnn"
+    arch: str = DEFAULT_CLASSIFIER
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None

@@ -36,7 +36,7 @@ from torch import nn
 from medsyn.data.image_set import ImageSet, check_same_kind
 from medsyn.metrics.robustness import DEEPFOOL_STEPS, adversarial_accuracy
 from medsyn.models.classifier_training import evaluate_classifier, train_classifier
-from medsyn.models.classifiers import build_classifier
+from medsyn.models.classifiers import DEFAULT_CLASSIFIER, build_classifier
 
 __all__ = [
     "MULTIPLIERS",
@@ -156,7 +156,7 @@ def _classifier_settings(classifier: Mapping[str, Any] | None) -> dict[str, Any]
         raise ValueError(
             f"classifier has unknown key(s) {sorted(unknown)}; known keys: {sorted(_CLASSIFIER_KEYS)}"
         )
-    settings.setdefault("arch", "small_cnn")
+    settings.setdefault("arch", DEFAULT_CLASSIFIER)
     settings.setdefault("top_k", 1)
     return settings
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medsyn.data.image_set import ImageSet, check_same_kind
-from medsyn.models.classifiers import build_classifier, classifier_hyperparameters
+from medsyn.models.classifiers import DEFAULT_CLASSIFIER, build_classifier, classifier_hyperparameters
 
 __all__ = [
     "GEOMETRIC_DA",
@@ -105,7 +105,7 @@ def train_classifier(
     train: ImageSet,
     val: ImageSet,
     *,
-    arch: str = "small_cnn",
+    arch: str = DEFAULT_CLASSIFIER,
     epochs: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,

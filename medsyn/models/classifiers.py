@@ -28,6 +28,7 @@ from torch import nn
 __all__ = [
     "CLASSIFIERS",
     "CLASSIFIER_HYPERPARAMETERS",
+    "DEFAULT_CLASSIFIER",
     "ClassifierHyperParameters",
     "build_classifier",
     "classifier_hyperparameters",
@@ -71,6 +72,8 @@ CLASSIFIER_HYPERPARAMETERS: dict[str, ClassifierHyperParameters] = {
     # Not from the paper: a quick classifier so that the laptop demo trains a dozen of them in minutes.
     "small_cnn": ClassifierHyperParameters(lr=1e-3, batch_size=32, epochs=10, source="medsyn demo default"),
 }
+# The arch used when a config names none (every API and config section takes it from here).
+DEFAULT_CLASSIFIER = "small_cnn"
 
 # Width of the hidden fully connected layer of cnn4 / cnn3 (Appendix A says "two fully connected layers"
 # without a width; 128 is medsyn's choice).
