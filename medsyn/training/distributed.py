@@ -111,7 +111,9 @@ def broadcast_from_main(value: Any) -> Any:
     if not is_distributed():
         return value
     holder = [value]
-    dist.broadcast_object_list(holder, src=0)
+    # nccl moves the pickled object through this rank's GPU (LOCAL_RANK, as medsyn.training.device picks it)
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if dist.get_backend() == "nccl" else None
+    dist.broadcast_object_list(holder, src=0, device=device)
     return holder[0]
 
 
