@@ -147,7 +147,7 @@ def test_a_second_run_into_a_folder_in_use_fails_at_once(trained_run):
         started = time.perf_counter()
         with pytest.raises(FolderInUseError, match=f"output_dir {trained_run} is in use by another medsyn run"):
             train_generator("cvae", DIGITS, trained_run, **RUN)
-        assert time.perf_counter() - started < 2.0
+        assert time.perf_counter() - started < 5.0  # refused before loading the data
     assert tree_checksums(trained_run) == before
 
 
