@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from medsyn.data.image_set import ImageSet
-from medsyn.report.atomic import write_json_atomic
+from medsyn.io.atomic import write_json_atomic
 
 __all__ = [
     "SPLIT_NAMES",

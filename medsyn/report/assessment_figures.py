@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medsyn.report.atomic import write_bytes_atomic
+from medsyn.io.atomic import write_bytes_atomic
 
 __all__ = ["RADAR_DEFINITIONS", "assessment_radar_scores", "save_assessment_radar", "save_regime_bars"]
 

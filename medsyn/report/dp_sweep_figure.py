@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medsyn.report.atomic import write_bytes_atomic
+from medsyn.io.atomic import write_bytes_atomic
 
 __all__ = ["DP_SWEEP_PANELS", "REQUIRED_PANELS", "save_dp_sweep_figure"]
 

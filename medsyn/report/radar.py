@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medsyn.report.atomic import write_bytes_atomic
+from medsyn.io.atomic import write_bytes_atomic
 from medsyn.report.metric_catalog import RADAR_AXES, describe_metric
 
 __all__ = ["radar_scores", "save_radar"]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medsyn.report.atomic import write_json_atomic, write_text_atomic
+from medsyn.io.atomic import write_json_atomic, write_text_atomic
 from medsyn.report.metric_catalog import describe_metric
 
 __all__ = ["validate_results", "write_results", "results_table"]

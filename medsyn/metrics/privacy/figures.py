@@ -21,7 +21,7 @@ def _figure(width: float, height: float):
 
 
 def _write_png(path: str | os.PathLike, figure) -> Path:
-    from medsyn.report.atomic import write_bytes_atomic
+    from medsyn.io.atomic import write_bytes_atomic
 
     buffer = io.BytesIO()
     figure.tight_layout()

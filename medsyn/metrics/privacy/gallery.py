@@ -82,7 +82,7 @@ def save_privacy_gallery(path: str | os.PathLike, gallery: dict[str, Any], *, ti
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    from medsyn.report.atomic import write_bytes_atomic
+    from medsyn.io.atomic import write_bytes_atomic
 
     for key in ("synthetic_images", "real_images", "values", "synthetic_indices", "real_indices"):
         if key not in gallery:
