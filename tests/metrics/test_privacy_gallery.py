@@ -1,10 +1,10 @@
-"""Privacy gallery: the most similar synthetic images beside their nearest training image, saved as a PNG."""
+"""Privacy gallery: the most similar synthetic images and their nearest training images (the figure is
+tested in tests/report/test_privacy_figures.py)."""
 
-import matplotlib.image
 import numpy as np
 import pytest
 
-from medsyn.metrics.privacy import privacy_gallery, save_privacy_gallery, ssim_max_privacy
+from medsyn.metrics.privacy import privacy_gallery, ssim_max_privacy
 
 
 @pytest.fixture
@@ -31,23 +31,6 @@ def test_gallery_orders_by_max_ssim_and_pairs_nearest_real(scored):
     assert privacy_gallery(synthetic, real, ssim, top=50)["synthetic_indices"].__len__() == 12
 
 
-def test_save_gallery_writes_a_png(tmp_path, scored):
-    synthetic, real, ssim = scored
-    path = save_privacy_gallery(tmp_path / "figs" / "gallery.png", privacy_gallery(synthetic, real, ssim, top=10),
-                                title="toy")
-    picture = matplotlib.image.imread(path)
-    assert picture.ndim == 3 and picture.shape[0] > 100 and picture.shape[1] > 100
-    assert not list(path.parent.glob("*.tmp"))  # atomic write left no temporary file
-
-
-def test_rgb_gallery(tmp_path):
-    rng = np.random.default_rng(0)
-    real = rng.random((3, 3, 10, 10)).astype(np.float32)
-    synthetic = rng.random((2, 3, 10, 10)).astype(np.float32)
-    ssim = ssim_max_privacy(synthetic, real, q=2, repeats=1)
-    assert save_privacy_gallery(tmp_path / "rgb.png", privacy_gallery(synthetic, real, ssim)).is_file()
-
-
 def test_bad_inputs(scored):
     synthetic, real, ssim = scored
     with pytest.raises(ValueError, match="top"):
@@ -56,5 +39,3 @@ def test_bad_inputs(scored):
         privacy_gallery(synthetic[:5], real, ssim)
     with pytest.raises(ValueError, match="ssim_result must be"):
         privacy_gallery(synthetic, real, {"nope": 1})
-    with pytest.raises(ValueError, match="gallery is missing"):
-        save_privacy_gallery("/tmp/never.png", {})

@@ -1,5 +1,6 @@
 """Privacy suite: SSIM-max (paper 000 §4.1.6), distance to closest record with ECDF KS/area and empirical
-epsilon (paper 001 §3.2), and the gallery of the most similar synthetic/training pairs.
+epsilon (paper 001 §3.2), and the gallery of the most similar synthetic/training pairs. Their figures are
+drawn by ``medsyn.report.privacy_figures``.
 
 Result names: ``ssim_max_paper``, ``ssim_max_full``, ``dcr_ks``, ``dcr_area``, ``empirical_epsilon``.
 """
@@ -11,8 +12,7 @@ from medsyn.metrics.privacy.empirical_epsilon import (
     minority_class_queries,
     run_empirical_epsilon_experiment,
 )
-from medsyn.metrics.privacy.figures import save_dcr_ecdf_plot, save_isomap_scatter
-from medsyn.metrics.privacy.gallery import privacy_gallery, save_privacy_gallery
+from medsyn.metrics.privacy.gallery import privacy_gallery
 from medsyn.metrics.privacy.knn_density import knn_log_density
 from medsyn.metrics.privacy.ssim_max_protocol import ssim_max_privacy
 
@@ -24,8 +24,5 @@ __all__ = [
     "minority_class_queries",
     "privacy_gallery",
     "run_empirical_epsilon_experiment",
-    "save_dcr_ecdf_plot",
-    "save_isomap_scatter",
-    "save_privacy_gallery",
     "ssim_max_privacy",
 ]

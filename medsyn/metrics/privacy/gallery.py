@@ -1,12 +1,9 @@
-"""Privacy gallery (issue 5, 3d): the synthetic images with the highest max-SSIM, each beside the real
-training image it is most similar to, so a reader can judge by eye whether the closest pairs are copies."""
+"""Privacy gallery (issue 5, 3d): the synthetic images with the highest max-SSIM, each with the real
+training image it is most similar to, so a reader can judge by eye whether the closest pairs are copies.
+The figure is drawn by ``medsyn.report.privacy_figures.save_privacy_gallery``."""
 
 from __future__ import annotations
 
-import io
-import math
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,9 +11,7 @@ import torch
 
 from medsyn.metrics.validation import as_image_batch, check_same_image_size
 
-__all__ = ["privacy_gallery", "save_privacy_gallery"]
-
-PAIRS_PER_ROW = 8
+__all__ = ["privacy_gallery"]
 
 
 def _per_image(ssim_result: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -63,52 +58,3 @@ def privacy_gallery(synthetic: Any, real_train: Any, ssim_result: Any, top: int 
         "synthetic_images": synthetic_t[torch.as_tensor(order, dtype=torch.long)].cpu().numpy(),
         "real_images": real_t[torch.as_tensor(real_order, dtype=torch.long)].cpu().numpy(),
     }
-
-
-def _to_display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
-    # [C,H,W] -> what imshow takes: grey [H,W] with a grey colour map, or RGB [H,W,3]
-    if image.shape[0] == 1:
-        return image[0], "gray"
-    if image.shape[0] == 3:
-        return np.transpose(image, (1, 2, 0)), None
-    return image.mean(axis=0), "gray"
-
-
-def save_privacy_gallery(path: str | os.PathLike, gallery: dict[str, Any], *, title: str | None = None) -> Path:
-    """Write the gallery as a PNG (pairs: synthetic above its nearest training image, labelled with the
-    max-SSIM), atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    from medsyn.io.atomic import write_bytes_atomic
-
-    for key in ("synthetic_images", "real_images", "values", "synthetic_indices", "real_indices"):
-        if key not in gallery:
-            raise ValueError(f"gallery is missing {key!r}: pass the dict returned by privacy_gallery")
-    count = len(gallery["values"])
-    if count == 0:
-        raise ValueError("gallery is empty")
-    columns = min(count, PAIRS_PER_ROW)
-    pair_rows = math.ceil(count / PAIRS_PER_ROW)
-    figure = Figure(figsize=(1.4 * columns, 2.9 * pair_rows + (0.4 if title else 0)), dpi=100)
-    axes = figure.subplots(2 * pair_rows, columns, squeeze=False)
-    for axis in axes.flat:
-        axis.set_axis_off()
-    for i in range(count):
-        row, column = 2 * (i // PAIRS_PER_ROW), i % PAIRS_PER_ROW
-        for offset, key, label in (
-            (0, "synthetic_images", f"syn {gallery['synthetic_indices'][i]}\nSSIM {gallery['values'][i]:.3f}"),
-            (1, "real_images", f"train {gallery['real_indices'][i]}"),
-        ):
-            image, cmap = _to_display(np.asarray(gallery[key][i]))
-            axis = axes[row + offset, column]
-            axis.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
-            axis.set_title(label, fontsize=7)
-    if title:
-        figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return write_bytes_atomic(path, buffer.getvalue())

@@ -1,17 +1,28 @@
-"""Privacy figures drawn from the result dicts of this package (issue 5, item 6): the two DCR ECDFs
-(paper 001 Fig. 11's inputs) and the Isomap scatter of victim/ablated synthetic sets with the query
-(paper 001 Fig. 8). PNGs are rendered with the Agg backend and written atomically."""
+"""Privacy figures, drawn from the result dicts of ``medsyn.metrics.privacy``:
+
+- ``save_dcr_ecdf_plot``: the ECDFs of synthetic and held-out distances to the training members (paper 001
+  Fig. 11's inputs), annotated with KS and area;
+- ``save_isomap_scatter``: the Isomap embedding of the real set, victim and ablated synthetic sets and the
+  query (paper 001 Fig. 8);
+- ``save_privacy_gallery``: the synthetic images with the highest max-SSIM, each above the training image it
+  is most similar to (``privacy_gallery`` picks the pairs), so a reader can judge by eye whether the closest
+  pairs are copies.
+"""
 
 from __future__ import annotations
 
-import io
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["save_dcr_ecdf_plot", "save_isomap_scatter"]
+from medsyn.report.figure_output import write_png
+
+__all__ = ["PAIRS_PER_ROW", "save_dcr_ecdf_plot", "save_isomap_scatter", "save_privacy_gallery"]
+
+PAIRS_PER_ROW = 8
 
 
 def _figure(width: float, height: float):
@@ -20,19 +31,15 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100)
 
 
-def _write_png(path: str | os.PathLike, figure) -> Path:
-    from medsyn.io.atomic import write_bytes_atomic
-
-    buffer = io.BytesIO()
+def _write(path: str | os.PathLike, figure) -> Path:
     figure.tight_layout()
-    figure.savefig(buffer, format="png")
-    return write_bytes_atomic(path, buffer.getvalue())
+    return write_png(path, figure, bbox_inches=None)
 
 
 def save_dcr_ecdf_plot(path: str | os.PathLike, dcr_result: dict[str, Any], *, title: str | None = None) -> Path:
     """ECDFs of synthetic and holdout distances to the training members, annotated with KS and area.
 
-    dcr_result: the dict returned by :func:`distance_to_closest_record`
+    dcr_result: the dict returned by :func:`medsyn.metrics.privacy.distance_to_closest_record`
     """
     if not isinstance(dcr_result, dict) or "ecdf" not in dcr_result or "dcr_ks" not in dcr_result:
         raise ValueError("dcr_result must be the dict returned by distance_to_closest_record")
@@ -52,7 +59,7 @@ def save_dcr_ecdf_plot(path: str | os.PathLike, dcr_result: dict[str, Any], *, t
         + f"KS {dcr_result['dcr_ks']['value']:.3f}   area {dcr_result['dcr_area']['value']:.3g}",
         fontsize=9,
     )
-    return _write_png(path, figure)
+    return _write(path, figure)
 
 
 def save_isomap_scatter(
@@ -61,7 +68,8 @@ def save_isomap_scatter(
     """Isomap embedding (fitted on real training data) of the real set, the first trial's victim and ablated
     synthetic sets, and every query.
 
-    epsilon_result: the dict returned by :func:`empirical_epsilon` / :func:`run_empirical_epsilon_experiment`
+    epsilon_result: the dict returned by :func:`medsyn.metrics.privacy.empirical_epsilon` /
+        :func:`medsyn.metrics.privacy.run_empirical_epsilon_experiment`
     """
     if not isinstance(epsilon_result, dict) or "embedding" not in epsilon_result:
         raise ValueError("epsilon_result must be the dict returned by empirical_epsilon")
@@ -88,4 +96,46 @@ def save_isomap_scatter(
         f"  max {summary.get('max', float('nan')):.3g}",
         fontsize=9,
     )
-    return _write_png(path, figure)
+    return _write(path, figure)
+
+
+def _to_display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    # [C,H,W] -> what imshow takes: grey [H,W] with a grey colour map, or RGB [H,W,3]
+    if image.shape[0] == 1:
+        return image[0], "gray"
+    if image.shape[0] == 3:
+        return np.transpose(image, (1, 2, 0)), None
+    return image.mean(axis=0), "gray"
+
+
+def save_privacy_gallery(path: str | os.PathLike, gallery: dict[str, Any], *, title: str | None = None) -> Path:
+    """Write the gallery as a PNG (pairs: synthetic above its nearest training image, labelled with the
+    max-SSIM), atomically.
+
+    gallery: the dict returned by :func:`medsyn.metrics.privacy.privacy_gallery` (images float [t,C,H,W] in [0,1])
+    """
+    for key in ("synthetic_images", "real_images", "values", "synthetic_indices", "real_indices"):
+        if key not in gallery:
+            raise ValueError(f"gallery is missing {key!r}: pass the dict returned by privacy_gallery")
+    count = len(gallery["values"])
+    if count == 0:
+        raise ValueError("gallery is empty")
+    columns = min(count, PAIRS_PER_ROW)
+    pair_rows = math.ceil(count / PAIRS_PER_ROW)
+    figure = _figure(1.4 * columns, 2.9 * pair_rows + (0.4 if title else 0))
+    axes = figure.subplots(2 * pair_rows, columns, squeeze=False)
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for i in range(count):
+        row, column = 2 * (i // PAIRS_PER_ROW), i % PAIRS_PER_ROW
+        for offset, key, label in (
+            (0, "synthetic_images", f"syn {gallery['synthetic_indices'][i]}\nSSIM {gallery['values'][i]:.3f}"),
+            (1, "real_images", f"train {gallery['real_indices'][i]}"),
+        ):
+            image, cmap = _to_display(np.asarray(gallery[key][i]))
+            axis = axes[row + offset, column]
+            axis.imshow(image, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+            axis.set_title(label, fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    return _write(path, figure)
