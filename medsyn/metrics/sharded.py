@@ -6,11 +6,12 @@ indices by the shard's start, and the partial results are merged with the same t
 (best value, then smallest global index). Because the k-NN values are exact (once-rounded) distances, the
 merged results are bitwise those of a single process.
 
-    from medsyn.kernels.sharding import distributed_prdc, distributed_nearest_neighbors, distributed_ssim_max
+    from medsyn.metrics.sharded import distributed_prdc, distributed_nearest_neighbors, distributed_ssim_max
     # in every rank of a process group (torchrun, gloo on CPU / nccl on GPU), with the full inputs:
     m = distributed_prdc(real_features, synthetic_features, k=3)
 
-Without an initialised process group the helpers run as one process (world size 1).
+Without an initialised process group the helpers run as one process (world size 1). The scans live beside
+the metrics they shard (layer L3): the kernels below them know nothing of metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch.distributed as dist
 
 from medsyn.metrics.neighbors import float32_scaled_features, knn_backend, times_power_of_two
 from medsyn.metrics.prdc import DEFAULT_K, membership_radii_sq, prdc_from_radii, validate_prdc_inputs
+from medsyn.metrics.ssim import ssim_max
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
 __all__ = [
@@ -213,8 +215,6 @@ def distributed_ssim_max(
 
     Each rank needs at least one real image. Extra keyword arguments go to ``ssim_max`` (window, data_range, ...).
     """
-    from medsyn.metrics.ssim import ssim_max
-
     rank, size = world(group)
     n_real = len(real)
     if n_real < size:
