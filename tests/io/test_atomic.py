@@ -36,9 +36,3 @@ def test_a_folder_that_is_a_file_names_the_path(tmp_path):
         write_bytes_atomic(tmp_path / "figures" / "radar.png", b"png")
     assert failure.value.filename == str(tmp_path / "figures" / "radar.png")
     assert "while writing" in str(failure.value)
-
-
-def test_old_import_path_is_the_same_writer():
-    from medsyn.report import atomic as old
-
-    assert old.write_bytes_atomic is write_bytes_atomic and old.write_json_atomic is write_json_atomic
