@@ -1,13 +1,41 @@
-"""What each reported metric means and which direction is better: the one place the report, the radar
-and the CSV take this from. Keys are metric-name prefixes; the longest matching prefix wins, so
-``fid_effnet_lite0`` finds ``fid``.
+"""What each metric of the results schema means and which direction is better, and the radar's axes: the one
+place the validator, the report, the radar and the CSV take this from.
+
+A metric's catalogue name is its key path inside one synthetic set with the set-specific parts (extractor,
+regime, multiplier, DCR space, IS classifier) left out: ``fidelity.effnet_lite0.fid`` is ``fidelity.fid``,
+``utility.synthetic_da.2x.accuracy`` is ``utility.accuracy``, ``privacy.dcr_ks.pixel`` is ``privacy.dcr_ks``
+(:func:`metric_name_of`).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["MetricInfo", "METRIC_CATALOG", "describe_metric", "RADAR_AXES"]
+__all__ = [
+    "BASELINE_REGIMES",
+    "METRIC_CATALOG",
+    "MetricInfo",
+    "RADAR_AXES",
+    "REGIME_LABELS",
+    "RadarAxis",
+    "SYNTHETIC_REGIMES",
+    "describe_metric",
+    "metric_name_of",
+]
+
+# The utility regimes of paper 000 §4.1.4, in the order of its Tables 3-4 (the evaluation layer trains them).
+BASELINE_REGIMES = ("baseline_real", "geometric_da")
+SYNTHETIC_REGIMES = ("data_anonymization", "synthetic_da", "combined_da")
+REGIME_LABELS = {
+    "baseline_real": "Baseline Real",
+    "geometric_da": "Geometric DA",
+    "data_anonymization": "Data Anonymization",
+    "synthetic_da": "Synthetic DA",
+    "combined_da": "Combined DA",
+}
 
 
 @dataclass(frozen=True)
@@ -19,70 +47,176 @@ class MetricInfo:
 
 
 METRIC_CATALOG: dict[str, MetricInfo] = {
-    "precision": MetricInfo(
+    "fidelity.precision": MetricInfo(
         "fidelity",
         "fraction of synthetic images inside the real-image manifold (k-NN hyperspheres, k=3; Kynkaanniemi et al. 2019)",
         True,
     ),
-    "recall": MetricInfo(
+    "fidelity.recall": MetricInfo(
         "diversity",
         "fraction of real training images inside the synthetic-image manifold (k-NN hyperspheres, k=3)",
         True,
     ),
-    "density": MetricInfo("fidelity", "expected number of real k-NN spheres holding a synthetic image, / k (Naeem 2020)", True),
-    "coverage": MetricInfo("diversity", "fraction of real images whose k-NN sphere holds a synthetic image (Naeem 2020)", True),
-    "fid": MetricInfo(
+    "fidelity.density": MetricInfo(
+        "fidelity", "expected number of real k-NN spheres holding a synthetic image, / k (Naeem 2020)", True
+    ),
+    "fidelity.coverage": MetricInfo(
+        "diversity", "fraction of real images whose k-NN sphere holds a synthetic image (Naeem 2020)", True
+    ),
+    "fidelity.fid": MetricInfo(
         "fidelity+diversity",
         "Frechet distance between Gaussian fits of real and synthetic features; only comparable within one extractor",
         False,
     ),
+    "fidelity.kid": MetricInfo(
+        "fidelity+diversity",
+        "squared MMD (cubic polynomial kernel) between real and synthetic features, averaged over subsets; "
+        "only comparable within one extractor",
+        False,
+    ),
+    "fidelity.inception_score": MetricInfo(
+        "fidelity+diversity",
+        "exp of the mean KL divergence between p(y|x) and p(y) under the named classifier (not ImageNet Inception)",
+        True,
+    ),
+    "fidelity.true_pairs.psnr": MetricInfo(
+        "fidelity", "PSNR between real test images and their reconstructions (true pairs only)", True, "dB"
+    ),
+    "fidelity.true_pairs.ssim": MetricInfo(
+        "fidelity", "SSIM between real test images and their reconstructions (true pairs only)", True
+    ),
     "sampling_speed": MetricInfo(
         "sampling speed", "synthetic images generated per second after a warm-up (paper 000 §4.1.3)", True, "samples/s"
     ),
-    "utility_real_baseline": MetricInfo(
-        "utility", "test accuracy on real test images of a classifier trained on the real training split", True
+    "utility.accuracy": MetricInfo(
+        "utility", "test accuracy on real test images of a classifier trained in the regime (paper 000 §4.1.4)", True
     ),
-    "utility_synthetic_only": MetricInfo(
-        "utility",
-        "test accuracy on real test images of a classifier trained only on synthetic images (as many as real training)",
+    "utility.macro_f1": MetricInfo("utility", "macro-averaged F1 on real test images of the same classifier", True),
+    "robustness.adversarial_accuracy": MetricInfo(
+        "robustness", "accuracy of the regime's classifier on DeepFool-perturbed real test images (paper 000 §4.1.5)",
         True,
     ),
-    "utility": MetricInfo("utility", "test accuracy on real test images of a downstream classifier", True),
-    "robustness_real_baseline": MetricInfo(
-        "robustness", "accuracy of the real-trained classifier on DeepFool-perturbed real test images (5 steps)", True
-    ),
-    "robustness_synthetic_only": MetricInfo(
-        "robustness",
-        "accuracy of the synthetic-trained classifier on DeepFool-perturbed real test images (5 steps)",
-        True,
-    ),
-    "robustness": MetricInfo("robustness", "accuracy on DeepFool-perturbed real test images (5 steps)", True),
-    "privacy_ssim_max_paper": MetricInfo(
+    "privacy.ssim_max_paper": MetricInfo(
         "privacy",
-        "mean over q=100 random synthetic images (l=10 repetitions) of the max SSIM to any real training image "
+        "mean over q random synthetic images (l repetitions) of the max SSIM to any real training image "
         "(paper 000 §4.1.6); high = synthetic images close to training images",
         False,
     ),
-    "privacy_ssim_max_full": MetricInfo(
+    "privacy.ssim_max_full": MetricInfo(
         "privacy", "mean over every synthetic image of the max SSIM to any real training image (full scan)", False
     ),
-    "privacy": MetricInfo("privacy", "similarity of synthetic images to training images", False),
+    "privacy.dcr_ks": MetricInfo(
+        "privacy",
+        "KS distance between the ECDFs of synthetic and held-out real distances to the closest training member "
+        "(paper 001 §3.2); 0 = synthetic images no closer to the training members than unseen real images",
+        False,
+    ),
+    "privacy.dcr_area": MetricInfo(
+        "privacy", "area between the same two ECDFs of distances to the closest training record", False
+    ),
+    "privacy.empirical_epsilon": MetricInfo(
+        "privacy",
+        "log ratio of the kNN densities of victim and ablated synthetic sets at the query, in an Isomap of the "
+        "real training split (paper 001 §3.2)",
+        False,
+    ),
+    "privacy.dp_epsilon": MetricInfo(
+        "privacy",
+        "formal (epsilon, delta)-DP guarantee of DP-SGD training (Opacus RDP accountant); null = no DP (sigma 0)",
+        False,
+    ),
 }
 
-# The six axes of the radar (paper 000 Fig. 7): axis label -> metric name prefix used for it.
-RADAR_AXES: dict[str, str] = {
-    "fidelity": "precision",
-    "diversity": "recall",
-    "sampling speed": "sampling_speed",
-    "utility": "utility_synthetic_only",
-    "robustness": "robustness_synthetic_only",
-    "privacy": "privacy_ssim_max_paper",
-}
+_MULTIPLIER = re.compile(r"^[0-9]+x$")
 
 
 def describe_metric(name: str) -> MetricInfo:
-    """The catalogue entry of the longest prefix of ``name``; ValueError for an unknown metric."""
-    matches = [prefix for prefix in METRIC_CATALOG if name == prefix or name.startswith(prefix + "_")]
-    if not matches:
-        raise ValueError(f"metric {name!r} is not in the metric catalogue (known prefixes: {sorted(METRIC_CATALOG)})")
-    return METRIC_CATALOG[max(matches, key=len)]
+    """The catalogue entry of ``name`` (a catalogue name or a key path); ValueError for an unknown metric."""
+    key = name if name in METRIC_CATALOG else metric_name_of(name)
+    return METRIC_CATALOG[key]
+
+
+def metric_name_of(path: str) -> str:
+    """Key path inside one synthetic set -> catalogue name; ValueError naming the path when it is not a metric
+    of the schema (unknown regime, multiplier key not ``<n>x``, unknown metric, wrong depth)."""
+    parts = path.split(".")
+    section = parts[0]
+    if section in ("utility", "robustness"):
+        if len(parts) != 4:
+            raise ValueError(f"{path}: expected {section}.<regime>.<multiplier>.<metric>")
+        if parts[1] not in REGIME_LABELS:
+            raise ValueError(f"{path}: unknown regime {parts[1]!r}; expected one of {list(REGIME_LABELS)}")
+        if not _MULTIPLIER.match(parts[2]):
+            raise ValueError(f"{path}: multiplier key {parts[2]!r} is not of the form '<n>x' (e.g. '1x', '0x')")
+        name = f"{section}.{parts[3]}"
+    elif section == "fidelity":
+        if len(parts) != 3:
+            raise ValueError(f"{path}: expected fidelity.<extractor>.<metric>")
+        if parts[1] == "true_pairs":
+            name = f"fidelity.true_pairs.{parts[2]}"
+        elif parts[1] == "inception_score":
+            name = "fidelity.inception_score"
+        else:
+            name = f"fidelity.{parts[2]}"
+    elif section == "privacy":
+        if parts[1:2] in (["dcr_ks"], ["dcr_area"]):
+            if len(parts) != 3:
+                raise ValueError(f"{path}: expected privacy.{parts[1]}.<space>")
+            name = f"privacy.{parts[1]}"
+        elif len(parts) != 2:
+            raise ValueError(f"{path}: expected privacy.<metric>")
+        else:
+            name = path
+    else:
+        name = path
+    if name not in METRIC_CATALOG:
+        raise ValueError(f"{path}: metric {name!r} is not in the metric catalogue (known: {sorted(METRIC_CATALOG)})")
+    return name
+
+
+def _mean_at(entry: Mapping[str, Any], path: tuple[str, ...]) -> float | None:
+    node: Any = entry
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return None if node is None else float(node["mean"])
+
+
+def _mean_over_synthetic_regimes(section: str, metric: str) -> Callable[[Mapping[str, Any], str], float | None]:
+    def read(entry: Mapping[str, Any], _extractor: str) -> float | None:
+        regimes = entry.get(section, {})
+        values = [multiplier[metric]["mean"] for regime in SYNTHETIC_REGIMES
+                  for multiplier in regimes.get(regime, {}).values() if metric in multiplier]
+        return sum(values) / len(values) if values else None
+
+    return read
+
+
+@dataclass(frozen=True)
+class RadarAxis:
+    metric: str  # the catalogue name it is read from (its direction comes from there)
+    reading: str  # how one synthetic set's value is read, in words
+    read: Callable[[Mapping[str, Any], str], float | None]  # (set entry, extractor) -> mean, None when absent
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRIC_CATALOG[self.metric].higher_is_better
+
+
+# The six axes of the radar (paper 000 Fig. 7), in drawing order.
+RADAR_AXES: dict[str, RadarAxis] = {
+    "fidelity": RadarAxis("fidelity.precision", "precision on the radar extractor",
+                          lambda entry, extractor: _mean_at(entry, ("fidelity", extractor, "precision"))),
+    "diversity": RadarAxis("fidelity.recall", "recall on the radar extractor",
+                           lambda entry, extractor: _mean_at(entry, ("fidelity", extractor, "recall"))),
+    "utility": RadarAxis("utility.accuracy", "accuracy averaged over the synthetic regimes and multipliers present",
+                         _mean_over_synthetic_regimes("utility", "accuracy")),
+    "robustness": RadarAxis("robustness.adversarial_accuracy",
+                            "adversarial accuracy averaged over the synthetic regimes and multipliers present",
+                            _mean_over_synthetic_regimes("robustness", "adversarial_accuracy")),
+    "privacy": RadarAxis("privacy.ssim_max_paper", "ssim_max_paper (inverted: lower max-SSIM is more private)",
+                         lambda entry, _extractor: _mean_at(entry, ("privacy", "ssim_max_paper"))),
+    "sampling speed": RadarAxis("sampling_speed", "samples per second of the generator (sets of external images have none)",
+                                lambda entry, _extractor: _mean_at(entry, ("sampling_speed",))),
+}

@@ -5,7 +5,12 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from medsyn.metrics.privacy import distance_to_closest_record, empirical_epsilon, privacy_gallery, ssim_max_privacy
+from medsyn.metrics.privacy import (
+    distance_to_closest_record,
+    empirical_epsilon,
+    privacy_gallery,
+    ssim_max_privacy,
+)
 from medsyn.report.privacy_figures import save_dcr_ecdf_plot, save_isomap_scatter, save_privacy_gallery
 
 pytestmark = pytest.mark.filterwarnings("ignore:The number of connected components:UserWarning")
