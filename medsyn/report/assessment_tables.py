@@ -1,38 +1,38 @@
-"""Tables of the assessment report (laid out like paper 000 Tables 2-4) and the flat CSV of every metric.
+"""Tables of the report (laid out like paper 000 Tables 2-4), from a results document (schema 2,
+``medsyn.report.results``). Each function returns Markdown lines, or no line when no synthetic set has
+what the table shows; a column no set has is left out and a cell a set lacks is "-".
 
 Every cell is "mean [low, high]" with the 90% CI over seeds; every column names its extractor or protocol.
 
 - Table A (000 Table 2): per synthetic set, fidelity (precision), diversity (recall), density, coverage, FID and
-  KID for each feature extractor.
+  KID for each feature extractor; then Inception Score, sampling speed and PSNR/SSIM on true pairs.
 - Table B (000 Table 2, privacy column, + 001 §3.2): SSIM-max (paper protocol and full scan), DCR KS/area in
-  pixel and feature space, empirical epsilon.
+  each space, empirical epsilon, DP epsilon.
 - Table C (000 Tables 3-4): rows Experiments x Models (baselines once, with "-"), columns utility (accuracy,
   macro F1) and robustness (adversarial accuracy) at each multiplier.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["flatten_for_csv", "format_interval", "render_assessment_markdown"]
+from medsyn.report.metric_catalog import BASELINE_REGIMES, REGIME_LABELS, SYNTHETIC_REGIMES
+from medsyn.report.results import baseline_entry, multiplier_keys
 
-_REGIME_LABELS = {
-    "baseline_real": "Baseline Real",
-    "geometric_da": "Geometric DA",
-    "data_anonymization": "Data Anonymization",
-    "synthetic_da": "Synthetic DA",
-    "combined_da": "Combined DA",
-}
-_BASELINES = ("baseline_real", "geometric_da")
+__all__ = [
+    "fidelity_tables",
+    "format_interval",
+    "markdown_table",
+    "not_computed_lines",
+    "privacy_table",
+    "utility_table",
+]
+
 _FIDELITY_COLUMNS = (("precision", "Fidelity (precision) ↑"), ("recall", "Diversity (recall) ↑"),
                      ("density", "Density ↑"), ("coverage", "Coverage ↑"), ("fid", "FID ↓"), ("kid", "KID ↓"))
-
-
-def _is_statistic(value: Any) -> bool:
-    return isinstance(value, Mapping) and {"mean", "ci90", "n_seeds"} <= set(value)
+_NOT_AN_EXTRACTOR = ("true_pairs", "inception_score")
+NO_PRIVACY = "inf (no privacy)"
 
 
 def format_interval(entry: Mapping[str, Any] | None) -> str:
@@ -43,30 +43,18 @@ def format_interval(entry: Mapping[str, Any] | None) -> str:
     return f"{entry['mean']:.4g} [{low:.4g}, {high:.4g}]"
 
 
-def flatten_for_csv(results: Mapping[str, Any]) -> str:
-    """CSV with one row per metric: synthetic_set, path (dotted keys), mean, ci90_low, ci90_high, n_seeds."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["synthetic_set", "metric", "mean", "ci90_low", "ci90_high", "n_seeds"])
-
-    def walk(set_name: str, node: Mapping[str, Any], path: str) -> None:
-        for key, value in node.items():
-            child = f"{path}.{key}" if path else str(key)
-            if _is_statistic(value):
-                writer.writerow([set_name, child, repr(value["mean"]), repr(value["ci90"][0]),
-                                 repr(value["ci90"][1]), value["n_seeds"]])
-            elif isinstance(value, Mapping):
-                walk(set_name, value, child)
-
-    for set_name, set_results in results.get("synthetic_sets", {}).items():
-        walk(set_name, {k: v for k, v in set_results.items() if k != "per_seed"}, "")
-    return buffer.getvalue()
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A pipe table and the blank line after it."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines + [""]
+
+
+def _first_seen(groups: Sequence[Mapping[str, Any]], skip: Sequence[str] = ()) -> list[str]:
+    keys: list[str] = []
+    for group in groups:
+        keys += [key for key in group if key not in keys and key not in skip]
+    return keys
 
 
 def _extractor_note(name: str, metadata: Mapping[str, Any]) -> str:
@@ -80,123 +68,131 @@ def _extractor_note(name: str, metadata: Mapping[str, Any]) -> str:
     return "registered feature extractor"
 
 
-def _multiplier_keys(set_results: Mapping[str, Any]) -> list[str]:
-    keys = {key for regime, entries in set_results["utility"].items() if regime not in _BASELINES for key in entries}
-    return sorted(keys, key=lambda key: int(key.rstrip("x")))
-
-
-def render_assessment_markdown(results: Mapping[str, Any], *, figures: Mapping[str, str]) -> str:
-    """report.md text. ``figures``: caption -> path relative to the report."""
-    sets = results.get("synthetic_sets") or {}
-    if not sets:
-        raise ValueError("results has no synthetic_sets to report")
+def fidelity_tables(results: Mapping[str, Any]) -> list[str]:
+    """Table A: one table per feature extractor, then Inception Score, sampling speed and true-pair tables."""
+    sets = results["synthetic_sets"]
     metadata = results.get("metadata", {})
-    data = metadata.get("data", {})
     protocol = metadata.get("protocol", {})
-    lines = ["# medsyn assessment report", ""]
-    lines += [
-        (
-            f"Real data: {data.get('source', '?')}, images (C,H,W) {data.get('image_shape', '?')}, classes "
-            f"{data.get('class_names', '?')}; split sizes {data.get('split_sizes', '?')}. Seeds: "
-            f"{metadata.get('seeds', '?')}. Every cell is the mean over seeds with its 90% confidence interval "
-            "(Student t) in brackets."
-        ),
-        "",
-    ]
-    for topic, text in protocol.items():
-        lines.append(f"- **{topic}**: {text}")
-    lines.append("")
-
-    first = next(iter(sets.values()))
-    extractors = [name for name in first["fidelity"] if name not in ("true_pairs", "inception_score")]
-    lines += ["## Table A: fidelity and diversity (paper 000 Table 2)", ""]
-    for extractor in extractors:
-        note = _extractor_note(extractor, metadata)
-        lines += [f"Extractor **{extractor}** ({note}); protocol: {protocol.get('fidelity', 'k=3')}.", ""]
-        header = ["Synthetic set"] + [f"{label} [{extractor}]" for _key, label in _FIDELITY_COLUMNS]
-        rows = [[name] + [format_interval(entry["fidelity"].get(extractor, {}).get(key)) for key, _ in _FIDELITY_COLUMNS]
-                for name, entry in sets.items()]
-        lines += _table(header, rows)
-    pair_rows = [[name, format_interval(entry["fidelity"]["true_pairs"]["psnr"]),
-                  format_interval(entry["fidelity"]["true_pairs"]["ssim"])]
-                 for name, entry in sets.items() if "true_pairs" in entry["fidelity"]]
-    is_rows = [[name] + [format_interval(value) for value in entry["fidelity"]["inception_score"].values()]
-               for name, entry in sets.items() if "inception_score" in entry["fidelity"]]
-    if is_rows:
-        classifiers = list(first["fidelity"].get("inception_score", {}))
-        lines += ["Inception Score computed with the classifier named in each column (not ImageNet Inception: "
-                  "comparable only within that classifier; higher = confident and varied predictions):", ""]
-        lines += _table(["Synthetic set"] + [f"IS [{c}] ↑" for c in classifiers], is_rows)
+    fidelity = {name: entry.get("fidelity", {}) for name, entry in sets.items()}
+    extractors = _first_seen(list(fidelity.values()), skip=_NOT_AN_EXTRACTOR)
+    is_classifiers = _first_seen([f.get("inception_score", {}) for f in fidelity.values()])
     speed_rows = [[name, format_interval(entry["sampling_speed"])] for name, entry in sets.items()
                   if "sampling_speed" in entry]
+    pair_rows = [[name, format_interval(f["true_pairs"].get("psnr")), format_interval(f["true_pairs"].get("ssim"))]
+                 for name, f in fidelity.items() if "true_pairs" in f]
+    if not (extractors or is_classifiers or speed_rows or pair_rows):
+        return []
+    lines = ["## Table A: fidelity and diversity (paper 000 Table 2)", ""]
+    for extractor in extractors:
+        columns = [(key, label) for key, label in _FIDELITY_COLUMNS
+                   if any(key in f.get(extractor, {}) for f in fidelity.values())]
+        note = _extractor_note(extractor, metadata)
+        lines += [f"Extractor **{extractor}** ({note}); protocol: {protocol.get('fidelity', 'k=3')}.", ""]
+        header = ["Synthetic set"] + [f"{label} [{extractor}]" for _key, label in columns]
+        rows = [[name] + [format_interval(f.get(extractor, {}).get(key)) for key, _label in columns]
+                for name, f in fidelity.items() if extractor in f]
+        lines += markdown_table(header, rows)
+    if is_classifiers:
+        lines += ["Inception Score computed with the classifier named in each column (not ImageNet Inception: "
+                  "comparable only within that classifier; higher = confident and varied predictions):", ""]
+        rows = [[name] + [format_interval(f["inception_score"].get(c)) for c in is_classifiers]
+                for name, f in fidelity.items() if "inception_score" in f]
+        lines += markdown_table(["Synthetic set"] + [f"IS [{c}] ↑" for c in is_classifiers], rows)
     if speed_rows:
         lines += ["Sampling speed (paper 000 §4.1.3: samples per second after an untimed warm-up, on this "
                   "machine; sets of external images have none):", ""]
-        lines += _table(["Synthetic set", "Sampling speed (samples/s) ↑"], speed_rows)
+        lines += markdown_table(["Synthetic set", "Sampling speed (samples/s) ↑"], speed_rows)
     if pair_rows:
         lines += ["PSNR / SSIM on true pairs (real test image, its reconstruction):", ""]
-        lines += _table(["Synthetic set", "PSNR (dB) ↑", "SSIM ↑"], pair_rows)
+        lines += markdown_table(["Synthetic set", "PSNR (dB) ↑", "SSIM ↑"], pair_rows)
+    return lines
 
-    lines += ["## Table B: privacy (paper 000 §4.1.6, paper 001 §3.2)", ""]
-    spaces = list(first["privacy"].get("dcr_ks", {}))
-    header = ["Synthetic set", "SSIM-max (q, l as paper 000) ↓", "SSIM-max (every synthetic image) ↓"]
-    header += [f"DCR KS ({space} space)" for space in spaces] + [f"DCR area ({space} space)" for space in spaces]
-    header.append("empirical ε (kNN density in Isomap of real train) ↓")
-    rows = []
-    for name, entry in sets.items():
-        privacy = entry["privacy"]
-        row = [name, format_interval(privacy.get("ssim_max_paper")), format_interval(privacy.get("ssim_max_full"))]
-        row += [format_interval(privacy.get("dcr_ks", {}).get(space)) for space in spaces]
-        row += [format_interval(privacy.get("dcr_area", {}).get(space)) for space in spaces]
-        row.append(format_interval(privacy.get("empirical_epsilon")))
-        rows.append(row)
-    lines += _table(header, rows)
-    lines += ["DCR: distances to the closest generator training member, of synthetic images vs of held-out real "
-              "images; KS and area between the two ECDFs (0 = synthetic images are no closer to the training "
-              "members than unseen real images are). " + protocol.get("privacy", ""), ""]
 
-    multipliers = _multiplier_keys(first)
-    lines += ["## Table C: utility and robustness (paper 000 Tables 3-4)", "",
-              protocol.get("utility", "") + ". Robustness: " + protocol.get("robustness", ""), ""]
+def _dp_epsilon_cell(privacy: Mapping[str, Any]) -> str:
+    if "dp_epsilon" not in privacy:
+        return "-"
+    return NO_PRIVACY if privacy["dp_epsilon"] is None else format_interval(privacy["dp_epsilon"])
+
+
+def privacy_table(results: Mapping[str, Any]) -> list[str]:
+    """Table B: SSIM-max, DCR KS/area per space, empirical epsilon and DP epsilon of every set with privacy."""
+    sets = {name: entry["privacy"] for name, entry in results["synthetic_sets"].items() if "privacy" in entry}
+    if not sets:
+        return []
+    protocol = results.get("metadata", {}).get("protocol", {})
+    spaces = _first_seen([p.get("dcr_ks", {}) for p in sets.values()] + [p.get("dcr_area", {}) for p in sets.values()])
+    columns: list[tuple[str, Any]] = []  # (header, privacy section -> cell)
+    for key, label in (("ssim_max_paper", "SSIM-max (q, l as paper 000) ↓"),
+                       ("ssim_max_full", "SSIM-max (every synthetic image) ↓")):
+        if any(key in p for p in sets.values()):
+            columns.append((label, lambda p, key=key: format_interval(p.get(key))))
+    for key, label in (("dcr_ks", "DCR KS"), ("dcr_area", "DCR area")):
+        columns += [(f"{label} ({space} space)", lambda p, key=key, space=space: format_interval(p.get(key, {}).get(space)))
+                    for space in spaces if any(space in p.get(key, {}) for p in sets.values())]
+    if any("empirical_epsilon" in p for p in sets.values()):
+        columns.append(("empirical ε (kNN density in Isomap of real train) ↓",
+                        lambda p: format_interval(p.get("empirical_epsilon"))))
+    if any("dp_epsilon" in p for p in sets.values()):
+        columns.append(("DP ε (DP-SGD accountant) ↓", _dp_epsilon_cell))
+    lines = ["## Table B: privacy (paper 000 §4.1.6, paper 001 §3.2)", ""]
+    lines += markdown_table(["Synthetic set"] + [header for header, _cell in columns],
+                            [[name] + [cell(p) for _header, cell in columns] for name, p in sets.items()])
+    if spaces:
+        lines += ["DCR: distances to the closest generator training member, of synthetic images vs of held-out real "
+                  "images; KS and area between the two ECDFs (0 = synthetic images are no closer to the training "
+                  "members than unseen real images are). " + protocol.get("privacy", ""), ""]
+    elif "privacy" in protocol:
+        lines += [protocol["privacy"], ""]
+    return lines
+
+
+def utility_table(results: Mapping[str, Any]) -> list[str]:
+    """Table C: baselines once (Models "-"), then each synthetic regime x set, at every multiplier present."""
+    sets = results["synthetic_sets"]
+    if not any("utility" in entry or "robustness" in entry for entry in sets.values()):
+        return []
+    protocol = results.get("metadata", {}).get("protocol", {})
+    multipliers = sorted(set(multiplier_keys(results, "utility")) | set(multiplier_keys(results, "robustness")),
+                         key=lambda key: int(key.rstrip("x")))
+    robust = any("robustness" in entry for entry in sets.values())
+    intro = protocol.get("utility", "")
+    if robust and "robustness" in protocol:
+        intro += ". Robustness: " + protocol["robustness"]
+    lines = ["## Table C: utility and robustness (paper 000 Tables 3-4)", ""] + ([intro, ""] if intro else [])
+
+    def cells(utility: Mapping[str, Any] | None, robustness: Mapping[str, Any] | None) -> list[str]:
+        row = [format_interval((utility or {}).get("accuracy")), format_interval((utility or {}).get("macro_f1"))]
+        return row + ([format_interval((robustness or {}).get("adversarial_accuracy"))] if robust else [])
+
     header = ["Experiments", "Models"]
     for key in multipliers:
-        header += [f"Utility acc. {key}", f"Macro F1 {key}", f"Robustness {key}"]
+        header += [f"Utility acc. {key}", f"Macro F1 {key}"] + ([f"Robustness {key}"] if robust else [])
     rows = []
-    for regime in _BASELINES:
-        if regime not in first["utility"]:
-            continue
-        utility = next(iter(first["utility"][regime].values()))
-        robust = next(iter(first["robustness"][regime].values()))
-        row = [_REGIME_LABELS[regime], "-"]
-        for _key in multipliers:
-            row += [format_interval(utility["accuracy"]), format_interval(utility["macro_f1"]),
-                    format_interval(robust["adversarial_accuracy"])]
-        rows.append(row)
-    for regime in ("data_anonymization", "synthetic_da", "combined_da"):
+    for regime in BASELINE_REGIMES:
+        utility, robustness = baseline_entry(results, "utility", regime), baseline_entry(results, "robustness", regime)
+        if utility is not None or robustness is not None:
+            rows.append([REGIME_LABELS[regime], "-"] + cells(utility, robustness) * max(len(multipliers), 1))
+    for regime in SYNTHETIC_REGIMES:
         for name, entry in sets.items():
-            if regime not in entry["utility"]:
+            utility, robustness = entry.get("utility", {}).get(regime), entry.get("robustness", {}).get(regime)
+            if utility is None and robustness is None:
                 continue
-            row = [_REGIME_LABELS[regime], name]
+            row = [REGIME_LABELS[regime], name]
             for key in multipliers:
-                utility = entry["utility"][regime].get(key, {})
-                robust = entry["robustness"][regime].get(key, {})
-                row += [format_interval(utility.get("accuracy")), format_interval(utility.get("macro_f1")),
-                        format_interval(robust.get("adversarial_accuracy"))]
+                row += cells((utility or {}).get(key), (robustness or {}).get(key))
             rows.append(row)
-    lines += _table(header, rows)
+    if not multipliers:  # baselines only: one column group, no synthetic image
+        header += ["Utility acc.", "Macro F1"] + (["Robustness"] if robust else [])
+    lines += markdown_table(header, rows)
     lines += [("Baselines use no synthetic image (keyed `0x` in results.json); their values repeat in every "
                "multiplier column for comparison."), ""]
+    return lines
 
-    skipped = [(name, metric, why) for name, entry in sets.items() for metric, why in entry.get("not_computed", {}).items()]
-    if skipped:
-        lines += ["## Not computed", ""]
-        lines += [f"- {name}: `{metric}` — {why}" for name, metric, why in skipped]
-        lines.append("")
 
-    lines += ["## Figures", ""]
-    for caption, path in figures.items():
-        lines += [f"### {caption}", "", f"![{caption}]({path})", ""]
-    versions = metadata.get("versions", {})
-    if versions:
-        lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
-    return "\n".join(lines)
+def not_computed_lines(results: Mapping[str, Any]) -> list[str]:
+    """"Not computed": one bullet per (set, metric) with the reason recorded in results.json."""
+    skipped = [(name, metric, why) for name, entry in results["synthetic_sets"].items()
+               for metric, why in entry.get("not_computed", {}).items()]
+    if not skipped:
+        return []
+    return ["## Not computed", ""] + [f"- {name}: `{metric}` — {why}" for name, metric, why in skipped] + [""]
