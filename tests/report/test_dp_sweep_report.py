@@ -1,0 +1,72 @@
+"""dp_sweep.md and dp_sweep.png from a schema-2 DP-sweep document: one row per set in order of dp.sigma."""
+
+import matplotlib.image
+import pytest
+
+from medsyn.report.dp_sweep_figure import save_dp_sweep_figure
+from medsyn.report.dp_sweep_tables import dp_sweep_extractor, dp_sweep_series, render_dp_sweep_markdown
+
+
+def _rows(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| sigma")]
+
+
+def test_series_in_sigma_order_with_the_null_epsilon(dp_sweep_results):
+    rows = dp_sweep_series(dp_sweep_results, extractor="effnet_lite0")
+    assert [(row["name"], row["sigma"]) for row in rows] == [("sigma_0", 0.0), ("sigma_0.5", 0.5), ("sigma_2", 2.0)]
+    assert rows[0]["dp_epsilon"] is None and rows[0]["no_privacy"] and not rows[1]["no_privacy"]
+    assert rows[1]["dp_epsilon"]["mean"] == 8.0 and rows[2]["utility"]["mean"] == 0.4
+    assert rows[0]["fid"]["mean"] == 13.0 and all(row["empirical_epsilon"] is None for row in rows)
+
+
+def test_markdown_rows_and_text(dp_sweep_results):
+    report = render_dp_sweep_markdown(dp_sweep_results)
+    assert report.startswith("# DP sweep: cvae (paper 001 Fig. 10)\n")
+    assert ("Data `digits` (embedded digits), 10 training images per class (80 in all), seeds [0, 1, 2], 5 steps "
+            "of batch 4, clipping bound C = 1.0.") in report
+    assert "| sigma | FID (effnet_lite0) | epsilon (delta = 1/n_train) | utility (accuracy) | seeds |" in report
+    assert _rows(report) == [
+        "| 0 | 13.00 [12.00, 14.00] | inf (no privacy) | 0.900 [0.890, 0.910] | 3 |",
+        "| 0.5 | 40.00 [39.00, 41.00] | 8.000 [7.200, 8.800] | 0.700 [0.690, 0.710] | 3 |",
+        "| 2 | 90.00 [89.00, 91.00] | 0.500 [0.450, 0.550] | 0.400 [0.390, 0.410] | 3 |",
+    ]
+    assert "![FID, epsilon and utility against sigma](dp_sweep.png)" in report
+    assert "Notes:\n- sigma = 0 trains without DP-SGD" in report
+
+
+def test_empirical_epsilon_column_when_some_set_has_it(dp_sweep_results, statistic):
+    dp_sweep_results["synthetic_sets"]["sigma_0"]["privacy"]["empirical_epsilon"] = statistic(2.5, 0.5)
+    report = render_dp_sweep_markdown(dp_sweep_results, figure_name="f.png")
+    assert "| epsilon (delta = 1/n_train) | empirical epsilon | utility (accuracy) |" in report
+    assert _rows(report)[0] == "| 0 | 13.00 [12.00, 14.00] | inf (no privacy) | 2.500 [2.000, 3.000] | 0.900 [0.890, 0.910] | 3 |"
+    assert _rows(report)[1].split(" | ")[3] == "-"
+
+
+def test_extractor_from_metadata_or_the_one_with_fid(dp_sweep_results):
+    assert dp_sweep_extractor(dp_sweep_results) == "effnet_lite0"
+    del dp_sweep_results["metadata"]["extractor"]
+    assert dp_sweep_extractor(dp_sweep_results) == "effnet_lite0"
+    dp_sweep_results["synthetic_sets"]["sigma_2"]["fidelity"]["vgg16"] = {"fid": {"mean": 1.0, "ci90": [1.0, 1.0], "n_seeds": 3}}
+    with pytest.raises(ValueError, match=r"FID on extractors \['effnet_lite0', 'vgg16'\]; pass extractor="):
+        render_dp_sweep_markdown(dp_sweep_results)
+    assert "| sigma | FID (vgg16) |" in render_dp_sweep_markdown(dp_sweep_results, extractor="vgg16")
+
+
+def test_refuses_other_workflows_and_unknown_extractors(dp_sweep_results, quickstart_results):
+    with pytest.raises(ValueError, match="workflow 'quickstart'; the DP sweep report needs 'dp_sweep'"):
+        dp_sweep_series(quickstart_results, extractor="effnet_lite0")
+    with pytest.raises(ValueError, match=r"no synthetic set has fidelity.inception_v3.fid \(extractors present: \['effnet_lite0'\]\)"):
+        dp_sweep_series(dp_sweep_results, extractor="inception_v3")
+    dp_sweep_results["synthetic_sets"]["sigma_2"]["fidelity"]["effnet_lite0"]["fid"]["mean"] = float("inf")
+    with pytest.raises(ValueError, match=r"\['sigma_2'\]\['fidelity'\]\['effnet_lite0'\]\['fid'\]\.mean"):
+        render_dp_sweep_markdown(dp_sweep_results)
+
+
+def test_figure_has_an_empirical_panel_only_when_measured(tmp_path, dp_sweep_results, statistic):
+    three = save_dp_sweep_figure(tmp_path / "a.png", dp_sweep_results, extractor="effnet_lite0", title="t")
+    for entry in dp_sweep_results["synthetic_sets"].values():
+        entry["privacy"]["empirical_epsilon"] = statistic(1.0, 0.1)
+    four = save_dp_sweep_figure(tmp_path / "b.png", dp_sweep_results, extractor="effnet_lite0")
+    width_three, width_four = (matplotlib.image.imread(path).shape[1] for path in (three, four))
+    # 4.2 inches per panel at 110 dpi: one more panel is about 460 pixels wider
+    assert 380 < width_four - width_three < 520
