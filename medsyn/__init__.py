@@ -4,4 +4,6 @@ Fidelity, diversity, sampling speed, utility, robustness and privacy (the extend
 trilemma), with compiled kernels for the heavy scans. See README.md and shared/DESIGN.md.
 """
 
-__version__ = "0.1.0"
+from medsyn._version import __version__
+
+__all__ = ["__version__"]
