@@ -13,9 +13,10 @@ import copy
 import torch
 from torch import nn
 
-from medsyn.metrics.features.registry import FeatureExtractorSpec, register_feature_extractor
+from medsyn.metrics.features.registry import register_feature_extractor
+from medsyn.metrics.features.spec import FeatureExtractorSpec
 
-__all__ = ["PenultimateFeatures", "register_domain_extractor"]
+__all__ = ["PenultimateFeatures", "domain_extractor", "register_domain_extractor"]
 
 
 class PenultimateFeatures(nn.Module):
@@ -55,20 +56,20 @@ class PenultimateFeatures(nn.Module):
         return features.flatten(1).float()
 
 
-def register_domain_extractor(
-    name: str,
+def domain_extractor(
     classifier: nn.Module,
     *,
     image_shape: tuple[int, int, int],
+    name: str = "domain",
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     layer_name: str | None = None,
 ) -> FeatureExtractorSpec:
-    """Register ``classifier``'s penultimate layer as extractor ``name`` (e.g. ``"domain_baseline_real"``).
+    """``classifier``'s penultimate layer as an extractor object, NOT registered (a run holds it:
+    ``extract_features(images, spec)``), so one seed's classifier never scores another seed's images.
 
     image_shape: (C, H, W) of the images the classifier was trained on; images are fed at this size
     mean, std: the normalisation the classifier was trained with (default: none, i.e. images in [0,1])
-    Replaces an extractor of the same name (a new run's classifier supersedes the old one).
     """
     if len(image_shape) != 3 or min(image_shape) <= 0:
         raise ValueError(f"image_shape must be (C, H, W) with positive entries, got {image_shape}")
@@ -81,15 +82,26 @@ def register_domain_extractor(
     device = next((p.device for p in wrapped.parameters()), torch.device("cpu"))
     with torch.no_grad():
         probe = wrapped(torch.zeros(1, channels, height, width, device=device))
-    return register_feature_extractor(
-        FeatureExtractorSpec(
-            name=name,
-            build=lambda: wrapped,
-            input_size=height,
-            mean=mean,
-            std=std,
-            feature_dim=int(probe.shape[1]),
-            input_channels=channels,
-        ),
-        overwrite=True,
+    return FeatureExtractorSpec(
+        name=name,
+        build=lambda: wrapped,
+        input_size=height,
+        mean=mean,
+        std=std,
+        feature_dim=int(probe.shape[1]),
+        input_channels=channels,
     )
+
+
+def register_domain_extractor(
+    name: str,
+    classifier: nn.Module,
+    *,
+    image_shape: tuple[int, int, int],
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    layer_name: str | None = None,
+) -> FeatureExtractorSpec:
+    """:func:`domain_extractor` registered process-wide as ``name`` (replacing an extractor of that name)."""
+    spec = domain_extractor(classifier, image_shape=image_shape, name=name, mean=mean, std=std, layer_name=layer_name)
+    return register_feature_extractor(spec, overwrite=True)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from medsyn.metrics.features.registry import FeatureExtractorSpec, register_feature_extractor
+from medsyn.metrics.features.spec import FeatureExtractorSpec
 from medsyn.metrics.features.weights_file import load_state_dict_strict
 
 __all__ = ["EfficientNetLite0", "build_effnet_lite0", "effnet_lite0_weights_path", "EFFNET_LITE0"]
@@ -144,14 +144,12 @@ def build_effnet_lite0(weights_path: str | Path | None = None) -> EfficientNetLi
     return model.eval()
 
 
-EFFNET_LITE0 = register_feature_extractor(
-    FeatureExtractorSpec(
-        name="effnet_lite0",
-        build=build_effnet_lite0,
-        input_size=INPUT_SIZE,
-        mean=INPUT_MEAN,
-        std=INPUT_STD,
-        feature_dim=HEAD_CHANNELS,
-    ),
-    overwrite=True,
+# registered as "effnet_lite0" by medsyn.metrics.features.registry (BUILTIN_EXTRACTORS)
+EFFNET_LITE0 = FeatureExtractorSpec(
+    name="effnet_lite0",
+    build=build_effnet_lite0,
+    input_size=INPUT_SIZE,
+    mean=INPUT_MEAN,
+    std=INPUT_STD,
+    feature_dim=HEAD_CHANNELS,
 )

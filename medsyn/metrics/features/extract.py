@@ -1,4 +1,4 @@
-"""Images -> feature vectors with a registered extractor (the input of precision/recall/density/coverage/FID).
+"""Images -> feature vectors with an extractor, registered or held (the input of precision/recall/density/coverage/FID).
 
 The pre-processing is part of the extractor's contract and happens here, once, for every extractor:
 grey images are repeated to 3 channels (ImageNet extractors expect RGB), images are resized to the
@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from medsyn.metrics.features.registry import get_feature_extractor, load_feature_extractor
+from medsyn.metrics.features.spec import FeatureExtractorSpec, frozen_network
 from medsyn.metrics.features.tf1_resize import resize_bilinear_tf1
 from medsyn.metrics.validation import as_image_batch
 
@@ -57,7 +58,7 @@ def prepare_images(
 
 def extract_features(
     images: Any,
-    extractor_name: str = DEFAULT_EXTRACTOR,
+    extractor: str | FeatureExtractorSpec = DEFAULT_EXTRACTOR,
     batch_size: int = FEATURE_BATCH_SIZE,
     device: str | torch.device = "cpu",
     progress: bool = False,
@@ -65,13 +66,16 @@ def extract_features(
     """Feature vectors of ``images``.
 
     images: float [N,H,W] or [N,C,H,W] in [0,1] (torch or numpy); C in {1,3} for ImageNet extractors
-    extractor_name: a name from :func:`registered_feature_extractors` (e.g. ``"effnet_lite0"``)
+    extractor: a name from :func:`registered_feature_extractors` (e.g. ``"effnet_lite0"``), or a
+        :class:`FeatureExtractorSpec` a run holds (``domain_extractor``, ``weights_extractor``); an object is
+        used as given, even when an extractor of the same name is registered
     batch_size: images per forward pass (the result does not depend on it)
     device: where the network runs; the result is returned on the CPU
     progress: show a tqdm bar over the batches
     returns: float32 [N, D] on the CPU, D = the extractor's feature_dim
     """
-    spec = get_feature_extractor(extractor_name)
+    spec = extractor if isinstance(extractor, FeatureExtractorSpec) else get_feature_extractor(extractor)
+    extractor_name = spec.name
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     try:
@@ -85,8 +89,10 @@ def extract_features(
             f"images must have {' or '.join(map(str, sorted(allowed)))} channel(s) for extractor "
             f"{extractor_name!r}, got shape {tuple(batch.shape)}"
         )
+    # a registered network is built once per process; an object's build() is called here, every time
+    network = frozen_network(spec) if spec is extractor else load_feature_extractor(spec.name)
     # channels-last: oneDNN's depthwise and 1x1 convolutions run ~3x faster on CPU in this layout
-    network = load_feature_extractor(extractor_name).to(device=device, memory_format=torch.channels_last)
+    network = network.to(device=device, memory_format=torch.channels_last)
     outputs = []
     # no_grad, not inference_mode: inference tensors cannot be modified in place later, and the features
     # are handed to metric code that may normalise them in place
@@ -105,3 +111,4 @@ def extract_features(
                 )
             outputs.append(features.float().cpu())
     return torch.cat(outputs).contiguous()
+

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from medsyn.metrics.features.registry import FeatureExtractorSpec, register_feature_extractor
+from medsyn.metrics.features.registry import register_feature_extractor
+from medsyn.metrics.features.spec import FeatureExtractorSpec
 from medsyn.metrics.features.weights_file import load_state_dict_strict
 
 __all__ = ["InceptionV3FID", "build_inception_v3", "register_inception_v3"]
@@ -214,13 +215,16 @@ def build_inception_v3(weights_path: str | os.PathLike) -> InceptionV3FID:
     return load_state_dict_strict(model, weights_path).eval()
 
 
-def register_inception_v3(weights_path: str | os.PathLike, name: str = "inception_v3") -> FeatureExtractorSpec:
-    """Load ``weights_path`` now (so a wrong file fails before any training) and register it as ``name``."""
+def inception_v3_extractor(weights_path: str | os.PathLike, name: str = "inception_v3") -> FeatureExtractorSpec:
+    """The extractor of the weights at ``weights_path``, loaded now (a wrong file fails before any training),
+    NOT registered: a run holds it as an object (``extract_features(images, spec)``)."""
     model = build_inception_v3(weights_path)
-    return register_feature_extractor(
-        FeatureExtractorSpec(
-            name=name, build=lambda: model, input_size=INPUT_SIZE, mean=INPUT_MEAN, std=INPUT_STD,
-            feature_dim=FEATURE_DIM, resize_mode="tf1_bilinear",
-        ),
-        overwrite=True,
+    return FeatureExtractorSpec(
+        name=name, build=lambda: model, input_size=INPUT_SIZE, mean=INPUT_MEAN, std=INPUT_STD,
+        feature_dim=FEATURE_DIM, resize_mode="tf1_bilinear",
     )
+
+
+def register_inception_v3(weights_path: str | os.PathLike, name: str = "inception_v3") -> FeatureExtractorSpec:
+    """:func:`inception_v3_extractor`, registered process-wide as ``name`` (for ``extract_features(images, name)``)."""
+    return register_feature_extractor(inception_v3_extractor(weights_path, name), overwrite=True)

@@ -1,4 +1,5 @@
-"""extract_features: shapes, grey->RGB, resizing, batch-size independence, bad input."""
+"""extract_features: shapes, grey->RGB, resizing, batch-size independence, registered names and held objects,
+bad input and bad specs."""
 
 import numpy as np
 import pytest
@@ -52,6 +53,40 @@ def test_features_are_ordinary_tensors(toy_extractor):
     features = extract_features(torch.rand(2, 3, 8, 8), "toy_means")
     assert not features.is_inference() and not features.requires_grad
     features.mul_(2.0)  # downstream code may normalise in place
+
+
+def test_a_held_spec_runs_without_registering():
+    spec = FeatureExtractorSpec("toy_held", MeanPerChannel, 8, (0.5,) * 3, (0.25,) * 3, 3)
+    images = torch.full((2, 1, 8, 8), 0.75)
+    np.testing.assert_allclose(extract_features(images, spec).numpy(), np.full((2, 3), 1.0), atol=1e-6)
+    assert "toy_held" not in registered_feature_extractors()
+    with pytest.raises(ValueError, match="extractor_name must be one of"):
+        extract_features(images, "toy_held")
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"name": ""}, "spec.name must be a non-empty identifier"),
+        ({"name": "has space"}, "spec.name must be a non-empty identifier"),
+        ({"build": None}, "spec.build of extractor 'toy' must be callable"),
+        ({"input_size": 0}, "spec.input_size"),
+        ({"feature_dim": 0}, "spec.feature_dim"),
+        ({"mean": (0.5,)}, "input_channels=3 entries"),
+        ({"std": (0.25, 0.0, 0.25)}, "std > 0"),
+    ],
+)
+def test_bad_specs_raise_when_made(changes, match):
+    fields = {"name": "toy", "build": MeanPerChannel, "input_size": 8, "mean": (0.5,) * 3, "std": (0.25,) * 3,
+              "feature_dim": 3}
+    with pytest.raises(ValueError, match=match):
+        FeatureExtractorSpec(**{**fields, **changes})
+
+
+def test_build_must_return_a_module():
+    spec = FeatureExtractorSpec("not_a_module", lambda: "oops", 8, (0.5,) * 3, (0.25,) * 3, 3)
+    with pytest.raises(ValueError, match=r"build\(\) of extractor 'not_a_module' returned str"):
+        extract_features(torch.rand(1, 3, 8, 8), spec)
 
 
 def test_prepare_images_output_shape():

@@ -1,15 +1,17 @@
-"""Inception-v3 and VGG16 from a user-given weights file: strict loading, features through extract_features,
-and a clear error for a file of the wrong architecture. Tested with saved random-weight files."""
+"""Inception-v3 and VGG16 from a user-given weights file: strict loading, features through extract_features
+(as a held object and registered by name), and a clear error for a file of the wrong architecture.
+Tested with saved random-weight files."""
 
 import numpy as np
 import pytest
 import torch
 
+from medsyn.metrics.features import weights_extractor
 from medsyn.metrics.features.extract import extract_features, prepare_images
 from medsyn.metrics.features.inception_v3 import InceptionV3FID, register_inception_v3
 from medsyn.metrics.features.registry import (
-    get_feature_extractor,
     load_feature_extractor,
+    registered_feature_extractors,
     unregister_feature_extractor,
 )
 from medsyn.metrics.features.tf1_resize import resize_bilinear_tf1
@@ -32,20 +34,18 @@ def test_inception_from_random_weight_file(tmp_path):
     path = tmp_path / "inception_random.pth"
     torch.save(model.state_dict(), path)
     assert len(model.state_dict()) == 566 and model.fc.out_features == 1008
-    register_inception_v3(path, name="inception_test")
-    try:
-        images = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-        features = extract_features(images, "inception_test", batch_size=1)
-        spec = get_feature_extractor("inception_test")
-        with torch.no_grad():
-            expected = model(prepare_images(images, 299, spec.mean, spec.std, "tf1_bilinear"))
-        assert features.shape == (2, 2048)
-        torch.testing.assert_close(features, expected, atol=1e-4, rtol=1e-4)
-        # (x - 128)/128 on the [0,255] scale: a white pixel maps to 127/128, black to -1
-        white = prepare_images(torch.ones(1, 3, 299, 299), 299, spec.mean, spec.std)
-        assert float(white.max()) == pytest.approx(127 / 128)
-    finally:
-        unregister_feature_extractor("inception_test")
+    registered = registered_feature_extractors()
+    spec = weights_extractor("inception_v3", path)  # an object the run holds: nothing is registered
+    assert spec.name == "inception_v3" and registered_feature_extractors() == registered
+    images = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    features = extract_features(images, spec, batch_size=1)
+    with torch.no_grad():
+        expected = model(prepare_images(images, 299, spec.mean, spec.std, "tf1_bilinear"))
+    assert features.shape == (2, 2048)
+    torch.testing.assert_close(features, expected, atol=1e-4, rtol=1e-4)
+    # (x - 128)/128 on the [0,255] scale: a white pixel maps to 127/128, black to -1
+    white = prepare_images(torch.ones(1, 3, 299, 299), 299, spec.mean, spec.std)
+    assert float(white.max()) == pytest.approx(127 / 128)
 
 
 def test_vgg16_from_random_weight_file(tmp_path):
@@ -90,6 +90,10 @@ def test_wrong_architecture_file_is_a_clear_error(tmp_path):
         register_vgg16(not_a_state_dict)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         register_vgg16(tmp_path / "missing.pth")
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        weights_extractor("vgg16", tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match=r"no weights-file extractor 'resnet50'; known: \['inception_v3', 'vgg16'\]"):
+        weights_extractor("resnet50", wrong)
 
 
 def test_tf1_resize_matches_tensorflow_rule():
