@@ -6,6 +6,10 @@ the layer of the longest prefix that names it, so ``medsyn.config.strict`` is L0
 ``medsyn.config`` is L6. The package root ``medsyn/__init__.py`` sits above every layer (it may
 re-export), so nothing inside the package may import it.
 
+Importing ``medsyn.config.strict`` first runs ``medsyn/__init__.py`` and ``medsyn/config/__init__.py``, so a
+package above one of its own modules (the root above all, ``medsyn.config`` above ``strict``) may import
+at module level nothing above that module's layer: it re-exports lazily (a module ``__getattr__``).
+
 Every module under medsyn/ is parsed with ``ast`` (nothing is imported). What counts as an import:
 - the upward check: every ``import``/``from ... import`` anywhere in a module (module level, inside
   functions and ``if TYPE_CHECKING:`` blocks; relative imports resolved), plus every string constant
@@ -72,20 +76,28 @@ def package_modules(root: Path = PACKAGE_ROOT) -> dict[str, Path]:
     return modules
 
 
-def layer_of(module: str) -> int | None:
-    """Index into LAYERS of ``module`` by its longest matching prefix; ROOT_LAYER for the package itself."""
+def _placement(module: str) -> tuple[int, str] | None:
+    """(layer, the LAYERS prefix that places it) by the longest matching prefix."""
     if module == PACKAGE:
-        return ROOT_LAYER
-    best: tuple[int, int] | None = None  # (prefix length, layer)
+        return ROOT_LAYER, f"{PACKAGE}/__init__.py"
+    best: tuple[int, str] | None = None
     for layer, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
-                best = (len(prefix), layer)
-    return None if best is None else best[1]
+            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[1])):
+                best = (layer, prefix)
+    return best
 
 
-def layer_label(layer: int) -> str:
-    return f"{PACKAGE}/__init__.py" if layer == ROOT_LAYER else f"L{layer} {LAYERS[layer][0]}"
+def layer_of(module: str) -> int | None:
+    """Index into LAYERS of ``module``; ROOT_LAYER for the package itself; None outside every layer."""
+    placement = _placement(module)
+    return None if placement is None else placement[0]
+
+
+def layer_label(module: str) -> str:
+    """``"L0 medsyn.config.strict"``: the module's layer and the prefix that puts it there."""
+    layer, prefix = _placement(module)
+    return prefix if layer == ROOT_LAYER else f"L{layer} {prefix}"
 
 
 def _resolve_relative(module: str, is_package: bool, level: int, name: str | None) -> str:
@@ -170,7 +182,7 @@ def upward_imports(imports: list[Import]) -> list[str]:
         if source_layer is not None and target_layer is not None and target_layer > source_layer:
             how = "" if i.module_level else " (inside a function or a string)"
             upward.append(
-                f"{i.source} ({layer_label(source_layer)}) -> {i.target} ({layer_label(target_layer)}) "
+                f"{i.source} ({layer_label(i.source)}) -> {i.target} ({layer_label(i.target)}) "
                 f"line {i.line}{how}"
             )
     return sorted(set(upward))
@@ -224,6 +236,41 @@ def test_every_module_has_a_layer():
 def test_no_module_imports_a_higher_layer():
     upward = upward_imports(all_imports())
     assert not upward, f"{len(upward)} upward import(s):\n  " + "\n  ".join(upward) + f"\n{RULE}"
+
+
+def parents_loading_higher_layers(imports: list[Import], modules: set[str]) -> list[str]:
+    """Importing ``a.b.c`` first runs ``a/__init__.py`` and ``a/b/__init__.py``. Where a package sits in a
+    higher layer than one of its modules (``medsyn.config`` over ``medsyn.config.strict``, the package root
+    over everything), the package's module-level imports would load that higher layer under the module."""
+    loaded: dict[str, set[str]] = {}
+    for i in imports:
+        if i.module_level:
+            loaded.setdefault(i.source, set()).add(i.target)
+    found = []
+    for module in sorted(modules):
+        module_layer = layer_of(module)
+        parts = module.split(".")
+        for depth in range(1, len(parts)):
+            package = ".".join(parts[:depth])
+            package_layer = layer_of(package)
+            if module_layer is None or package_layer is None or package_layer <= module_layer:
+                continue
+            for target in sorted(loaded.get(package, ())):
+                target_layer = layer_of(target)
+                if target_layer is not None and target_layer > module_layer:
+                    found.append(
+                        f"{package.replace('.', '/')}/__init__.py loads {target} ({layer_label(target)}) "
+                        f"whenever {module} ({layer_label(module)}) is imported"
+                    )
+    return sorted(set(found))
+
+
+def test_packages_load_nothing_above_their_lowest_module():
+    found = parents_loading_higher_layers(all_imports(), set(package_modules()))
+    assert not found, (
+        "package __init__ imports that run under a lower-layer module (import lazily, e.g. a module "
+        "__getattr__ as in medsyn/data/__init__.py):\n  " + "\n  ".join(found) + f"\n{RULE}"
+    )
 
 
 def test_no_module_level_import_cycles():
@@ -285,6 +332,22 @@ def test_lazy_and_type_checking_imports_count_upward_but_not_for_cycles():
     assert found == {"medsyn.metrics.prdc": False, "medsyn.config.sections": True, "medsyn.models.cvae": False}
     upward = upward_imports(list(imports_of(source, "medsyn.data.split", KNOWN)))
     assert len(upward) == 3 and all("medsyn.data.split (L2 medsyn.data) -> " in line for line in upward)
+
+
+def test_a_package_root_that_loads_a_higher_layer_is_found():
+    edges = [Import("medsyn", "medsyn.workflows.quickstart", 1, True), Import("medsyn.config", "medsyn._version", 1, True),
+             Import("medsyn.config", "medsyn.config.sections", 2, True), Import("medsyn.data", "medsyn.data.split", 1, False)]
+    found = parents_loading_higher_layers(edges, {"medsyn.io.atomic", "medsyn.config.strict", "medsyn.data.split"})
+    assert found == [
+        "medsyn/__init__.py loads medsyn.workflows.quickstart (L9 medsyn.workflows) whenever medsyn.config.strict "
+        "(L0 medsyn.config.strict) is imported",
+        "medsyn/__init__.py loads medsyn.workflows.quickstart (L9 medsyn.workflows) whenever medsyn.data.split "
+        "(L2 medsyn.data) is imported",
+        "medsyn/__init__.py loads medsyn.workflows.quickstart (L9 medsyn.workflows) whenever medsyn.io.atomic "
+        "(L0 medsyn.io) is imported",
+        "medsyn/config/__init__.py loads medsyn.config.sections (L6 medsyn.config) whenever medsyn.config.strict "
+        "(L0 medsyn.config.strict) is imported",
+    ]
 
 
 def test_cycles_are_found_and_lazy_imports_break_them():
