@@ -11,7 +11,8 @@ an ``nn.Module`` mapping float [N,C,H,W] in [0,1] to logits [N, num_classes]:
   (8, 16, 32, 64), ReLU, 2x2 max-pooling halving the size after every conv, then two fully connected layers.
 - ``cnn3``: PlantVillage (Appendix A): the same with 3 conv layers and twice the maps (16, 32, 64).
 - ``vgg16``: Kvasir (Appendix A): VGG16 (configuration "D", Simonyan & Zisserman 2015) trained from scratch,
-  layer for layer torchvision's ``vgg16`` (no batch norm) with ``in_channels`` taken from the images.
+  layer for layer torchvision's ``vgg16`` (no batch norm) with ``in_channels`` taken from the images
+  (``VGG16Classifier``, one ``nn.Sequential``).
 - ``densenet121``: CheXpert (Appendix A): ``monai.networks.nets.DenseNet121`` (2-d, from scratch).
 
 The paper's training hyper-parameters live in ``CLASSIFIER_HYPERPARAMETERS`` and nowhere else.
@@ -19,10 +20,10 @@ The paper's training hyper-parameters live in ``CLASSIFIER_HYPERPARAMETERS`` and
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import nn
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "CLASSIFIER_HYPERPARAMETERS",
     "DEFAULT_CLASSIFIER",
     "ClassifierHyperParameters",
+    "VGG16Classifier",
     "build_classifier",
+    "build_vgg16_classifier",
     "classifier_hyperparameters",
 ]
 
@@ -151,12 +154,18 @@ def build_cnn3(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module
 _VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-class VGG16(nn.Module):
-    """VGG16 as torchvision builds it (features, 7x7 adaptive average pool, 4096-4096 classifier with
-    dropout), trained from scratch; the first conv takes ``in_channels`` (grey images stay one channel)."""
+class VGG16Classifier(nn.Sequential):
+    """The VGG16 classifier of paper 000 App. A (Kvasir), as torchvision builds it (features, 7x7 adaptive
+    average pool, 4096-4096 classifier with dropout), trained from scratch; the first conv takes
+    ``in_channels`` (grey images stay one channel). Not the pretrained feature extractor of
+    ``medsyn.metrics.features``.
+
+    One ``nn.Sequential`` (features, avgpool, flatten, classifier): its forward is that layer list, which is
+    also what DeepFool's sequential engine reads, so there is no second forward to keep in step. The state
+    dict keys are torchvision's (``features.0.weight`` ... ``classifier.6.bias``; avgpool and flatten have none).
+    """
 
     def __init__(self, num_classes: int, in_channels: int, classifier_width: int = 4096) -> None:
-        super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
         for item in _VGG16_LAYERS:
@@ -165,16 +174,21 @@ class VGG16(nn.Module):
             else:
                 layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
                 channels = int(item)
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, classifier_width),
-            nn.ReLU(inplace=True),
-            nn.Dropout(),
-            nn.Linear(classifier_width, classifier_width),
-            nn.ReLU(inplace=True),
-            nn.Dropout(),
-            nn.Linear(classifier_width, num_classes),
+        super().__init__(
+            OrderedDict(
+                features=nn.Sequential(*layers),
+                avgpool=nn.AdaptiveAvgPool2d((7, 7)),
+                flatten=nn.Flatten(),
+                classifier=nn.Sequential(
+                    nn.Linear(512 * 7 * 7, classifier_width),
+                    nn.ReLU(inplace=True),
+                    nn.Dropout(),
+                    nn.Linear(classifier_width, classifier_width),
+                    nn.ReLU(inplace=True),
+                    nn.Dropout(),
+                    nn.Linear(classifier_width, num_classes),
+                ),
+            )
         )
         # torchvision's initialisation (the network is trained from scratch, so it matters).
         for module in self.modules():
@@ -185,21 +199,11 @@ class VGG16(nn.Module):
                 nn.init.normal_(module.weight, 0, 0.01)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.avgpool(self.features(images)), 1))
 
-    def as_sequential(self) -> nn.Sequential:
-        """The same network (shared modules, same mode) as one ``nn.Sequential``, for the batched DeepFool
-        gradients (``medsyn.metrics.sequential_gradients``)."""
-        sequential = nn.Sequential(*self.features, self.avgpool, nn.Flatten(), *self.classifier)
-        sequential.training = self.training
-        return sequential
-
-
-def build_vgg16(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
-    """VGG16 from scratch (Appendix A, Kvasir); 5 max-pools, so H, W >= 32."""
+def build_vgg16_classifier(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
+    """The VGG16 classifier from scratch (Appendix A, Kvasir); 5 max-pools, so H, W >= 32."""
     shape = _check_shape("vgg16", num_classes, image_shape, min_size=32)
-    return VGG16(num_classes, in_channels=shape[0])
+    return VGG16Classifier(num_classes, in_channels=shape[0])
 
 
 def build_densenet121(num_classes: int, image_shape: tuple[int, int, int]) -> nn.Module:
@@ -214,7 +218,7 @@ CLASSIFIERS: dict[str, Callable[[int, tuple[int, int, int]], nn.Module]] = {
     "small_cnn": build_small_cnn,
     "cnn4": build_cnn4,
     "cnn3": build_cnn3,
-    "vgg16": build_vgg16,
+    "vgg16": build_vgg16_classifier,
     "densenet121": build_densenet121,
 }
 

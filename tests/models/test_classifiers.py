@@ -9,7 +9,9 @@ from torch import nn
 from medsyn.models.classifiers import (
     CLASSIFIER_HYPERPARAMETERS,
     CLASSIFIERS,
+    VGG16Classifier,
     build_classifier,
+    build_vgg16_classifier,
     classifier_hyperparameters,
 )
 
@@ -39,6 +41,30 @@ def test_vgg16_matches_torchvision_parameter_count():
     assert grey.features[0].in_channels == 1
     assert sum(isinstance(m, nn.Conv2d) for m in grey.modules()) == 13
     assert sum(isinstance(m, nn.Linear) for m in grey.modules()) == 3
+
+
+def test_vgg16_classifier_keeps_torchvision_state_dict_keys():
+    # checkpoints hold state dicts: the keys are torchvision's vgg16 ones (13 convs in features, 3 linears)
+    with torch.device("meta"):
+        model = build_classifier("vgg16", num_classes=4, image_shape=(1, 32, 32))
+    convs = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    expected = [f"features.{i}.{p}" for i in convs for p in ("weight", "bias")]
+    expected += [f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
+    assert list(model.state_dict()) == expected
+    assert isinstance(model, VGG16Classifier) and CLASSIFIERS["vgg16"] is build_vgg16_classifier
+
+
+def test_vgg16_classifier_forward_is_its_layer_list():
+    # one nn.Sequential: what DeepFool's sequential engine reads is what forward runs, torchvision's formula
+    torch.manual_seed(0)
+    model = VGG16Classifier(num_classes=3, in_channels=1, classifier_width=8).eval()
+    images = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        expected = model.classifier(torch.flatten(model.avgpool(model.features(images)), 1))
+        assert torch.equal(model(images), expected)
+    assert isinstance(model, nn.Sequential) and list(dict(model.named_children())) == [
+        "features", "avgpool", "flatten", "classifier"
+    ]
 
 
 def test_densenet121_is_monai_with_torchvision_parameter_count():

@@ -1,4 +1,5 @@
-"""logit_gap_gradients: every image's d(f_k - f_label)/dx against a per-image brute-force Jacobian."""
+"""The autograd engine's logit_gap_gradients: every image's d(f_k - f_label)/dx against a per-image brute-force
+Jacobian, with and without the column-gradient kernel."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from medsyn.metrics.logit_gradients import logit_gap_gradients, other_classes
+from medsyn.metrics.robustness.autograd_engine import logit_gap_gradients, other_classes
 
 
 def _model(num_classes: int, in_channels: int) -> nn.Module:

@@ -1,17 +1,19 @@
-"""Robustness (paper 000 §4.1.5): accuracy on DeepFool-perturbed real test images, 5 steps.
+"""DeepFool (Moosavi-Dezfooli et al., CVPR 2016), batched, and the robustness metric of paper 000 §4.1.5:
+accuracy on DeepFool-perturbed real test images, 5 steps.
 
-    adversarial = deepfool(model, images, labels, steps=5, num_classes=10)
-    robustness = adversarial_accuracy(model, test_set, steps=5)     # float in [0, 1]
+    adversarial = deepfool(model, images, labels, steps=5, num_classes=10)             # engine="auto"
+    robustness = adversarial_accuracy(model, test_set, steps=5)                         # float in [0, 1]
 
-DeepFool (Moosavi-Dezfooli et al., CVPR 2016), batched: every step checks all images still being attacked
-with one forward pass, then, for the images still correctly classified, takes the gradients of all K-1 logit
-gaps f_k - f_label for the whole batch at once (images do not interact in an eval-mode network, so one
-backward pass of the batch gives every image its own gradient). No Python loop over images. Two engines:
-- sequential ReLU CNNs on the CPU (medsyn's small_cnn, cnn3, cnn4 and any ``nn.Sequential`` of the layers
-  ``medsyn.metrics.sequential_gradients`` lists): an explicit backward with a compiled ReLU + max-pool kernel,
-  whose check forward pass is also the one the gradients use (one forward pass per step);
-- any other model: autograd, one gradient-free check pass plus one forward and K-1 backward passes
-  (``medsyn.metrics.logit_gradients``).
+Every step checks all images still being attacked with one forward pass, then, for the images still
+correctly classified, takes the gradients of all K-1 logit gaps f_k - f_label for the whole batch at once
+(images do not interact in an eval-mode network, so one backward pass of the batch gives every image its own
+gradient). No Python loop over images. The gradients come from one of two engines (``engine=``, chosen by
+``policy.resolve_engine``):
+- "autograd" (the reference, ``autograd_engine``): any model; a gradient-free check pass, then one forward
+  and K-1 backward passes per step;
+- "sequential" (``sequential_engine``): ``nn.Sequential`` ReLU CNNs on the CPU (medsyn's small_cnn, cnn3,
+  cnn4, VGG16): an explicit backward with compiled kernels, whose check forward pass is also the one the
+  gradients use (one forward pass per step).
 Both give the same numbers (to float rounding; tested). (A vmap'd ``torch.func.jacrev`` gives them too but
 was ~3x slower on CPU.)
 
@@ -41,8 +43,9 @@ import torch
 from torch import nn
 
 from medsyn.data.image_set import ImageSet
-from medsyn.metrics.logit_gradients import logit_gap_gradients, other_classes
-from medsyn.metrics.sequential_gradients import SequentialGapGradients
+from medsyn.metrics.robustness.autograd_engine import logit_gap_gradients, other_classes
+from medsyn.metrics.robustness.policy import attack_device, check_engine, resolve_engine
+from medsyn.metrics.robustness.sequential_engine import SequentialGapGradients
 
 __all__ = ["DEEPFOOL_OVERSHOOT", "DEEPFOOL_STEPS", "ROBUSTNESS_DTYPE", "adversarial_accuracy", "deepfool"]
 
@@ -111,6 +114,7 @@ def deepfool(
     num_classes: int | None = None,
     clamp: tuple[float, float] | None = (0.0, 1.0),
     batch_size: int = _ATTACK_BATCH,
+    engine: str = "auto",
 ) -> torch.Tensor:
     """DeepFool adversarial images, batched.
 
@@ -120,8 +124,13 @@ def deepfool(
     as in the original DeepFool). A model with fewer than 2 logits is refused (ValueError). num_classes: K, checked against the model output when given.
     clamp: (low, high) applied after every step, or None for no clamping.
     batch_size: images attacked together (memory is ~ batch_size x K x C x H x W floats for the Jacobian).
+    engine: "auto" (default: the sequential engine where ``policy`` says it can run and pays, else autograd),
+    "autograd" (the reference: plain torch autograd, any model, device and dtype) or "sequential" (the
+    accelerator; ValueError saying why when it cannot run the model). ``policy.resolve_engine(model, images,
+    engine)`` names the engine this call runs.
     Returns adversarial images, float [N,C,H,W], same dtype and device as ``images``.
     """
+    check_engine(engine)
     _check_model_and_images(model, images, "images")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -143,13 +152,15 @@ def deepfool(
     ):
         raise ValueError(f"labels must be an integer tensor [N={len(images)}], got {labels!r:.80}")
 
+    resolved = resolve_engine(model, images, engine)
+    # Under "auto" the autograd engine also takes the column-gradient kernel where policy says it pays (as
+    # DeepFool always did before engine= existed); "autograd" itself is the plain reference.
+    column_gradient = engine == "auto"
     was_training = model.training
     model.eval()  # batch statistics or dropout would make images interact and the attack random
     try:
-        device = next(iter(model.parameters()), torch.empty(0)).device
-        # Sequential ReLU CNNs on the CPU: explicit batched gradients (one forward pass per step); any other
-        # model: autograd.
-        plan = SequentialGapGradients.from_model(model) if device.type == "cpu" else None
+        device = attack_device(model)
+        plan = SequentialGapGradients.from_model(model) if resolved == "sequential" else None
         adversarial = images.detach().to(device).clone()
         for start in range(0, len(images), batch_size):
             chunk = slice(start, start + batch_size)
@@ -161,7 +172,12 @@ def deepfool(
             if start == 0:
                 labels = _checked_labels(logits, labels, num_classes, device)
             chunk_labels = logits.argmax(dim=1) if labels is None else labels[chunk]
-            _attack_chunk(model, plan, adversarial, chunk, chunk_labels, logits, tape, steps, overshoot, clamp)
+            if plan is None:
+                _attack_chunk_autograd(
+                    model, adversarial, chunk, chunk_labels, logits, steps, overshoot, clamp, column_gradient
+                )
+            else:
+                _attack_chunk_sequential(plan, adversarial, chunk, chunk_labels, logits, tape, steps, overshoot, clamp)
     finally:
         model.train(was_training)
     return adversarial.to(device=images.device, dtype=images.dtype)
@@ -189,19 +205,14 @@ def _checked_labels(logits, labels, num_classes, device):
     return labels
 
 
-def _attack_chunk(model, plan, adversarial, chunk, labels, logits, tape, steps, overshoot, clamp) -> None:
-    """Attack ``adversarial[chunk]`` in place; ``logits`` are the model's logits on it before step 1 and
-    ``tape`` the plan's record of that forward pass (None without a plan)."""
-    positions = torch.arange(adversarial.shape[0], device=adversarial.device)[chunk]
-    # torchattacks checks the prediction at the start of each step: fooled (or initially misclassified)
-    # images are left as they are, and the gradients are taken only for images still correctly classified.
-    correct = logits.argmax(dim=1) == labels
-    if plan is None:
-        _attack_chunk_autograd(model, adversarial, positions, labels, correct, steps, overshoot, clamp)
-        return
-    # One forward pass per step: its logits decide which images are still correct, and its tape serves the
-    # batched backward of their K-1 logit gaps (medsyn.metrics.sequential_gradients).
-    index, active_labels, step_logits = positions, labels, logits
+def _attack_chunk_sequential(plan, adversarial, chunk, labels, logits, tape, steps, overshoot, clamp) -> None:
+    """Attack ``adversarial[chunk]`` in place with the sequential engine; ``logits`` are the model's logits on
+    it before step 1 and ``tape`` the plan's record of that forward pass."""
+    # One forward pass per step: its logits decide which images are still correct (torchattacks checks the
+    # prediction at the start of each step: fooled or initially misclassified images are left as they are),
+    # and its tape serves the batched backward of their K-1 logit gaps.
+    index = torch.arange(adversarial.shape[0], device=adversarial.device)[chunk]
+    active_labels, step_logits = labels, logits
     for step in range(steps):
         keep = step_logits.argmax(dim=1) == active_labels
         if not keep.all():
@@ -219,14 +230,23 @@ def _attack_chunk(model, plan, adversarial, chunk, labels, logits, tape, steps, 
             step_logits, tape = plan.forward(moved)
 
 
-def _attack_chunk_autograd(model, adversarial, positions, labels, correct, steps, overshoot, clamp) -> None:
-    """_attack_chunk for any model: autograd gradients, and a gradient-free forward pass as each check."""
+def _attack_chunk_autograd(
+    model, adversarial, chunk, labels, logits, steps, overshoot, clamp, column_gradient
+) -> None:
+    """Attack ``adversarial[chunk]`` in place with the autograd engine (any model); ``logits`` are the model's
+    logits on it before step 1. Each check is a gradient-free forward pass."""
+    positions = torch.arange(adversarial.shape[0], device=adversarial.device)[chunk]
+    # torchattacks checks the prediction at the start of each step: fooled (or initially misclassified)
+    # images are left as they are, and the gradients are taken only for images still correctly classified.
+    correct = logits.argmax(dim=1) == labels
     for step in range(steps):
         if not correct.any():
             return
         index = positions[correct]
         current = adversarial[index]
-        step_logits, gap_gradients = logit_gap_gradients(model, current, labels[correct])
+        step_logits, gap_gradients = logit_gap_gradients(
+            model, current, labels[correct], column_gradient=column_gradient
+        )
         moved = current + _deepfool_step(labels[correct], step_logits, gap_gradients, overshoot)
         if clamp is not None:
             moved = moved.clamp(clamp[0], clamp[1])
@@ -247,6 +267,7 @@ def adversarial_accuracy(
     overshoot: float = DEEPFOOL_OVERSHOOT,
     batch_size: int = _ATTACK_BATCH,
     dtype: torch.dtype = ROBUSTNESS_DTYPE,
+    engine: str = "auto",
 ) -> float:
     """Top-1 accuracy in [0,1] of ``model`` on DeepFool-perturbed ``test`` images (``steps`` steps).
 
@@ -255,7 +276,9 @@ def adversarial_accuracy(
     default is float64: after 5 clamped steps about half of the images sit within 1e-4 logits of a decision
     boundary (measured on digits classifiers), so in float32 rounding decides their class and the metric
     moved by 7-13 percentage points between float32 and float64 (and would move with batch size or BLAS).
+    engine: as in ``deepfool`` ("auto", "autograd" or "sequential").
     """
+    check_engine(engine)
     if not isinstance(test, ImageSet):
         raise ValueError(f"test must be an ImageSet, got {type(test).__name__}")
     if len(test) == 0:
@@ -265,8 +288,7 @@ def adversarial_accuracy(
     attacked = model
     if any(tensor.dtype != dtype for tensor in model.state_dict().values() if tensor.dtype.is_floating_point):
         attacked = copy.deepcopy(model).to(dtype)
-    model_device = next(iter(attacked.parameters()), torch.empty(0)).device
-    images = test.images.to(device=model_device, dtype=dtype)  # deepfool refuses a device mismatch
+    images = test.images.to(device=attack_device(attacked), dtype=dtype)  # deepfool refuses a device mismatch
     adversarial = deepfool(
         attacked,
         images,
@@ -275,11 +297,12 @@ def adversarial_accuracy(
         overshoot=overshoot,
         num_classes=test.num_classes,
         batch_size=batch_size,
+        engine=engine,
     )
     was_training = attacked.training
     attacked.eval()
     try:
-        device = next(iter(attacked.parameters()), torch.empty(0)).device
+        device = attack_device(attacked)
         with torch.no_grad():
             predictions = torch.cat(
                 [

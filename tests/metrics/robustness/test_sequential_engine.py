@@ -1,5 +1,5 @@
-"""SequentialGapGradients (explicit batched backward) against autograd's logit_gap_gradients and a per-image
-Jacobian; the compiled ReLU + max-pool kernel against torch; Tape.select; the fallbacks."""
+"""The sequential engine: SequentialGapGradients (explicit batched backward) against the autograd engine's
+logit_gap_gradients and a per-image Jacobian; the compiled kernels against torch; Tape.select; what it refuses."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-import medsyn.metrics.sequential_gradients as sequential_gradients
+import medsyn.metrics.robustness.sequential_engine as sequential_engine
 from medsyn.kernels.dispatch import cpu_kernels
-from medsyn.metrics.logit_gradients import logit_gap_gradients, other_classes
-from medsyn.metrics.robustness import deepfool
-from medsyn.metrics.sequential_gradients import SequentialGapGradients
+from medsyn.metrics.robustness import deepfool, policy
+from medsyn.metrics.robustness.autograd_engine import logit_gap_gradients, other_classes
+from medsyn.metrics.robustness.sequential_engine import SequentialGapGradients
 
 
 def _double(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -72,7 +72,6 @@ def test_gap_gradients_equal_autograd(name, in_channels, num_classes):
     images[1, :, :8, :8] = 0.0
     labels = torch.randint(0, num_classes, (7,), generator=generator)
     plan = SequentialGapGradients.from_model(model)
-    assert plan is not None
     logits, tape = plan.forward(images)
     with torch.no_grad():  # the model's own logits (float64 convolutions: the direct loop, another sum order)
         torch.testing.assert_close(logits, model(images), rtol=1e-13, atol=1e-13)
@@ -136,29 +135,36 @@ def test_seed_groups_do_not_change_the_result(monkeypatch):
     plan = SequentialGapGradients.from_model(model)
     _, tape = plan.forward(images)
     together = plan.gap_gradients(tape, labels, 6)
-    monkeypatch.setattr(sequential_gradients, "_SEED_BATCH_BYTES", 1)  # one seed at a time
+    monkeypatch.setattr(policy, "SEED_BATCH_BYTES", 1)  # one seed at a time
     assert plan._seed_group(tape, 5) == 1
     torch.testing.assert_close(plan.gap_gradients(tape, labels, 6), together, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize(
-    "model",
+    ("model", "reason"),
     [
-        nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)),
-        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten(), nn.Linear(128, 3)),
-        nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(128, 3)),
-        nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(72, 3)),
-        nn.Sequential(nn.Flatten(start_dim=2), nn.Linear(64, 3)),
+        (nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)),
+         r"BatchNorm2d.*is not a layer the engine supports"),
+        (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten(), nn.Linear(128, 3)),
+         "padding_mode='reflect'"),
+        (nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(128, 3)), "padding='same'"),
+        (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(72, 3)), "Tanh"),
+        (nn.Sequential(nn.Flatten(start_dim=2), nn.Linear(64, 3)), "Flatten"),
+        (nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(64, 3), nn.Softmax(dim=1))), "Softmax"),  # nested
     ],
-    ids=["batchnorm", "reflect-padding", "same-padding", "tanh", "partial-flatten"],
+    ids=["batchnorm", "reflect-padding", "same-padding", "tanh", "partial-flatten", "nested-softmax"],
 )
-def test_unsupported_layers_give_no_plan(model):
-    assert SequentialGapGradients.from_model(model.eval()) is None
+def test_unsupported_layers_are_refused_with_the_reason(model, reason):
+    model.eval()
+    assert policy.sequential_unusable_reason(model, torch.rand(2, 1, 8, 8)) is not None
+    with pytest.raises(ValueError, match=reason):
+        SequentialGapGradients.from_model(model)
 
 
-def test_no_plan_for_training_mode_or_non_sequential_models():
+def test_training_mode_and_non_sequential_models_are_refused():
     model = MODELS["plain_cnn"](1, 3)
-    assert SequentialGapGradients.from_model(model.train()) is None
+    with pytest.raises(ValueError, match="eval mode"):
+        SequentialGapGradients.from_model(model.train())
 
     class Wrapper(nn.Module):
         def __init__(self):
@@ -168,22 +174,22 @@ def test_no_plan_for_training_mode_or_non_sequential_models():
         def forward(self, x):
             return self.body(x)
 
-    assert SequentialGapGradients.from_model(Wrapper().eval()) is None
+    with pytest.raises(ValueError, match=r"nn.Sequential .* the model is a Wrapper"):
+        SequentialGapGradients.from_model(Wrapper().eval())
 
 
-def test_deepfool_with_and_without_the_plan_agree(monkeypatch):
+def test_deepfool_with_both_engines_agrees():
     model = _double(MODELS["plain_cnn"](1, 4), seed=6)
     images = torch.rand(40, 1, 14, 14, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     with torch.no_grad():
         labels = model(images).argmax(1)
     labels[:10] = (labels[:10] + 1) % 4  # some images misclassified from the start: left untouched
-    with_plan = deepfool(model, images, labels, steps=5, batch_size=16)
-    monkeypatch.setattr(SequentialGapGradients, "from_model", staticmethod(lambda model: None))
-    with_autograd = deepfool(model, images, labels, steps=5, batch_size=16)
-    torch.testing.assert_close(with_plan, with_autograd, rtol=0, atol=1e-12)
-    assert torch.equal(with_plan[:10][labels[:10] != model(images[:10]).argmax(1)],
+    sequential = deepfool(model, images, labels, steps=5, batch_size=16, engine="sequential")
+    autograd = deepfool(model, images, labels, steps=5, batch_size=16, engine="autograd")
+    torch.testing.assert_close(sequential, autograd, rtol=0, atol=1e-12)
+    assert torch.equal(sequential[:10][labels[:10] != model(images[:10]).argmax(1)],
                        images[:10][labels[:10] != model(images[:10]).argmax(1)])
-    assert not torch.equal(with_plan[10:], images[10:])
+    assert not torch.equal(sequential[10:], images[10:])
 
 
 # ------------------------------------------------------------------ the compiled kernel through Python
@@ -240,30 +246,31 @@ def test_relu_max_pool_backward_writes_into_out():
                                           out=shared.reshape(2, 3, 6, 5))
 
 
-def test_vgg16_goes_through_its_sequential_form():
-    from medsyn.models.classifiers import VGG16
+def test_vgg16_classifier_is_one_sequential_the_engine_reads():
+    from medsyn.models.classifiers import VGG16Classifier
 
     torch.manual_seed(9)
-    model = VGG16(num_classes=3, in_channels=1, classifier_width=16).double().eval()
+    model = VGG16Classifier(num_classes=3, in_channels=1, classifier_width=16).double().eval()
     images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     labels = torch.tensor([1, 2])
     plan = SequentialGapGradients.from_model(model)
-    assert plan is not None
-    fused = (sequential_gradients._ReluMaxPool2x2, sequential_gradients._ConvReluMaxPool2x2)
+    fused = (sequential_engine._ReluMaxPool2x2, sequential_engine._ConvReluMaxPool2x2)
     assert sum(isinstance(layer, fused) for layer in plan.layers) == 5
     logits, tape = plan.forward(images)
     with torch.no_grad():
         torch.testing.assert_close(logits, model(images), rtol=1e-13, atol=1e-13)
     reference = logit_gap_gradients(model, images, labels)[1]
     torch.testing.assert_close(plan.gap_gradients(tape, labels, 3), reference, rtol=1e-10, atol=1e-13)
-    assert SequentialGapGradients.from_model(model.train()) is None
+    with pytest.raises(ValueError, match="eval mode"):
+        SequentialGapGradients.from_model(model.train())
 
 
 def test_without_the_compiled_module_relu_and_pool_stay_separate(monkeypatch):
-    monkeypatch.setattr(sequential_gradients, "has_cpu_kernels", lambda: False)
+    monkeypatch.setattr(policy, "has_cpu_kernels", lambda: False)
     model = _double(MODELS["plain_cnn"](1, 4))
     plan = SequentialGapGradients.from_model(model)
-    assert not any(isinstance(layer, sequential_gradients._ReluMaxPool2x2) for layer in plan.layers)
+    assert not any(isinstance(layer, sequential_engine._ReluMaxPool2x2) for layer in plan.layers)
+    assert not any(layer._direct for layer in plan.layers if isinstance(layer, sequential_engine._Conv2d))
     images = torch.rand(4, 1, 15, 15, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
     labels = torch.tensor([3, 2, 1, 0])
     gaps = plan.gap_gradients(plan.forward(images)[1], labels, 4)

@@ -1,23 +1,26 @@
-"""Gradients of a classifier's logit gaps with respect to its input images, for the whole batch at once.
+"""The autograd engine, DeepFool's reference: gradients of a classifier's logit gaps with respect to its input
+images, for the whole batch at once, by torch autograd. Any model, any device, any floating dtype.
 
     logits, gaps = logit_gap_gradients(model, images, labels)
     # logits [N, K]; gaps [N, K-1, C, H, W]: d(f_k - f_label)/dx for every class k != label (ascending k)
 
-This is the expensive part of DeepFool (medsyn.metrics.robustness): one forward pass and K-1 backward passes
-of the whole batch. Each backward pass takes the gradient of a logit *gap*: pass j seeds every image n with
+One forward pass and K-1 backward passes of the whole batch: pass j seeds every image n with
 e_{k_j(n)} - e_{label(n)}, where k_j(n) is the j-th class other than label(n). DeepFool only uses the gaps,
 so K-1 passes suffice (one pass for a binary classifier instead of the textbook two). Weights are detached,
-so autograd skips every weight-gradient path, and the model runs under ``attack_kernels()`` (faster CPU
-kernels for the first convolution's input gradient and for max pooling, same numbers; the model is not
-modified).
+so autograd skips every weight-gradient path (the numbers are those of a plain ``model(images)`` backward).
+``column_gradient=True`` (what ``engine="auto"`` uses) runs the model under
+``column_gradient.column_gradient_kernels()``: the same logits, and the input gradients of image-facing
+float32 CPU convolutions by GEMM + col2im (equal to float rounding).
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
-from medsyn.metrics.attack_kernels import attack_kernels
+from medsyn.metrics.robustness.column_gradient import column_gradient_kernels
 
 __all__ = ["logit_gap_gradients", "other_classes"]
 
@@ -29,13 +32,16 @@ def other_classes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def logit_gap_gradients(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, column_gradient: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits [N, K] of ``images`` [N,C,H,W] and gradients [N, K-1, C, H, W] of f_k - f_label for the
-    classes ``other_classes(labels, K)``. ``model`` must be in eval mode (images must not interact)."""
+    classes ``other_classes(labels, K)``. ``model`` must be in eval mode (images must not interact).
+    column_gradient: take ``column_gradient_kernels()`` where ``policy.column_gradient_pays`` (False: plain
+    autograd, the reference)."""
     images = images.detach().requires_grad_(True)
     weights = {name: tensor.detach() for name, tensor in model.state_dict(keep_vars=True).items()}
-    with torch.enable_grad(), attack_kernels():
+    kernels = column_gradient_kernels() if column_gradient else contextlib.nullcontext()
+    with torch.enable_grad(), kernels:
         logits = torch.func.functional_call(model, weights, (images,))
         num_classes = logits.shape[1]
         if num_classes < 2:

@@ -1,25 +1,24 @@
-"""A faster CPU input gradient for image-facing convolutions, the largest cost of batched DeepFool.
+"""The GEMM + col2im input gradient of a convolution: faster on the CPU than torch's backward for image-facing
+float32 layers (1-3 input channels), the largest cost of batched DeepFool on them.
 
-    with attack_kernels():
-        logits = model(images)          # images.requires_grad_(True); weights detached
+    gradient = column_input_gradient(grad_output, weight, input_size, stride, padding, dilation)
+    with column_gradient_kernels():   # autograd: F.conv2d calls that policy.column_gradient_pays get it
+        logits = model(images)        # images.requires_grad_(True); weights detached
         gradient = torch.autograd.grad(logits[:, k].sum(), images)[0]
 
-Inside the context, calls to ``torch.nn.functional.conv2d`` are intercepted (a ``TorchFunctionMode``:
-thread-local, nothing in the model is modified). A CPU float32 convolution with 1-3 input channels (the first layer
-of an image classifier) whose weights do not require grad gets an input gradient computed as one GEMM
-W^T @ grad_output, then col2im as kh*kw strided adds. torch 2.13's CPU convolution backward is slow for so
-few input channels. Measured on 1 CPU thread, float32, batch 256 at 32 px (torch backward -> GEMM + torch's
-``F.fold``): 1->16 channels 3x3 32.6 -> 4.9 ms, 1->8 32.8 -> 4.3 ms, 3->16 32.3 -> 12.5 ms; batch 64 at
-64 px: 3->64 3x3 101 -> 26 ms, 3->64 7x7/2 67 -> 31 ms; with 4 input channels GEMM + fold was slower
-(14.8 -> 33.6 ms), hence the limit of 3. The strided adds then replaced ``F.fold`` (single-threaded here):
-2.3 -> 0.65 ms for the col2im at 1->8 channels.
+The input gradient is one GEMM W^T @ grad_output, then col2im as kh*kw strided adds (which replaced ``F.fold``,
+single-threaded: 2.3 -> 0.65 ms at 1->8 channels). When it pays is ``policy.column_gradient_pays`` (CPU,
+float32, at most ``policy.COLUMN_GRADIENT_MAX_IN_CHANNELS`` input channels, weights needing no gradient; the
+measurements are there). Users: the sequential engine's convolution backward, and the autograd engine under
+``engine="auto"``.
+
+Inside ``column_gradient_kernels()``, calls to ``torch.nn.functional.conv2d`` are intercepted (a
+``TorchFunctionMode``: thread-local, nothing in the model is modified); anything else goes to torch
+unchanged. Outputs equal torch's exactly, input gradients to float rounding (the GEMM sums in another order);
+tested in tests/metrics/robustness/test_column_gradient.py.
 
 (torch's NCHW max pooling is the next cost, ~20 ms for [256, 16, 32, 32] with a 2x2 window; reductions over
 strided views were slower still, 31 ms, and channels-last conversions cost more in copies than they saved.)
-
-Anything else goes to torch unchanged. Outputs equal torch's exactly, input gradients to float rounding
-(the GEMM sums in another order); tested in tests/metrics/test_attack_kernels.py. In float64 torch's own
-backward (no oneDNN) was faster, e.g. 5.9 vs 8.5 ms for 1->16 channels at 32 px, so float64 stays with torch.
 """
 
 from __future__ import annotations
@@ -30,23 +29,23 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["attack_kernels", "column_input_gradient", "wants_column_gradient"]
+from medsyn.metrics.robustness.policy import column_gradient_pays, pair
 
-# Convolutions with at most this many input channels get the GEMM + col2im input gradient (see above).
-_COLUMN_GRADIENT_MAX_IN_CHANNELS = 3
-
-
-def attack_kernels() -> TorchFunctionMode:
-    """Context manager: inside it, conv2d input gradients and max pooling use the kernels above."""
-    return _AttackKernels()
+__all__ = ["column_gradient_kernels", "column_input_gradient"]
 
 
-class _AttackKernels(TorchFunctionMode):
+def column_gradient_kernels() -> TorchFunctionMode:
+    """Context manager: inside it, the input gradient of every ``F.conv2d`` call that
+    ``policy.column_gradient_pays`` is ``column_input_gradient``'s."""
+    return _ColumnGradientKernels()
+
+
+class _ColumnGradientKernels(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.conv2d:
             call = _conv2d_arguments(*args, **kwargs)
-            if call["input"].requires_grad and wants_column_gradient(**call):
+            if call["input"].requires_grad and column_gradient_pays(**call):
                 return _Conv2dColumnInputGradient.apply(
                     call["input"], call["weight"], call["bias"], call["stride"], call["padding"], call["dilation"]
                 )
@@ -66,20 +65,6 @@ def _conv2d_arguments(input, weight, bias=None, stride=1, padding=0, dilation=1,
         "dilation": dilation,
         "groups": groups,
     }
-
-
-def wants_column_gradient(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> bool:
-    """True for the convolutions whose input gradient ``column_input_gradient`` computes faster than torch."""
-    return (
-        groups == 1
-        and not isinstance(padding, str)  # "same"/"valid": left to torch
-        and input.ndim == 4
-        and input.device.type == "cpu"  # measured on CPU; cuDNN's backward is another matter
-        and input.dtype == torch.float32  # in float64 torch's own backward was faster (5.9 vs 8.5 ms, 1->16)
-        and not weight.requires_grad
-        and (bias is None or not bias.requires_grad)
-        and weight.shape[1] <= _COLUMN_GRADIENT_MAX_IN_CHANNELS
-    )
 
 
 class _Conv2dColumnInputGradient(torch.autograd.Function):
@@ -132,7 +117,7 @@ def _col2im(columns, kernel_shape, output_size, input_size, stride, padding, dil
     summation order), with kh*kw strided adds."""
     channels, kernel_h, kernel_w = kernel_shape
     (out_h, out_w), (height, width) = output_size, input_size
-    (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w) = (_pair(stride), _pair(padding), _pair(dilation))
+    (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w) = (pair(stride), pair(padding), pair(dilation))
     columns = columns.view(columns.shape[0], channels, kernel_h, kernel_w, out_h, out_w)
     # The padded grid is a little larger than needed so every strided slice below has exactly out_h x out_w
     # elements, whatever the stride and the size.
@@ -150,8 +135,3 @@ def _col2im(columns, kernel_shape, output_size, input_size, stride, padding, dil
             padded[:, :, top:bottom:stride_h, left:right:stride_w] += columns[:, :, dy, dx]
     return padded[:, :, pad_h : pad_h + height, pad_w : pad_w + width]
 
-
-def _pair(value) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    return (int(value[0]), int(value[0])) if len(value) == 1 else (int(value[0]), int(value[1]))

@@ -1,33 +1,33 @@
-"""Logit-gap input gradients of sequential ReLU classifiers by an explicit backward, all K-1 gaps at once.
+"""The sequential engine: logit-gap input gradients of sequential ReLU classifiers by an explicit batched
+backward, all K-1 gaps at once, with compiled CPU kernels. DeepFool's accelerator (``engine="sequential"``).
 
-    plan = SequentialGapGradients.from_model(model)      # None when the model is not supported
+    plan = SequentialGapGradients.from_model(model)      # ValueError when the engine cannot run the model
     logits, tape = plan.forward(images)                  # one forward pass, recording what the backward needs
     gaps = plan.gap_gradients(tape, labels, num_classes) # [N, K-1, C, H, W], as logit_gap_gradients gives
 
-The same numbers as ``medsyn.metrics.logit_gradients`` (autograd: one forward, K-1 backward passes) up to float
-rounding, computed faster for the classifiers DeepFool attacks (``medsyn.metrics.robustness``):
+The same numbers as the autograd engine (``autograd_engine.logit_gap_gradients``: one forward, K-1 backward
+passes) up to float rounding, computed faster for the classifiers DeepFool attacks. Which layers it takes and
+which kernel each layer uses is decided in ``policy`` (with the measurements); here:
 - the K-1 gap seeds go backward in groups (each layer call takes a group's seeds x N images; groups are kept
-  small, see ``_SEED_BATCH_BYTES``), with no autograd graph;
+  small, see ``policy.SEED_BATCH_BYTES``), with no autograd graph;
 - a ReLU followed by a 2x2 max pool is one compiled kernel (``csrc/cpu/relu_max_pool.cpp``): the forward
   records each window's argmax as a byte, the backward writes each input-gradient block once (autograd
   zero-fills, scatters, then masks with ReLU's backward: three passes per seed);
-- when a 3x3 convolution with 8, 16, 32 or 64 input channels (or, in float64, 1 or 3) comes before them, the backward goes from the
-  pooled gradient straight to the convolution's input (``csrc/cpu/conv_pool_backward.cpp``): only one
-  position per pooling window carries a gradient, so this needs at most a quarter of the dense transposed
-  convolution's multiply-adds;
+- when a 3x3 convolution comes before them (``policy.sparse_block_pays``), the backward goes from the pooled
+  gradient straight to the convolution's input (``csrc/cpu/conv_pool_backward.cpp``): only one position per
+  pooling window carries a gradient, so this needs at most a quarter of the dense transposed convolution's
+  multiply-adds;
 - the forward pass that checks which images are still correctly classified is the one whose tape the
   backward uses, so a DeepFool step needs one forward pass, not two;
-- first convolutions with 1-3 input channels use ``attack_kernels.column_input_gradient`` (GEMM + col2im) in
-  float32;
-- forward convolutions (stride 1) in float64, and in float32 with 1-3 input channels, use a compiled direct
-  loop (``csrc/cpu/direct_conv.cpp``): torch has no oneDNN float64 convolution (its reference path was 2-4x
-  slower), and oneDNN was 5-13x slower for image-facing float32 layers.
+- image-facing float32 convolutions take ``column_gradient.column_input_gradient`` (GEMM + col2im) backward
+  (``policy.column_gradient_pays``);
+- forward convolutions in float64, and in float32 with 1-3 input channels, use a compiled direct loop
+  (``csrc/cpu/direct_conv.cpp``; ``policy.direct_conv_pays``).
 
-Supported: an ``nn.Sequential`` (nested ones are flattened; a model may also offer ``as_sequential()``, as
-medsyn's VGG16 does) in eval mode of Conv2d (zero padding, numeric
-padding), ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten, Linear, Dropout and
-Identity. Anything else: ``from_model`` returns None and callers use autograd. Memory: the (K-1) x N batch of
-the largest activation; seeds go in groups that keep it under ``_SEED_BATCH_BYTES``.
+Supported (``policy.sequential_unusable_reason``): an ``nn.Sequential`` (nested ones are flattened, as in
+medsyn's VGG16 classifier) in eval mode of Conv2d (zero padding, numeric padding), ReLU, MaxPool2d,
+AdaptiveAvgPool2d, Flatten, Linear, Dropout and Identity, on the CPU, in float32 or float64. Memory: the
+(K-1) x N batch of the largest activation; seeds go in groups that keep it under ``policy.SEED_BATCH_BYTES``.
 """
 
 from __future__ import annotations
@@ -39,20 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medsyn.kernels.dispatch import cpu_kernels, has_cpu_kernels
-from medsyn.metrics.attack_kernels import column_input_gradient, wants_column_gradient
-from medsyn.metrics.logit_gradients import other_classes
+from medsyn.kernels.dispatch import cpu_kernels
+from medsyn.metrics.robustness import policy
+from medsyn.metrics.robustness.autograd_engine import other_classes
+from medsyn.metrics.robustness.column_gradient import column_input_gradient
+from medsyn.metrics.robustness.policy import pair
 
 __all__ = ["SequentialGapGradients", "Tape"]
-
-# Largest (seeds x images) activation gradient held at once: seeds are grouped to stay below it. Large groups
-# were slower on the CPU (2304-image convolution backward calls ran at a third of the speed of 256-image
-# ones, out of cache); 32 MiB is 1-2 seeds for a batch of 256 digits at 32 px.
-_SEED_BATCH_BYTES = 32 << 20
-# float32 convolutions with at most this many input channels run the compiled direct loop in the forward pass
-# (2 threads, batch 256, 32 px: 1 -> 16 channels 1.1 vs 15.1 ms, 3 -> 16 2.5 vs 13.6 ms; with 8-32 input
-# channels oneDNN was as fast or faster).
-_DIRECT_FLOAT32_MAX_IN_CHANNELS = 3
 
 
 @dataclass
@@ -84,32 +77,39 @@ class SequentialGapGradients:
         self.layers = layers
 
     @staticmethod
-    def from_model(model: nn.Module) -> SequentialGapGradients | None:
-        """The plan for ``model`` (weights detached, the model untouched), or None if a layer is not
-        supported or the model is in training mode (its images would interact)."""
-        if not isinstance(model, nn.Sequential) and callable(getattr(model, "as_sequential", None)):
-            model = model.as_sequential()  # e.g. medsyn's VGG16
-        if not isinstance(model, nn.Sequential) or model.training:
-            return None
-        modules = _flatten(model)
+    def from_model(model: nn.Module) -> SequentialGapGradients:
+        """The plan for ``model`` (weights detached, the model untouched). ValueError, saying why, when a layer
+        is not supported (``policy.sequential_modules`` / ``policy.unsupported_layer_reason``) or the model is in
+        training mode (its images would interact)."""
+        modules = policy.sequential_modules(model)
+        if isinstance(modules, str):
+            raise ValueError(f"the sequential engine cannot run this model: {modules}")
+        if model.training:
+            raise ValueError("the sequential engine attacks models in eval mode; call model.eval() first")
         layers: list = []
         position = 0
         while position < len(modules):
             module = modules[position]
             following = modules[position + 1 : position + 3]
-            if _is_fast_conv_block(module, following):
+            if _is_conv_relu_pool2x2(module, following) and policy.sparse_block_pays(module):
                 layers.append(_ConvReluMaxPool2x2(module))
                 position += 3
                 continue
-            if isinstance(module, nn.ReLU) and following and _is_plain_2x2_pool(following[0]) and has_cpu_kernels():
+            if (
+                isinstance(module, nn.ReLU)
+                and following
+                and policy.is_plain_2x2_pool(following[0])
+                and policy.relu_pool_kernel_usable()
+            ):
                 if layers and isinstance(layers[-1], _Conv2d):
                     layers[-1].reuse_output = True  # the kernel reads it and keeps only its own outputs
                 layers.append(_ReluMaxPool2x2())
                 position += 2
                 continue
+            reason = policy.unsupported_layer_reason(module)
+            if reason is not None:
+                raise ValueError(f"the sequential engine cannot run this model: layer {module!r:.60} {reason}")
             layer = _layer_for(module)
-            if layer is None:
-                return None
             if layer is not _SKIP:
                 layers.append(layer)
             position += 1
@@ -154,7 +154,7 @@ class SequentialGapGradients:
     def _seed_group(self, tape: Tape, seeds: int) -> int:
         largest = max((_numel(record) for record in tape.saved), default=1)
         per_seed = max(1, largest) * torch.finfo(self._dtype).bits // 8
-        return max(1, min(seeds, _SEED_BATCH_BYTES // per_seed))
+        return max(1, min(seeds, policy.SEED_BATCH_BYTES // per_seed))
 
     @property
     def _dtype(self) -> torch.dtype:
@@ -197,73 +197,39 @@ def _numel(record) -> int:
 _SKIP = object()
 
 
-def _flatten(model: nn.Module) -> list[nn.Module]:
-    modules = []
-    for module in model:
-        modules += _flatten(module) if isinstance(module, nn.Sequential) else [module]
-    return modules
-
-
-def _is_plain_2x2_pool(module) -> bool:
-    return (
-        isinstance(module, nn.MaxPool2d)
-        and _pair(module.kernel_size) == (2, 2)
-        and _pair(module.stride if module.stride is not None else module.kernel_size) == (2, 2)
-        and _pair(module.padding) == (0, 0)
-        and _pair(module.dilation) == (1, 1)
-        and not module.ceil_mode
-        and not module.return_indices
-    )
-
-
-def _is_fast_conv_block(conv, following: list) -> bool:
-    """Conv2d (stride 1, zero padding) -> ReLU -> 2x2 max pool whose backward has the compiled sparse kernel."""
+def _is_conv_relu_pool2x2(conv, following: list) -> bool:
+    """Conv2d -> ReLU -> 2x2 max pool: the block the compiled sparse backward takes (when it pays)."""
     return (
         isinstance(conv, nn.Conv2d)
         and len(following) == 2
         and isinstance(following[0], nn.ReLU)
-        and _is_plain_2x2_pool(following[1])
-        and conv.padding_mode == "zeros"
-        and not isinstance(conv.padding, str)
-        and _pair(conv.stride) == (1, 1)
-        and _pair(conv.dilation) == (1, 1)
-        and conv.groups == 1
-        and has_cpu_kernels()
-        and cpu_kernels().conv_relu_max_pool2x2_backward_is_fast(conv.in_channels, *_pair(conv.kernel_size))
-        # image-facing layers (1-3 input channels) only in float64: in float32 the GEMM + col2im path was
-        # about as fast (19.6 vs ~22 ms per step), and a new order of the sums moves near-tie predictions
-        and (conv.in_channels > _DIRECT_FLOAT32_MAX_IN_CHANNELS or conv.weight.dtype == torch.float64)
+        and policy.is_plain_2x2_pool(following[1])
     )
 
 
 def _layer_for(module: nn.Module):
+    """The engine's layer for a module ``policy.unsupported_layer_reason`` accepts."""
     if isinstance(module, (nn.Dropout, nn.Identity)):
         return _SKIP  # identity in eval mode
     if isinstance(module, nn.ReLU):
         return _Relu()
     if isinstance(module, nn.Conv2d):
-        if module.padding_mode != "zeros" or isinstance(module.padding, str):
-            return None
         return _Conv2d(module)
     if isinstance(module, nn.Linear):
         return _Linear(module)
     if isinstance(module, nn.Flatten):
-        return _Flatten() if module.start_dim == 1 and module.end_dim == -1 else None
-    if isinstance(module, nn.MaxPool2d) and not module.return_indices:
+        return _Flatten()
+    if isinstance(module, nn.MaxPool2d):
         return _MaxPool2d(module)
     if isinstance(module, nn.AdaptiveAvgPool2d):
         return _AdaptiveAvgPool2d(module.output_size)
-    return None
+    raise AssertionError(f"policy.unsupported_layer_reason accepted {type(module).__name__}, which has no layer")
 
 
 def _conv_output_size(size, weight: torch.Tensor, padding) -> tuple[int, int]:
     """Output (H, W) of a stride-1 convolution of an input of ``size`` with ``weight`` and ``padding``."""
-    (pad_h, pad_w), (kernel_h, kernel_w) = _pair(padding), weight.shape[-2:]
+    (pad_h, pad_w), (kernel_h, kernel_w) = pair(padding), weight.shape[-2:]
     return size[0] + 2 * pad_h - kernel_h + 1, size[1] + 2 * pad_w - kernel_w + 1
-
-
-def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[-1]))
 
 
 class _Conv2d:
@@ -277,39 +243,29 @@ class _Conv2d:
         # direct convolution then writes into one reused buffer (fresh pages cost as much as the loop).
         self.reuse_output = False
         self._output = _ReusedBuffer()
-        self._direct = (
-            _pair(self.stride) == (1, 1)
-            and _pair(self.dilation) == (1, 1)
-            and self.groups == 1
-            and self.weight.is_contiguous()
-            and has_cpu_kernels()
-        )
+        self._direct = policy.direct_conv_usable(module)
 
     def forward(self, x):
-        if self._direct and x.device.type == "cpu" and (x.dtype == torch.float64 or self._narrow(x)):
-            # torch has no oneDNN float64 convolution, and oneDNN's float32 one was slow for 1-3 input channels:
-            # the compiled direct loop was 2-4x (float64) and 5-13x (float32, 1-3 -> 16 channels at 32 px) faster
+        if self._direct and policy.direct_conv_pays(x, self.weight):
             bias = None if self.bias is None else self.bias.numpy()
             shape = (x.shape[0], self.weight.shape[0], *_conv_output_size(x.shape[-2:], self.weight, self.padding))
             out = self._output.take(shape, x.dtype).numpy() if self.reuse_output else None
             y = torch.from_numpy(
                 cpu_kernels().conv2d_direct(
-                    x.contiguous().numpy(), self.weight.numpy(), bias, *_pair(self.padding), out=out
+                    x.contiguous().numpy(), self.weight.numpy(), bias, *pair(self.padding), out=out
                 )
             )
         else:
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return y, (x.shape,)
 
-    def _narrow(self, x: torch.Tensor) -> bool:
-        """A float32 convolution with 1-3 input channels (an image-facing layer)."""
-        return x.dtype == torch.float32 and self.weight.shape[1] <= _DIRECT_FLOAT32_MAX_IN_CHANNELS
-
     def backward(self, grad, record, seeds):
         (shape,) = record
         batch_shape = (grad.shape[0], *shape[1:])
         probe = torch.empty(0, *shape[1:], dtype=grad.dtype, device=grad.device)
-        if wants_column_gradient(probe, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups):
+        if policy.column_gradient_pays(
+            probe, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        ):
             return column_input_gradient(
                 grad, self.weight, shape[-2:], self.stride, self.padding, self.dilation, self._workspace
             )
@@ -415,7 +371,7 @@ class _ConvReluMaxPool2x2:
         self.pool = _ReluMaxPool2x2()
         self.weight = self.convolution.weight
         self.weight_hwio = self.weight.permute(0, 2, 3, 1).contiguous()  # [C_out, kh, kw, C_in]
-        self.padding = _pair(module.padding)
+        self.padding = pair(module.padding)
         self._grad_input = _ReusedBuffer()
 
     def forward(self, x):

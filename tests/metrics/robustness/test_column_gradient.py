@@ -1,5 +1,5 @@
-"""attack_kernels(): the GEMM + col2im input gradient equals torch's own convolution backward (float64, directly;
-float32 through the context, where it is used)."""
+"""column_gradient: the GEMM + col2im input gradient equals torch's own convolution backward (float64, directly;
+float32 through column_gradient_kernels(), where it is used); what it takes is policy.column_gradient_pays."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medsyn.metrics.attack_kernels import attack_kernels, column_input_gradient
+from medsyn.metrics.robustness.column_gradient import column_gradient_kernels, column_input_gradient
 
 
 def _input_gradient(images, weight, bias, seed, use_kernels, **conv):
     images = images.detach().requires_grad_(True)
     if use_kernels:
-        with attack_kernels():
+        with column_gradient_kernels():
             output = F.conv2d(images, weight, bias, **conv)
     else:
         output = F.conv2d(images, weight, bias, **conv)
@@ -64,7 +64,7 @@ def test_other_convolutions_go_to_torch_unchanged():
     generator = torch.Generator().manual_seed(1)
     images = torch.rand(2, 4, 8, 8, generator=generator, dtype=torch.float64).requires_grad_(True)
     weight = torch.randn(5, 4, 3, 3, generator=generator, dtype=torch.float64)
-    with attack_kernels():
+    with column_gradient_kernels():
         wide = F.conv2d(images.float(), weight.float(), padding=1)  # 4 input channels
         same = F.conv2d(images[:, :1].float(), weight[:, :1].float(), padding="same")  # string padding
         grouped = F.conv2d(images.float(), weight[:4, :1].float(), groups=4)
@@ -74,7 +74,7 @@ def test_other_convolutions_go_to_torch_unchanged():
 
     # weights that require grad keep torch's backward, so weight gradients are still computed
     trainable = weight[:, :1].clone().requires_grad_(True)
-    with attack_kernels():
+    with column_gradient_kernels():
         output = F.conv2d(images[:, :1], trainable, padding=1)
     assert "Conv2dColumnInputGradient" not in type(output.grad_fn).__name__
     (weight_gradient,) = torch.autograd.grad(output.sum(), trainable)
@@ -97,7 +97,7 @@ def test_model_in_the_context_gives_the_same_logits_and_gradients():
     for fast in (False, True):
         x = images.clone().requires_grad_(True)
         if fast:
-            with attack_kernels():
+            with column_gradient_kernels():
                 logits = model(x)
         else:
             logits = model(x)
