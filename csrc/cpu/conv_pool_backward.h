@@ -1,6 +1,6 @@
 // Input gradient of the block conv2d (stride 1, zero padding) -> ReLU -> 2x2 max pool, straight from the
 // pooled gradient and the pool's argmax codes (relu_max_pool.h), for many gradient seeds at once: the
-// backward pass batched DeepFool spends most of its time in (medsyn/metrics/sequential_gradients.py).
+// backward pass batched DeepFool spends most of its time in (medsyn/metrics/robustness/sequential_engine.py).
 //
 // The gradient reaching the convolution's output is zero except at one position per 2x2 window and channel
 // (and nowhere where the pooled value is <= 0), so instead of a dense transposed convolution over a

@@ -1,7 +1,7 @@
 // Direct 2-D convolution, stride 1, zero padding, groups 1: the float64 forward pass of batched DeepFool
-// (medsyn/metrics/sequential_gradients.py). torch 2.13 has no oneDNN float64 convolution on the CPU, and its
-// reference path (im2col + GEMM per image) reached ~8 GFLOP/s here; this loop nest (4 output channels x one
-// output row per block, vectorised along the row) needs no im2col. Torch-agnostic: raw pointers.
+// (medsyn/metrics/robustness/sequential_engine.py). torch 2.13 has no oneDNN float64 convolution on the
+// CPU, and its reference path (im2col + GEMM per image) reached ~8 GFLOP/s here; this loop nest (4 output
+// channels x one output row per block, vectorised along the row) needs no im2col. Torch-agnostic: raw pointers.
 #pragma once
 #include <cstdint>
 

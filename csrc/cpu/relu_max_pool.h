@@ -1,6 +1,6 @@
 // ReLU followed by a 2x2 max pool with stride 2 (the block of image classifiers), forward with the
 // argmax recorded and backward for many gradient seeds at once: the non-convolution half of DeepFool's
-// cost (medsyn/metrics/sequential_gradients.py). Torch-agnostic: raw pointers, float or double.
+// cost (medsyn/metrics/robustness/sequential_engine.py). Torch-agnostic: raw pointers, float or double.
 //
 // Semantics are those of torch `max_pool2d(relu(x), 2)` (floor mode) and of its autograd backward:
 //   - the window's first maximum in row-major order wins (strict >, as torch's CPU kernel), NaN wins;
