@@ -46,10 +46,13 @@ from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
 from medsyn.metrics.privacy.empirical_epsilon import DEFAULT_ISOMAP_NEIGHBORS, DEFAULT_K, DEFAULT_N_COMPONENTS
 from medsyn.metrics.privacy.ssim_max_protocol import PAPER_Q, PAPER_REPEATS
 from medsyn.metrics.robustness import DEEPFOOL_STEPS
-from medsyn.metrics.utility import MULTIPLIERS
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER
 
 __all__ = [
+    "MULTIPLIERS",
+    "PAPER_PER_CLASS",
+    "PAPER_SEEDS",
+    "PAPER_SIGMAS",
     "AssessmentData",
     "AssessmentPrivacy",
     "ClassifierSection",
@@ -69,9 +72,20 @@ __all__ = [
     "UtilitySection",
     "parse_classifier",
     "parse_quickstart_models",
+    "parse_seeds",
+    "parse_sigmas",
     "parse_sweep_empirical_epsilon",
     "parse_synthetic_sets",
 ]
+
+
+# --- protocol constants of the papers (one place; the sections below and the evaluation layer take them) -----
+
+# Paper 000 §4.1.4: synthetic sets of 1, 2 and 3 times the real training size.
+MULTIPLIERS: tuple[int, ...] = (1, 2, 3)
+# Paper 001 §4 (Fig. 10): the DP-SGD noise multipliers of the sweep and its scarcity level (images per class).
+PAPER_SIGMAS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)
+PAPER_PER_CLASS = 10
 
 
 # --- classifiers, utility, robustness --------------------------------------------------------------------------
@@ -112,7 +126,7 @@ class ClassifierSection:
         }
 
     def as_mapping(self) -> dict[str, Any]:
-        """The classifier mapping ``medsyn.metrics.utility.run_utility`` takes (the paper values filled in)."""
+        """The classifier mapping ``medsyn.evaluation.utility_regimes.run_utility`` takes (the paper values filled in)."""
         return {**self.settings(), "top_k": self.top_k}
 
 
@@ -191,6 +205,32 @@ class SweepEmpiricalEpsilon:
 
 # Seeds of a multi-seed protocol: 3 seeds -> mean and 90% CI (paper 001 Fig. 10 "0.9 confidence intervals")
 PAPER_SEEDS: tuple[int, ...] = (0, 1, 2)
+
+
+
+def parse_seeds(value: Any, path: str = "seeds") -> list[int]:
+    """[seeds] of a multi-seed protocol: a non-empty list of distinct integers (a ``strict_arguments`` parser)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) == 0:
+        raise ConfigError(f"{path}: expected a non-empty list of integers, got {value!r}")
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in value) or len(set(value)) != len(value):
+        raise ConfigError(f"{path}: expected distinct integers, got {list(value)}")
+    return list(value)
+
+
+def parse_sigmas(value: Any, path: str = "sigmas") -> list[float]:
+    """[sigmas] of the DP sweep: distinct finite noise multipliers >= 0 (0: no DP-SGD), returned ascending."""
+    import math
+
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) == 0:
+        raise ConfigError(f"{path}: expected a non-empty list of noise multipliers >= 0, got {value!r}")
+    for sigma in value:
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma < 0:
+            raise ConfigError(f"{path}: expected finite numbers >= 0, got {sigma!r} in {list(value)}")
+    sigmas = [float(sigma) for sigma in value]
+    if len(set(sigmas)) != len(sigmas):
+        raise ConfigError(f"{path}: expected distinct values, got {sigmas}")
+    return sorted(sigmas)
+
 
 # Sentinel of AssessmentPrivacy.dcr_feature_extractor: the first of fidelity.extractors (pixel space only if none).
 FIRST_FIDELITY_EXTRACTOR = "first_fidelity_extractor"

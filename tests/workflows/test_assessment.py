@@ -124,7 +124,7 @@ def test_external_folder_is_scored_without_training_a_generator(tmp_path):
 
 
 def test_bad_folder_fails_before_any_training(tmp_path, monkeypatch):
-    import medsyn.metrics.utility as utility_module
+    import medsyn.evaluation.protocol as utility_module
 
     def no_training(*args, **kwargs):
         raise AssertionError("a classifier was trained before the input checks")

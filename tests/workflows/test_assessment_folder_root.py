@@ -11,7 +11,7 @@ from PIL import Image
 from medsyn.config.sections import parse_synthetic_sets
 from medsyn.data.export import export_png
 from medsyn.data.image_set import ImageSet
-from medsyn.workflows.assessment import _prepare_sources
+from medsyn.evaluation.synthetic_sources import prepare_sources as _prepare_sources
 
 pytestmark = [pytest.mark.filterwarnings("ignore:.*nvImageCodec.*")]
 

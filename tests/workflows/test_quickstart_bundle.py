@@ -27,7 +27,6 @@ SMALL = [
     "--progress", "False",
 ]
 
-METRIC_PREFIXES = ["precision", "recall", "fid", "sampling_speed", "utility", "robustness", "privacy"]
 
 
 @pytest.fixture(scope="module")
@@ -45,23 +44,22 @@ def quickstart_run(tmp_path_factory):
 def test_quickstart_writes_finite_results_for_three_models(quickstart_run):
     output_dir, completed = quickstart_run
     results = json.loads((output_dir / "results.json").read_text())
-    assert set(results["models"]) == {"cvae", "stylegan2", "ddpm"}
-    for model, metrics in results["models"].items():
-        for prefix in METRIC_PREFIXES:
-            named = [m for m in metrics if m.startswith(prefix)]
-            assert named, f"{model} has no {prefix} metric"
-            for metric in named:
-                assert math.isfinite(metrics[metric]["value"]), (model, metric)
-        assert {"utility_real_baseline", "utility_synthetic_only", "robustness_real_baseline",
-                "robustness_synthetic_only", "privacy_ssim_max_paper", "privacy_ssim_max_full",
-                "fid_effnet_lite0", "precision_effnet_lite0", "recall_effnet_lite0"} <= set(metrics)
-        assert 0.0 <= metrics["precision_effnet_lite0"]["value"] <= 1.0
-        assert -1.0 <= metrics["privacy_ssim_max_full"]["value"] <= 1.0
-        assert metrics["sampling_speed"]["value"] > 0
+    assert results["schema_version"] == 2 and results["workflow"] == "quickstart"
+    sets = results["synthetic_sets"]
+    assert set(sets) == {"cvae", "stylegan2", "ddpm"}
+    for model, entry in sets.items():
+        manifold = entry["fidelity"]["effnet_lite0"]
+        assert set(manifold) == {"precision", "recall", "density", "coverage", "fid"}, model
+        assert 0.0 <= manifold["precision"]["mean"] <= 1.0 and math.isfinite(manifold["fid"]["mean"])
+        for section, metric in (("utility", "accuracy"), ("robustness", "adversarial_accuracy")):
+            assert set(entry[section]) == {"baseline_real", "data_anonymization"}
+            assert 0.0 <= entry[section]["data_anonymization"]["1x"][metric]["mean"] <= 1.0
+        assert -1.0 <= entry["privacy"]["ssim_max_full"]["mean"] <= 1.0
+        assert entry["sampling_speed"]["mean"] > 0 and entry["sampling_speed"]["n_seeds"] == 1
     # the baseline is one classifier shared by all models
-    assert len({m["utility_real_baseline"]["value"] for m in results["models"].values()}) == 1
+    assert len({json.dumps(e["utility"]["baseline_real"]) for e in sets.values()}) == 1
     meta = results["metadata"]
-    assert meta["seed"] == 0 and meta["extractor"] == "effnet_lite0"
+    assert meta["seeds"] == [0] and meta["config"]["extractor"] == "effnet_lite0"
     assert meta["versions"]["torch"].startswith("2.13")
     assert meta["data"]["split_sizes"]["train"] == 120
     assert "report written to" in completed.stdout
@@ -69,15 +67,16 @@ def test_quickstart_writes_finite_results_for_three_models(quickstart_run):
 
 def test_quickstart_writes_report_figure_csv_and_artefacts(quickstart_run):
     output_dir, _ = quickstart_run
-    assert (output_dir / "radar.png").read_bytes()[:4] == b"\x89PNG"
+    assert (output_dir / "figures" / "radar.png").read_bytes()[:4] == b"\x89PNG"
     report = (output_dir / "report.md").read_text()
-    assert "![Radar" in report and "| cvae |" in report and "lower is better" in report
+    assert "![Radar" in report and "cvae" in report
+    assert (output_dir / "report.html").is_file()
     csv_lines = (output_dir / "results.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("model,") and len(csv_lines) == 4
+    assert csv_lines[0].startswith("synthetic_set,") and len(csv_lines) > 4
     manifest = json.loads((output_dir / "split_manifest.json").read_text())
     assert manifest["seed"] == 0
     for model in ("cvae", "stylegan2", "ddpm"):
-        assert (output_dir / "models" / model / "checkpoint.pt").is_file()
-        assert (output_dir / "models" / model / "synthetic.npz").is_file()
+        assert (output_dir / "models" / model / "seed0" / "checkpoint.pt").is_file()
+        assert (output_dir / "models" / model / "seed0" / "synthetic.npz").is_file()
     # no temporary files left behind by the atomic writers
     assert not list(output_dir.rglob("*.tmp"))

@@ -198,6 +198,7 @@ def run_empirical_epsilon_experiment(
     query_indices: Sequence[int],
     seeds: Sequence[int],
     samples_per_class: int,
+    sampling_seeds: Sequence[int] | None = None,
     k: int = DEFAULT_K,
     n_components: int = DEFAULT_N_COMPONENTS,
     isomap_neighbors: int = DEFAULT_ISOMAP_NEIGHBORS,
@@ -209,6 +210,7 @@ def run_empirical_epsilon_experiment(
     query_indices: indices into train_set of the query samples (see :func:`minority_class_queries`)
     seeds: one victim per seed; one ablated generator per (query, seed), trained on D minus the query
     samples_per_class: size of each class-balanced synthetic set is samples_per_class * num_classes
+    sampling_seeds: the seed each seed's victim and ablated generators sample with (default: ``seeds``)
     """
     from medsyn.data.image_set import ImageSet
 
@@ -223,12 +225,15 @@ def run_empirical_epsilon_experiment(
         raise ValueError(f"query_indices must be distinct indices in [0, {n}), got {list(query_indices)}")
     if samples_per_class < 1:
         raise ValueError(f"samples_per_class must be >= 1, got {samples_per_class}")
+    sampling_seeds = list(seeds) if sampling_seeds is None else list(sampling_seeds)
+    if len(sampling_seeds) != len(seeds):
+        raise ValueError(f"sampling_seeds must have one seed per seed, got {sampling_seeds} for {list(seeds)}")
     labels = torch.arange(train_set.num_classes).repeat_interleave(samples_per_class)
 
     queries, victims, ablateds, names = [], [], [], []
-    for seed in seeds:
+    for seed, sampling_seed in zip(seeds, sampling_seeds):
         victim = train_fn(train_set, int(seed))
-        victim_samples = victim.sample(labels, seed=int(seed))
+        victim_samples = victim.sample(labels, seed=int(sampling_seed))
         for index in query_indices:
             keep = torch.ones(n, dtype=torch.bool)
             keep[int(index)] = False
@@ -237,7 +242,7 @@ def run_empirical_epsilon_experiment(
             ablated = train_fn(neighbour, int(seed))
             queries.append(train_set.images[int(index)])
             victims.append(victim_samples)
-            ablateds.append(ablated.sample(labels, seed=int(seed)))
+            ablateds.append(ablated.sample(labels, seed=int(sampling_seed)))
             names.append(f"query={int(index)},seed={int(seed)}")
     result = empirical_epsilon(
         train_set.images, torch.stack(queries), victims, ablateds,

@@ -9,13 +9,13 @@ import torch
 
 from medsyn.data.digits import load_digits_images
 from medsyn.data.image_set import ImageSet
-from medsyn.metrics import utility
-from medsyn.metrics.utility import (
+from medsyn.evaluation import utility_regimes as utility
+from medsyn.evaluation.synthetic_labels import images_needed
+from medsyn.evaluation.utility_regimes import (
     REGIMES,
     build_regime_training_set,
     check_utility_inputs,
     run_utility,
-    synthetic_images_needed,
 )
 
 
@@ -32,7 +32,7 @@ def _toy(counts: list[int], *, offset: float = 0.0, source: str = "toy", shape=(
 def test_regime_compositions():
     real = _toy([4, 2, 3], source="real")
     synthetic = _toy([15, 6, 9], offset=500, source="gen")
-    assert synthetic_images_needed(real, 2) == [8, 4, 6]
+    assert images_needed(real.class_counts(), 2) == [8, 4, 6]
 
     for regime, augment in (("baseline_real", False), ("geometric_da", True)):
         data, flag = build_regime_training_set(regime, 0, real, None)
@@ -103,7 +103,7 @@ def digits_splits():
         digits.subset(order[300:500]),
     )
     pool = digits.subset(order[500:])
-    needed = synthetic_images_needed(train, 3)
+    needed = images_needed(train.class_counts(), 3)
     chosen = torch.cat([torch.nonzero(pool.labels == c).flatten()[:n] for c, n in enumerate(needed)])
     synthetic = pool.subset(chosen)
     return (

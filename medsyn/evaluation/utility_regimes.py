@@ -33,12 +33,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from medsyn.config.sections import MULTIPLIERS
 from medsyn.data.image_set import ImageSet, check_same_kind
+from medsyn.evaluation.synthetic_labels import first_per_class_index, images_needed
 from medsyn.metrics.robustness import DEEPFOOL_STEPS, adversarial_accuracy
 from medsyn.models.classifier_training import evaluate_classifier, train_classifier
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER, build_classifier
 
 __all__ = [
+    "BASELINE_REGIMES",
     "MULTIPLIERS",
     "REGIMES",
     "SYNTHETIC_REGIMES",
@@ -46,13 +49,11 @@ __all__ = [
     "check_utility_inputs",
     "multiplier_key",
     "run_utility",
-    "synthetic_images_needed",
 ]
 
 REGIMES = ("baseline_real", "geometric_da", "data_anonymization", "synthetic_da", "combined_da")
 SYNTHETIC_REGIMES = ("data_anonymization", "synthetic_da", "combined_da")
-# Paper 000 §4.1.4: synthetic sets of 1, 2 and 3 times the real training size.
-MULTIPLIERS = (1, 2, 3)
+BASELINE_REGIMES = ("baseline_real", "geometric_da")
 
 # regime -> (uses real images, uses synthetic images, geometric augmentation)
 _COMPOSITION = {
@@ -85,13 +86,8 @@ def _check_regime(regime: str, multiplier: int) -> None:
         )
 
 
-def synthetic_images_needed(real_train: ImageSet, multiplier: int) -> list[int]:
-    """Synthetic images needed per class for ``multiplier`` x the real training set: multiplier * n_c."""
-    return [multiplier * count for count in real_train.class_counts()]
-
-
 def _check_synthetic_count(regime: str, multiplier: int, real_train: ImageSet, synthetic: ImageSet) -> None:
-    needed = synthetic_images_needed(real_train, multiplier)
+    needed = images_needed(real_train.class_counts(), multiplier)
     available = synthetic.class_counts()
     short = [index for index, (need, have) in enumerate(zip(needed, available)) if have < need]
     if short:
@@ -106,15 +102,6 @@ def _check_synthetic_count(regime: str, multiplier: int, real_train: ImageSet, s
             f"({multiplier} x the {len(real_train)} real training images, per class as in the real set); "
             f"short in {details}"
         )
-
-
-def _first_per_class(synthetic: ImageSet, counts: list[int]) -> ImageSet:
-    """The first ``counts[c]`` images of each class c of ``synthetic``, in their original order."""
-    chosen = []
-    for cls, count in enumerate(counts):
-        chosen.append(torch.nonzero(synthetic.labels == cls).flatten()[:count])
-    index = torch.sort(torch.cat(chosen)).values
-    return synthetic.subset(index)
 
 
 def build_regime_training_set(
@@ -137,7 +124,7 @@ def build_regime_training_set(
         raise ValueError(f"regime {regime!r} needs synthetic images, got synthetic=None")
     check_same_kind(real_train, synthetic, reference_name="the real training set", other_name="synthetic")
     _check_synthetic_count(regime, multiplier, real_train, synthetic)
-    chosen = _first_per_class(synthetic, synthetic_images_needed(real_train, multiplier))
+    chosen = synthetic.subset(first_per_class_index(synthetic.labels, images_needed(real_train.class_counts(), multiplier)))
     if not uses_real:
         return chosen, augment
     combined = ImageSet(

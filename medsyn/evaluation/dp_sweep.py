@@ -1,0 +1,129 @@
+"""The DP sweep of paper 001 (§3, Fig. 10) on the evaluation layer: for every seed a fresh real split
+(``per_class`` training images per class, paper 001: 10) and for every sigma one generator trained with
+DP-SGD (sigma = 0: plain training, 001 §3.1), then the same calls as the assessment with the stages of the
+figure:
+
+    FID                 on ``extractor`` features, the synthetic set (as many images per class as the real
+                        training split) against the real training split (001 §3.3)
+    dp_epsilon          the (epsilon, delta)-DP guarantee of the trained generator (Opacus RDP accountant),
+                        delta = 1 / (training-set size); null at sigma = 0 (no privacy, epsilon = inf)
+    utility             Data Anonymization at 1x: test accuracy on the REAL test split of a classifier
+                        trained on the synthetic set only, best epoch on the REAL validation split (001 §3.4)
+    empirical_epsilon   (optional; 001 §3.2, Fig. 10(c)) the trained generator is the victim, its ablated twin
+                        (same sigma, seed and settings) trains without one minority-class query; both sample
+                        with seed + 2
+
+Each sigma is one synthetic set of the results schema (``sigma_<s>``, with ``dp``: sigma, max_grad_norm,
+delta); files per run under ``seed_<k>/sigma_<s>/``: checkpoint.pt, synthetic.npz, the ablated generator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from medsyn.evaluation.feature_spaces import FeatureSpaces
+from medsyn.evaluation.protocol import Baseline, Protocol, RealData, aggregate_set, evaluate_for_seed
+from medsyn.evaluation.synthetic_sources import SyntheticSource
+
+__all__ = ["dp_settings_for_sigma", "run_dir_of", "set_name_of", "sweep"]
+
+# The ablated twin samples with seed + 2 (the victim's synthetic set uses seed + 1).
+_EPSILON_SAMPLING_OFFSET = 2
+
+
+def dp_settings_for_sigma(sigma: float, max_grad_norm: float, num_train: int) -> dict[str, float] | None:
+    """The ``dp`` training setting for one sigma: None for sigma = 0 (plain SGD, paper 001 §3.1), else
+    {"noise_multiplier": sigma, "max_grad_norm": C, "delta": 1 / num_train} (delta from the training-set
+    size, never from a fixed constant)."""
+    if not isinstance(num_train, int) or num_train < 2:
+        raise ValueError(f"num_train must be an integer >= 2 for delta = 1/num_train, got {num_train!r}")
+    if sigma == 0:
+        return None
+    return {"noise_multiplier": float(sigma), "max_grad_norm": float(max_grad_norm), "delta": 1.0 / num_train}
+
+
+def set_name_of(sigma: float) -> str:
+    return f"sigma_{sigma:g}"
+
+
+def run_dir_of(output: Path, seed: int, sigma: float) -> Path:
+    return output / f"seed_{seed}" / set_name_of(sigma)
+
+
+def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Mapping[str, Any],
+          sigmas: Sequence[float], seeds: Sequence[int], per_class: int | None, steps: int, batch_size: int,
+          max_grad_norm: float, extractor: str, feature_batch_size: int, classifier: Mapping[str, Any],
+          empirical_epsilon: Mapping[str, Any] | None, progress: bool) -> dict[str, Any]:
+    """Every (seed, sigma) run; returns {"synthetic_sets": sigma set name -> aggregated entry, "metadata":
+    {"data", "started"}} for the workflow to complete."""
+    from medsyn.data.sources import draw_splits
+    from medsyn.data.split import save_split_manifest
+
+    protocol = Protocol(regimes=("data_anonymization",), multipliers=(1,), classifier=dict(classifier),
+                        robustness=None, fidelity_metrics=("fid",), true_pairs=False,
+                        epsilon=None if empirical_epsilon is None else {**empirical_epsilon, "n_queries": 1},
+                        epsilon_sampling_offset=_EPSILON_SAMPLING_OFFSET, save_synthetic=True)
+    spaces = FeatureSpaces(names=(extractor,), dcr=None, batch_size=feature_batch_size)
+    per_seed: dict[float, list[dict[str, Any]]] = {sigma: [] for sigma in sigmas}
+    notes: dict[float, dict[str, str]] = {sigma: {} for sigma in sigmas}
+    deltas: dict[float, float | None] = {}
+    bar = tqdm(total=len(seeds) * len(sigmas), desc="dp sweep", disable=not progress)
+    described: dict[str, Any] = {}
+    for seed in seeds:
+        splits, manifest = draw_splits(data["kind"], dict(data["options"]), seed=seed, per_class=per_class)
+        train, val, test = splits["train"], splits["val"], splits["test"]
+        sources = {sigma: SyntheticSource(set_name_of(sigma), "generator", {"model": model, "config": {
+            **model_config, "steps": steps, "batch_size": batch_size,
+            "dp": dp_settings_for_sigma(sigma, max_grad_norm, len(train))}}) for sigma in sigmas}
+        if seed == seeds[0]:  # the model config against the data (image size, classes) before any write
+            sources[sigmas[0]].build_generator(train)
+        save_split_manifest(manifest, output / f"seed_{seed}" / "split_manifest.json")
+        described = {"kind": data["kind"], "options": dict(data["options"]), "source": train.source,
+                     "image_shape": list(train.image_shape), "class_names": list(train.class_names),
+                     "split_sizes": {"train": len(train), "val": len(val), "test": len(test)}}
+        real = RealData.prepare(train, val, test, spaces, protocol)
+        baseline = Baseline({}, {}, spaces, real.train_features)
+        for sigma, source in sources.items():
+            tree, set_notes, artefacts = evaluate_for_seed(real, source, protocol, seed, baseline,
+                                                           run_dir=run_dir_of(output, seed, sigma))
+            dp = source.spec["config"]["dp"]
+            tree.setdefault("privacy", {})["dp_epsilon"] = _dp_epsilon(source.trained[seed], dp, model)
+            if "epsilon" in artefacts:
+                tree["query_index"] = artefacts["epsilon"]["empirical_epsilon"]["query_indices"][0]
+            tree["seed"] = seed
+            per_seed[sigma].append(tree)
+            notes[sigma].update(set_notes)
+            deltas[sigma] = None if dp is None else dp["delta"]
+            bar.set_postfix_str(f"seed {seed} sigma {sigma:g}")
+            bar.update(1)
+    bar.close()
+    sets = {}
+    for sigma in sigmas:
+        _no_bound_if_any_seed_unbounded(per_seed[sigma])
+        sets[set_name_of(sigma)] = aggregate_set(
+            per_seed[sigma], kind="generator", notes=notes[sigma],
+            extra={"model": model, "dp": {"sigma": sigma, "max_grad_norm": float(max_grad_norm), "delta": deltas[sigma]}})
+    return {"synthetic_sets": sets, "data": described}
+
+
+def _dp_epsilon(generator: Any, dp: Mapping[str, float] | None, model: str) -> float | None:
+    """The trained generator's epsilon at the sweep's delta; None without DP or when unbounded."""
+    if dp is None:
+        return None
+    recorded = generator.metadata.get("dp", {})
+    if recorded.get("delta") != dp["delta"]:
+        raise RuntimeError(f"{model} trained with delta {recorded.get('delta')!r}, the sweep asked for {dp['delta']}")
+    value = float(recorded["epsilon"])
+    return value if math.isfinite(value) else None
+
+
+def _no_bound_if_any_seed_unbounded(trees: list[dict[str, Any]]) -> None:
+    """epsilon is reported only when every seed has a finite one (else null: no guarantee over the seeds)."""
+    if any(tree["privacy"]["dp_epsilon"] is None for tree in trees):
+        for tree in trees:
+            tree["privacy"]["dp_epsilon"] = None
