@@ -154,7 +154,7 @@ def test_psnr_ssim_use_true_reconstruction_pairs():
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     from medsyn.data.image_set import ImageSet
-    from medsyn.workflows.assessment import _true_pair_scores
+    from medsyn.evaluation.fidelity_suite import true_pair_scores as _true_pair_scores
 
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(4, 1, 12, 12, generator=generator)
