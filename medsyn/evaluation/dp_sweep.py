@@ -19,7 +19,6 @@ delta); files per run under ``seed_<k>/sigma_<s>/``: checkpoint.pt, synthetic.np
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,10 @@ from tqdm.auto import tqdm
 from medsyn.evaluation.feature_spaces import FeatureSpaces
 from medsyn.evaluation.protocol import Baseline, Protocol, RealData, aggregate_set, evaluate_for_seed
 from medsyn.evaluation.synthetic_sources import SyntheticSource
+from medsyn.io.json_values import finite_or_none
+from medsyn.training.dp_grid import sigma_name
 
-__all__ = ["dp_settings_for_sigma", "run_dir_of", "set_name_of", "sweep"]
+__all__ = ["dp_settings_for_sigma", "run_dir_of", "sweep", "sweep_notes"]
 
 # The ablated twin samples with seed + 2 (the victim's synthetic set uses seed + 1).
 _EPSILON_SAMPLING_OFFSET = 2
@@ -47,12 +48,8 @@ def dp_settings_for_sigma(sigma: float, max_grad_norm: float, num_train: int) ->
     return {"noise_multiplier": float(sigma), "max_grad_norm": float(max_grad_norm), "delta": 1.0 / num_train}
 
 
-def set_name_of(sigma: float) -> str:
-    return f"sigma_{sigma:g}"
-
-
 def run_dir_of(output: Path, seed: int, sigma: float) -> Path:
-    return output / f"seed_{seed}" / set_name_of(sigma)
+    return output / f"seed_{seed}" / sigma_name(sigma)
 
 
 def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Mapping[str, Any],
@@ -77,7 +74,7 @@ def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Ma
     for seed in seeds:
         splits, manifest = draw_splits(data["kind"], dict(data["options"]), seed=seed, per_class=per_class)
         train, val, test = splits["train"], splits["val"], splits["test"]
-        sources = {sigma: SyntheticSource(set_name_of(sigma), "generator", {"model": model, "config": {
+        sources = {sigma: SyntheticSource(sigma_name(sigma), "generator", {"model": model, "config": {
             **model_config, "steps": steps, "batch_size": batch_size,
             "dp": dp_settings_for_sigma(sigma, max_grad_norm, len(train))}}) for sigma in sigmas}
         if seed == seeds[0]:  # the model config against the data (image size, classes) before any write
@@ -105,7 +102,7 @@ def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Ma
     sets = {}
     for sigma in sigmas:
         _no_bound_if_any_seed_unbounded(per_seed[sigma])
-        sets[set_name_of(sigma)] = aggregate_set(
+        sets[sigma_name(sigma)] = aggregate_set(
             per_seed[sigma], kind="generator", notes=notes[sigma],
             extra={"model": model, "dp": {"sigma": sigma, "max_grad_norm": float(max_grad_norm), "delta": deltas[sigma]}})
     return {"synthetic_sets": sets, "data": described}
@@ -118,8 +115,7 @@ def _dp_epsilon(generator: Any, dp: Mapping[str, float] | None, model: str) -> f
     recorded = generator.metadata.get("dp", {})
     if recorded.get("delta") != dp["delta"]:
         raise RuntimeError(f"{model} trained with delta {recorded.get('delta')!r}, the sweep asked for {dp['delta']}")
-    value = float(recorded["epsilon"])
-    return value if math.isfinite(value) else None
+    return finite_or_none(float(recorded["epsilon"]))
 
 
 def _no_bound_if_any_seed_unbounded(trees: list[dict[str, Any]]) -> None:
@@ -127,3 +123,18 @@ def _no_bound_if_any_seed_unbounded(trees: list[dict[str, Any]]) -> None:
     if any(tree["privacy"]["dp_epsilon"] is None for tree in trees):
         for tree in trees:
             tree["privacy"]["dp_epsilon"] = None
+
+
+def sweep_notes(extractor: str, *, empirical: bool) -> list[str]:
+    """The notes results.json carries on how to read the sweep's numbers."""
+    return [
+        "sigma = 0 trains without DP-SGD (paper 001 §3.1): epsilon is unbounded and recorded as null.",
+        "epsilon is the formal DP-SGD guarantee (Opacus RDP accountant) with delta = 1 / (training-set size); "
+        "paper 001 Fig. 10(c) plots the empirical epsilon of §3.2"
+        + (" (empirical_epsilon here: Isomap fitted on the real training split only)." if empirical
+           else ", not measured in this run (empirical_epsilon: null)."),
+        f"FID uses {extractor} features against the real training split (same size as the synthetic set); it is "
+        "not comparable to published Inception FID.",
+        "Utility: a classifier trained on the synthetic set only, best epoch on the real validation split, "
+        "accuracy on the real test split.",
+    ]

@@ -10,17 +10,23 @@ nccl on GPUs).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from medsyn.io.output_folder import claim_output_folder
+
 __all__ = [
     "all_reduce_mean",
     "barrier",
     "broadcast_buffers",
     "broadcast_from_main",
+    "claim_on_main_process",
     "init_distributed",
     "is_distributed",
     "is_main_process",
@@ -134,3 +140,22 @@ def shutdown_distributed() -> None:
     """Leave the process group (after the last barrier), if one is up."""
     if is_distributed():
         dist.destroy_process_group()
+
+
+@contextmanager
+def claim_on_main_process(output_dir: Path, *, writer: str, settings: Mapping[str, Any]) -> Iterator[None]:
+    """Rank 0 (the only writer) claims ``output_dir`` (medsyn.io.output_folder); every rank learns whether
+    it was refused, so no rank waits at a collective for one that stopped. A single process just claims."""
+    with ExitStack() as stack:
+        refusal: BaseException | None = None
+        if is_main_process():
+            try:
+                stack.enter_context(claim_output_folder(output_dir, writer=writer, settings=dict(settings)))
+            except (OSError, ValueError, RuntimeError) as error:
+                refusal = error
+        message = broadcast_from_main(None if refusal is None else f"{type(refusal).__name__}: {refusal}")
+        if refusal is not None:
+            raise refusal
+        if message is not None:
+            raise RuntimeError(f"rank 0 refused the run: {message}")
+        yield

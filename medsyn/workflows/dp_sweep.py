@@ -80,7 +80,7 @@ def run_dp_sweep(
     sigmas: DP-SGD noise multipliers, 0 trains without DP; classifier: the utility classifier section;
     empirical_epsilon: None, or the [empirical_epsilon] section (trains one more generator per run).
     """
-    from medsyn.evaluation.dp_sweep import sweep
+    from medsyn.evaluation.dp_sweep import sweep, sweep_notes
     from medsyn.report.results import SCHEMA_VERSION, write_results
     from medsyn.report.run_metadata import machine_description, package_versions
     from medsyn.workflows.outputs import write_dp_sweep_report
@@ -107,7 +107,7 @@ def run_dp_sweep(
             "max_grad_norm": max_grad_norm, "extractor": extractor, "classifier": dict(classifier),
             "empirical_epsilon": empirical_epsilon, "data": swept["data"], "versions": package_versions(),
             "machine": machine_description(), "wall_seconds": time.perf_counter() - started,
-            "notes": _notes(extractor, empirical_epsilon is not None),
+            "notes": sweep_notes(extractor, empirical=empirical_epsilon is not None),
         },
     }
     write_results(output, results)
@@ -116,16 +116,3 @@ def run_dp_sweep(
     print(f"medsyn: DP sweep written to {report_path.resolve()}")
     return report_path
 
-
-def _notes(extractor: str, empirical: bool) -> list[str]:
-    return [
-        "sigma = 0 trains without DP-SGD (paper 001 §3.1): epsilon is unbounded and recorded as null.",
-        "epsilon is the formal DP-SGD guarantee (Opacus RDP accountant) with delta = 1 / (training-set size); "
-        "paper 001 Fig. 10(c) plots the empirical epsilon of §3.2"
-        + (" (empirical_epsilon here: Isomap fitted on the real training split only)." if empirical
-           else ", not measured in this run (empirical_epsilon: null)."),
-        f"FID uses {extractor} features against the real training split (same size as the synthetic set); it is "
-        "not comparable to published Inception FID.",
-        "Utility: a classifier trained on the synthetic set only, best epoch on the real validation split, "
-        "accuracy on the real test split.",
-    ]

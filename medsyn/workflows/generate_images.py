@@ -19,7 +19,6 @@ complete; only the entries the previous run recorded are removed.
 
 from __future__ import annotations
 
-import inspect
 import io
 import shutil
 from collections.abc import Mapping
@@ -31,11 +30,12 @@ import torch
 from tqdm.auto import tqdm
 
 from medsyn.config.strict import strict_arguments
+from medsyn.evaluation.generator_runs import CHECKPOINT_NAME
 from medsyn.data.safe_names import class_folder_name, class_folder_names
 from medsyn.io.atomic import write_bytes_atomic
 from medsyn.io.output_folder import OutputFolder, check_output_folder, claim_output_folder
+from medsyn.models.per_class_sampling import class_names_of, sample_per_class
 from medsyn.models.registry import load_generator
-from medsyn.workflows.train_generator import CHECKPOINT_NAME
 
 __all__ = ["ARCHIVE_NAME", "class_folder_name", "generate_images"]
 
@@ -84,43 +84,12 @@ def generate_images(
             f"checkpoint {checkpoint_path} does not exist (train first, or pass checkpoint=<file>)"
         )
     with claim_output_folder(out_dir, writer="generate_images", what="out_dir") as folder:
-        images, labels, folders, class_names = _sample(checkpoint_path, per_class, seed, sampling)
+        generator = load_generator(checkpoint_path)
+        class_names = class_names_of(generator, checkpoint_path)
+        folders = class_folder_names(class_names)  # no separators, "..", leading dot; clashes refused
+        images, labels = sample_per_class(generator, per_class, seed, sampling)
         _write_set(folder, images, labels, folders, class_names)
     return out_dir
-
-
-def _sample(
-    checkpoint_path: Path, per_class: int, seed: int, sampling: Mapping[str, Any] | None
-) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
-    """(images float32 [N,C,H,W] in [0,1], labels int64 [N], class folder names, class names)."""
-    generator = load_generator(checkpoint_path)
-    class_names = list(getattr(generator, "metadata", {}).get("class_names") or range(generator.num_classes))
-    class_names = [str(name) for name in class_names]
-    if len(class_names) != generator.num_classes:
-        raise ValueError(
-            f"checkpoint {checkpoint_path} names {len(class_names)} classes but the model has {generator.num_classes}"
-        )
-    folders = class_folder_names(class_names)  # no separators, "..", leading dot; clashes refused
-
-    labels = torch.arange(generator.num_classes).repeat_interleave(per_class)
-    sampling = dict(sampling or {})
-    if sampling:
-        accepted = inspect.signature(generator.sample).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-        unknown = [key for key in sampling if key not in accepted and not takes_any]
-        if unknown or "labels" in sampling or "seed" in sampling:
-            raise ValueError(
-                f"sampling has keys {sorted(sampling)} that {type(generator).__name__}.sample does not take "
-                f"(it takes {sorted(k for k in accepted if k not in ('labels', 'seed'))})"
-            )
-    images = generator.sample(labels, seed=seed, **sampling)
-    expected = (len(labels), *generator.image_shape)
-    if tuple(images.shape) != expected or images.dtype != torch.float32:
-        raise ValueError(
-            f"generator returned {tuple(images.shape)} {images.dtype}, expected {expected} float32"
-        )
-
-    return images, labels, folders, class_names
 
 
 def _write_set(
