@@ -27,10 +27,9 @@ import torch
 
 from medsyn.data.image_folder import decode_image_bytes
 from medsyn.data.image_set import ImageSet
-from medsyn.data.pixels import stack_images
 from medsyn.data.read_errors import SkippedFiles
 from medsyn.data.safe_names import listed_path
-from medsyn.data.source_data import SourceData
+from medsyn.data.source_data import SourceData, stacked_image_set
 
 __all__ = ["CHEXPERT_FINDINGS", "CHEXPERT_SIZE", "select_chexpert_rows", "read_chexpert", "load_chexpert"]
 
@@ -142,11 +141,8 @@ def read_chexpert(
     skipped.warn_if_any(str(csv_path))
     if not images:
         raise ValueError(f"CheXpert CSV {csv_path}: none of the selected images could be read")
-    image_set = ImageSet(
-        images=stack_images(images, size, [str(image_root / item) for item in item_ids]),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        class_names=CHEXPERT_FINDINGS,
-        source=str(csv_path),
+    image_set = stacked_image_set(
+        image_root, images, labels, CHEXPERT_FINDINGS, item_ids, size=size, source=str(csv_path)
     )
     return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids, groups=groups)
 

@@ -36,16 +36,17 @@ import struct
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from medsyn.data.image_folder import list_class_folders
+from medsyn.data.class_folders import files_by_class_folder, files_under
 from medsyn.data.image_set import ImageSet
-from medsyn.data.labels_csv import read_labels_csv
+from medsyn.data.labels_csv import LabelTable, listed_files, read_labels_csv
 from medsyn.data.read_errors import SkippedFiles
-from medsyn.data.safe_names import listed_path
-from medsyn.data.source_data import SourceData, source_data_from_items
+from medsyn.data.source_data import FolderItems, SourceData, file_item_id, source_data_from_items
 
 __all__ = ["DICOM_SUFFIXES", "GROUP_BY_CHOICES", "read_dicom_folder", "load_dicom_folder", "read_dicom_bytes"]
 
@@ -115,11 +116,24 @@ def _check_consistency(
         )
 
 
-def _dicom_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES and not p.name.startswith(".")
-        and p.name.upper() != "DICOMDIR"  # the index file of a DICOM CD, not an image
+def _warn_about_fallbacks(root: Path, group_by: str, fallbacks: Counter, first_fallback: str | None) -> None:
+    """Say how many files were grouped by a fallback key (naming the first), as the manifest records."""
+    if not fallbacks:
+        return
+    found = ", ".join(f"{key}: {fallbacks[key]}" for key in _GROUP_FALLBACKS[group_by] if fallbacks[key])
+    warnings.warn(
+        f"DICOM folder {root}: {sum(fallbacks.values())} file(s) have no {group_by} and are grouped by a "
+        f"fallback ({found}), e.g. {first_fallback}; recorded in the split manifest",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _is_dicom_file(path: Path) -> bool:
+    """Whether the folder reader takes ``path`` for DICOM: suffix .dcm/.dicom/.ima or none, not hidden."""
+    return (
+        path.suffix.lower() in DICOM_SUFFIXES and not path.name.startswith(".")
+        and path.name.upper() != "DICOMDIR"  # the index file of a DICOM CD, not an image
     )
 
 
@@ -129,33 +143,23 @@ def _labelled_files(
 ) -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
     """(file, class index) pairs and the class names, from the CSV or from the class folders."""
     if labels_csv is None:
-        folders = list_class_folders(root, class_names)
-        pairs = []
-        for class_index, folder in enumerate(folders):
-            files = _dicom_files(folder)
-            if not files:
-                raise ValueError(f"class folder {folder} has no DICOM files (.dcm, .dicom, .ima, no suffix)")
-            pairs += [(path, class_index) for path in files]
-        return pairs, tuple(folder.name for folder in folders)
-
+        return files_by_class_folder(
+            root, class_names, _is_dicom_file, "DICOM files (.dcm, .dicom, .ima, no suffix)"
+        )
     table = read_labels_csv(
         labels_csv, key_column=key_column, label_column=label_column, class_names=class_names, skipped=skipped
     )
-    pairs = []
     if table.key_kind == "path":
-        for key, label in table.labels.items():
-            path = listed_path(root, key, where=f"labels CSV {table.csv_path}, row {table.rows[key]}",
-                               allow_outside_root=allow_outside_root)
-            if not path.is_file():
-                skipped.bad_file(path, f"listed in {table.csv_path} row {table.rows[key]} but not found",
-                                 missing=True)
-                continue
-            pairs.append((path, label))
-        return pairs, table.class_names
+        listed = listed_files(table, root, skipped=skipped, allow_outside_root=allow_outside_root)
+        return [(path, label) for _key, path, label in listed], table.class_names
+    return _files_by_uid(root, table, skipped), table.class_names
 
-    # SOPInstanceUID keys: read every header once to find the files.
+
+def _files_by_uid(root: Path, table: LabelTable, skipped: SkippedFiles) -> list[tuple[Path, int]]:
+    """(file, class index) of each SOPInstanceUID row of ``table``, sorted by path; every DICOM header under
+    ``root`` is read once to find the files."""
     path_by_uid: dict[str, Path] = {}
-    for path in _dicom_files(root):
+    for path in files_under(root, _is_dicom_file):
         try:
             header = read_dicom_bytes(path.read_bytes(), where=str(path), stop_before_pixels=True)
         except ValueError as error:
@@ -164,6 +168,7 @@ def _labelled_files(
         uid = str(header.get("SOPInstanceUID", ""))
         if uid in table.labels:
             path_by_uid.setdefault(uid, path)
+    pairs = []
     for uid, label in table.labels.items():
         if uid not in path_by_uid:
             skipped.bad_file(f"{table.csv_path}:row {table.rows[uid]}",
@@ -171,7 +176,85 @@ def _labelled_files(
             continue
         pairs.append((path_by_uid[uid], label))
     pairs.sort(key=lambda pair: str(pair[0]))
-    return pairs, table.class_names
+    return pairs
+
+
+@dataclass
+class _FolderRead:
+    """What the files of a DICOM folder gave: their items, and the counts checked once every file is read."""
+
+    items: FolderItems = field(default_factory=FolderItems)
+    fallbacks: Counter = field(default_factory=Counter)  # files grouped by a fallback key, per key
+    first_fallback: str | None = None
+    modalities: Counter = field(default_factory=Counter)  # files per Modality value
+    sizes: Counter = field(default_factory=Counter)  # files per frame size (rows, columns)
+
+    def add_file(self, ds, frames: np.ndarray, label: int, relative: str, group_by: str) -> None:
+        """Record one decoded file: its frames as items of one split group; its group key, modality, size."""
+        group, key = _split_group(ds, relative, group_by)
+        if key != group_by:
+            self.fallbacks[key] += 1
+            self.first_fallback = self.first_fallback or relative
+        self.modalities[str(ds.get("Modality", "") or "").strip() or "(none)"] += 1
+        self.sizes[tuple(int(n) for n in frames.shape[-2:])] += 1
+        for frame_index, frame in enumerate(frames):
+            item_id = relative if len(frames) == 1 else f"{relative}#frame{frame_index}"
+            self.items.add(torch.from_numpy(frame), label, item_id, group)
+
+
+def _read_files(
+    root: Path, pairs: list[tuple[Path, int]], skipped: SkippedFiles, *, window: str | Sequence[float],
+    frames: str, color: str, group_by: str,
+) -> _FolderRead:
+    """Read and decode each file once, in order (see :func:`medsyn.data.dicom_pixels.dicom_frames`).
+
+    A file with the bytes or the SOPInstanceUID of an earlier file is the same image again (it would land in
+    two splits); it and a file that does not decode are reported to ``skipped``.
+    """
+    from medsyn.data.dicom_pixels import dicom_frames
+
+    read = _FolderRead()
+    first_by_digest: dict[str, str] = {}
+    first_by_uid: dict[str, str] = {}
+    for file_path, label in pairs:
+        data = file_path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in first_by_digest:
+            skipped.bad_file(file_path, f"same bytes as {first_by_digest[digest]} (duplicate file)")
+            continue
+        try:
+            ds = read_dicom_bytes(data, where=str(file_path))
+            uid = str(ds.get("SOPInstanceUID", ""))
+            if uid and uid in first_by_uid:
+                raise ValueError(
+                    f"{file_path}: SOPInstanceUID {uid} is also in {first_by_uid[uid]} (same image twice)"
+                )
+            unit = dicom_frames(ds, where=str(file_path), window=window, frames=frames, color=color)
+        except ValueError as error:
+            skipped.bad_file(file_path, str(error).removeprefix(f"{file_path}: "))
+            continue
+        except _DECODE_ERRORS as error:
+            skipped.bad_file(file_path, f"pixel data not decodable ({type(error).__name__}: {error})")
+            continue
+        first_by_digest[digest] = str(file_path)
+        if uid:
+            first_by_uid[uid] = str(file_path)
+        read.add_file(ds, unit, label, file_item_id(root, file_path), group_by)
+    return read
+
+
+def _check_options(
+    root: Path, labels_csv: str | os.PathLike | None, *, group_by: str, allow_mixed_modalities: bool
+) -> None:
+    """The options and paths of :func:`read_dicom_folder`, checked before any file is read."""
+    if group_by not in GROUP_BY_CHOICES:
+        raise ValueError(f"group_by must be one of {GROUP_BY_CHOICES}, got {group_by!r}")
+    if not isinstance(allow_mixed_modalities, bool):
+        raise ValueError(f"allow_mixed_modalities must be true or false, got {allow_mixed_modalities!r}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"DICOM folder not found: {root}")
+    if labels_csv is not None and not Path(labels_csv).is_file():
+        raise FileNotFoundError(f"labels CSV not found: {labels_csv}")
 
 
 def read_dicom_folder(
@@ -198,81 +281,21 @@ def read_dicom_folder(
     allow_outside_root: accept CSV rows whose path resolves (after symlinks) outside ``path`` (default:
         ValueError naming the CSV, row and path)
     """
-    from medsyn.data.dicom_pixels import dicom_frames
-
     root = Path(path)
-    if group_by not in GROUP_BY_CHOICES:
-        raise ValueError(f"group_by must be one of {GROUP_BY_CHOICES}, got {group_by!r}")
-    if not isinstance(allow_mixed_modalities, bool):
-        raise ValueError(f"allow_mixed_modalities must be true or false, got {allow_mixed_modalities!r}")
-    if not root.is_dir():
-        raise FileNotFoundError(f"DICOM folder not found: {root}")
-    if labels_csv is not None and not Path(labels_csv).is_file():
-        raise FileNotFoundError(f"labels CSV not found: {labels_csv}")
+    _check_options(root, labels_csv, group_by=group_by, allow_mixed_modalities=allow_mixed_modalities)
     skipped = SkippedFiles(on_error)
     pairs, names = _labelled_files(
         root, labels_csv, key_column, label_column, class_names, skipped, allow_outside_root
     )
-
-    images: list[torch.Tensor] = []
-    labels: list[int] = []
-    item_ids: list[str] = []
-    groups: list[str] = []
-    fallbacks: Counter = Counter()
-    first_fallback: str | None = None
-    modalities: Counter = Counter()
-    sizes: Counter = Counter()
-    first_by_digest: dict[str, str] = {}
-    first_by_uid: dict[str, str] = {}
-    for file_path, label in pairs:
-        data = file_path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in first_by_digest:
-            skipped.bad_file(file_path, f"same bytes as {first_by_digest[digest]} (duplicate file)")
-            continue
-        try:
-            ds = read_dicom_bytes(data, where=str(file_path))
-            uid = str(ds.get("SOPInstanceUID", ""))
-            if uid and uid in first_by_uid:
-                raise ValueError(
-                    f"{file_path}: SOPInstanceUID {uid} is also in {first_by_uid[uid]} (same image twice)"
-                )
-            unit = dicom_frames(ds, where=str(file_path), window=window, frames=frames, color=color)
-        except ValueError as error:
-            skipped.bad_file(file_path, str(error).removeprefix(f"{file_path}: "))
-            continue
-        except _DECODE_ERRORS as error:
-            skipped.bad_file(file_path, f"pixel data not decodable ({type(error).__name__}: {error})")
-            continue
-        first_by_digest[digest] = str(file_path)
-        if uid:
-            first_by_uid[uid] = str(file_path)
-        relative = str(file_path.relative_to(root)) if file_path.is_relative_to(root) else str(file_path)
-        group, key = _split_group(ds, relative, group_by)
-        if key != group_by:
-            fallbacks[key] += 1
-            first_fallback = first_fallback or relative
-        modalities[str(ds.get("Modality", "") or "").strip() or "(none)"] += 1
-        sizes[tuple(int(n) for n in unit.shape[-2:])] += 1
-        for frame_index, frame in enumerate(unit):
-            images.append(torch.from_numpy(frame))
-            labels.append(label)
-            item_ids.append(relative if len(unit) == 1 else f"{relative}#frame{frame_index}")
-            groups.append(group)
+    read = _read_files(root, pairs, skipped, window=window, frames=frames, color=color, group_by=group_by)
     skipped.warn_if_any(str(root))
-    if fallbacks:
-        found = ", ".join(f"{key}: {fallbacks[key]}" for key in _GROUP_FALLBACKS[group_by] if fallbacks[key])
-        warnings.warn(
-            f"DICOM folder {root}: {sum(fallbacks.values())} file(s) have no {group_by} and are grouped by a "
-            f"fallback ({found}), e.g. {first_fallback}; recorded in the split manifest",
-            UserWarning,
-            stacklevel=2,
-        )
-    _check_consistency(root, modalities, sizes, allow_mixed_modalities=allow_mixed_modalities, size=size)
+    _warn_about_fallbacks(root, group_by, read.fallbacks, read.first_fallback)
+    _check_consistency(
+        root, read.modalities, read.sizes, allow_mixed_modalities=allow_mixed_modalities, size=size
+    )
     return source_data_from_items(
-        root, what="DICOM folder", images=images, labels=labels, class_names=names, item_ids=item_ids,
-        groups=groups, skipped=skipped.entries, size=size, group_key=group_by,
-        group_fallbacks=dict(fallbacks),
+        root, read.items, what="DICOM folder", class_names=names, skipped=skipped.entries, size=size,
+        group_key=group_by, group_fallbacks=dict(read.fallbacks),
     )
 
 

@@ -30,16 +30,15 @@ from pathlib import Path
 
 import torch
 
+from medsyn.data.class_folders import class_folder_files, list_class_folders
 from medsyn.data.image_decode import decode_image
 from medsyn.data.image_set import ImageSet
-from medsyn.data.pixels import VALUE_RANGE_AUTO, check_value_range, stack_images
+from medsyn.data.pixels import VALUE_RANGE_AUTO, check_value_range
 from medsyn.data.read_errors import SkippedFiles
-from medsyn.data.source_data import SourceData
+from medsyn.data.source_data import SourceData, stacked_image_set
 from medsyn.data.subjects import subject_from_pattern, subject_group, subject_options
 
-__all__ = [
-    "IMAGE_EXTENSIONS", "read_image_folder", "load_image_folder", "decode_image_bytes", "list_class_folders",
-]
+__all__ = ["IMAGE_EXTENSIONS", "read_image_folder", "load_image_folder", "decode_image_bytes"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -65,27 +64,9 @@ def _assumed_range_message(count: int, first: str, first_range: tuple[float, flo
     )
 
 
-def list_class_folders(
-    root: Path, classes: Sequence[str] | None = None, class_prefix: str | Sequence[str] | None = None
-) -> list[Path]:
-    """Sorted class folders of ``root``, restricted to ``classes`` (exact names) and/or ``class_prefix``."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if classes is not None:
-        wanted = list(classes)
-        missing = [name for name in wanted if not (root / name).is_dir()]
-        if missing:
-            raise FileNotFoundError(f"class folder(s) {missing} not found in {root}")
-        folders = [folder for folder in folders if folder.name in wanted]
-    if class_prefix is not None:
-        prefixes = (class_prefix,) if isinstance(class_prefix, str) else tuple(class_prefix)
-        folders = [folder for folder in folders if folder.name.startswith(prefixes)]
-    if not folders:
-        raise ValueError(
-            f"{root}: no class folders" + (f" matching prefix {class_prefix!r}" if class_prefix else "")
-        )
-    return folders
+def _is_image_file(path: Path) -> bool:
+    """Whether ``path`` has one of :data:`IMAGE_EXTENSIONS` (any case) and is not hidden."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def read_image_folder(
@@ -119,12 +100,7 @@ def read_image_folder(
     assumed: list[tuple[str, tuple[float, float]]] = []  # float images taken as [0, 1] under "auto"
     first_by_digest: dict[str, str] = {}
     for class_index, folder in enumerate(folders):
-        files = sorted(
-            p for p in folder.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-        )
-        if not files:
-            raise ValueError(f"class folder {folder} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        files = class_folder_files(folder, _is_image_file, f"image files ({', '.join(IMAGE_EXTENSIONS)})")
         before = len(images)
         for path in files:
             data = path.read_bytes()
@@ -154,12 +130,8 @@ def read_image_folder(
         overall = (min(r[0] for _, r in assumed), max(r[1] for _, r in assumed))
         warnings.warn(f"image folder {root}: " + _assumed_range_message(len(assumed), *assumed[0], overall),
                       UserWarning, stacklevel=2)
-    image_set = ImageSet(
-        images=stack_images(images, size, [str(root / item) for item in item_ids]),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        class_names=tuple(folder.name for folder in folders),
-        source=source or str(root),
-    )
+    names = tuple(folder.name for folder in folders)
+    image_set = stacked_image_set(root, images, labels, names, item_ids, size=size, source=source or str(root))
     if subjects.pattern is None:
         return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids)
     return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids, groups=groups,

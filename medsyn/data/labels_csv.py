@@ -6,27 +6,32 @@
 
 The key column is found by name (``path``, ``file``, ``filename``, ``SOPInstanceUID``; or give
 ``key_column``); the class column is ``label`` unless ``label_column`` says otherwise. Paths are relative to
-the data folder; the readers (``dicom_folder``, ``nifti_folder``) resolve them with
-:func:`medsyn.data.safe_names.listed_path`, which refuses one that ends up outside the data folder (``..``,
-an absolute path elsewhere, a symlink out) unless ``allow_outside_root``. Class indices follow
-``class_names`` when given, otherwise the sorted distinct labels.
+the data folder; the readers (``dicom_folder``, ``nifti_folder``) take the files with :func:`listed_files`,
+which resolves each path with :func:`medsyn.data.safe_names.listed_path` and so refuses one that ends up
+outside the data folder (``..``, an absolute path elsewhere, a symlink out) unless ``allow_outside_root``.
+Class indices follow ``class_names`` when given, otherwise the sorted distinct labels.
 
 Bad input: a missing CSV -> FileNotFoundError; a missing column, an empty key or label, a key listed twice,
 or a label outside ``class_names`` -> ValueError naming the CSV and its row (or, under ``on_error="skip"``,
-the row is left out and listed as ``<csv>:row <n>``).
+the row is left out and listed as ``<csv>:row <n>``). A path row whose file does not exist ->
+FileNotFoundError naming the file and the row (:func:`listed_files`; skipped and listed under
+``on_error="skip"``).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from medsyn.data.read_errors import SkippedFiles
+from medsyn.data.safe_names import listed_path
 
-__all__ = ["KEY_COLUMNS", "LabelTable", "read_labels_csv"]
+__all__ = [
+    "KEY_COLUMNS", "LabelTable", "read_csv_records", "find_key_column", "read_labels_csv", "listed_files",
+]
 
 KEY_COLUMNS = ("path", "file", "filename", "SOPInstanceUID")
 
@@ -46,6 +51,30 @@ class LabelTable:
     class_names: tuple[str, ...]
 
 
+def read_csv_records(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, one dict per data row) of a CSV read as UTF-8 (a byte-order mark is dropped).
+
+    ValueError naming the CSV when it is not CSV text (another encoding, a NUL byte).
+    """
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            records = list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"labels CSV {csv_path} is not readable CSV text: {error}") from error
+    return header, records
+
+
+def find_key_column(csv_path: Path, header: list[str], requested: str | None = None) -> str:
+    """The column that keys each row: ``requested`` if given, else the first of :data:`KEY_COLUMNS` in
+    ``header``; ValueError naming the CSV when that column is not in ``header``."""
+    key_column = requested or next((name for name in KEY_COLUMNS if name in header), None)
+    if key_column is None or key_column not in header:
+        raise ValueError(f"labels CSV {csv_path}: no key column; expected one of {KEY_COLUMNS}, got {header}")
+    return key_column
+
+
 def read_labels_csv(
     csv_path: str | os.PathLike,
     *,
@@ -59,19 +88,9 @@ def read_labels_csv(
     skipped = skipped if skipped is not None else SkippedFiles("raise")
     if not csv_path.is_file():
         raise FileNotFoundError(f"labels CSV not found: {csv_path}")
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            records = list(reader)
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise ValueError(f"labels CSV {csv_path} is not readable CSV text: {error}") from error
+    header, records = read_csv_records(csv_path)
     if key_column is None:
-        key_column = next((name for name in KEY_COLUMNS if name in header), None)
-        if key_column is None:
-            raise ValueError(
-                f"labels CSV {csv_path}: no key column; expected one of {KEY_COLUMNS}, got {header}"
-            )
+        key_column = find_key_column(csv_path, header)
     for column in (key_column, label_column):
         if column not in header:
             raise ValueError(f"labels CSV {csv_path}: missing column {column!r} (columns: {header})")
@@ -101,3 +120,31 @@ def read_labels_csv(
     index = {name: position for position, name in enumerate(names)}
     kind = "SOPInstanceUID" if key_column == "SOPInstanceUID" else "path"
     return LabelTable(csv_path, kind, {key: index[label] for key, label in raw.items()}, rows, names)
+
+
+def listed_files(
+    table: LabelTable,
+    root: Path,
+    *,
+    skipped: SkippedFiles,
+    allow_outside_root: bool = False,
+    csv_name: str | os.PathLike | None = None,
+) -> Iterator[tuple[str, Path, int]]:
+    """(key, file, class index) of each path row of ``table`` whose file exists, in CSV row order.
+
+    Each path is resolved against ``root`` by :func:`medsyn.data.safe_names.listed_path` (ValueError naming
+    the CSV and row when it lies outside ``root``, unless ``allow_outside_root``); a missing file is reported
+    to ``skipped``. Rows are checked one at a time as the caller takes them, so a check the caller makes on a
+    row comes before the checks of the next row.
+
+    csv_name: how messages name the CSV (default ``table.csv_path``).
+    """
+    shown = table.csv_path if csv_name is None else csv_name
+    for key, label in table.labels.items():
+        row = table.rows[key]
+        where = f"labels CSV {shown}, row {row}"
+        path = listed_path(root, key, where=where, allow_outside_root=allow_outside_root)
+        if not path.is_file():
+            skipped.bad_file(path, f"listed in {shown} row {row} but not found", missing=True)
+            continue
+        yield key, path, label

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,13 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medsyn.data.image_folder import list_class_folders
+from medsyn.data.class_folders import files_by_class_folder
 from medsyn.data.image_set import ImageSet
-from medsyn.data.labels_csv import read_labels_csv
+from medsyn.data.labels_csv import listed_files, read_labels_csv
 from medsyn.data.pixels import min_max_to_unit_range
 from medsyn.data.read_errors import SkippedFiles
-from medsyn.data.safe_names import listed_path
-from medsyn.data.source_data import SourceData, source_data_from_items
+from medsyn.data.source_data import FolderItems, SourceData, file_item_id, source_data_from_items
 from medsyn.data.subjects import read_subject_column, subject_from_pattern, subject_group, subject_options
 
 __all__ = ["NIFTI_SUFFIXES", "read_nifti_folder", "load_nifti_folder", "nifti_slices"]
@@ -130,6 +130,80 @@ def nifti_slices(
     return images, chosen
 
 
+def _listed_volumes(
+    root: Path, labels_csv: str | os.PathLike, label_column: str, class_names: Sequence[str] | None,
+    subject_column: str | None, skipped: SkippedFiles, allow_outside_root: bool,
+) -> tuple[list[tuple[Path, int]], tuple[str, ...], dict[Path, str]]:
+    """(file, class index) pairs and class names from the labels CSV, and each file's subject when
+    ``subject_column`` names one (a row with an empty subject is reported to ``skipped``)."""
+    table = read_labels_csv(labels_csv, key_column=None, label_column=label_column,
+                            class_names=class_names, skipped=skipped)
+    if table.key_kind != "path":
+        raise ValueError(f"labels CSV {labels_csv}: NIfTI labels need a path column")
+    subject_of = read_subject_column(labels_csv, subject_column) if subject_column is not None else {}
+    pairs = []
+    subject_by_file: dict[Path, str] = {}
+    listed = listed_files(
+        table, root, skipped=skipped, allow_outside_root=allow_outside_root, csv_name=labels_csv
+    )
+    for key, file_path, label in listed:
+        if subject_column is not None:
+            subject, row = subject_of[key]
+            if not subject:
+                skipped.bad_file(f"{labels_csv}:row {row}", f"empty subject column {subject_column!r}")
+                continue
+            subject_by_file[file_path] = subject
+        pairs.append((file_path, label))
+    return pairs, table.class_names, subject_by_file
+
+
+def _read_volumes(
+    root: Path,
+    pairs: list[tuple[Path, int]],
+    skipped: SkippedFiles,
+    *,
+    subject_by_file: dict[Path, str],
+    subject_pattern: re.Pattern[str] | None,
+    volume: int,
+    axis: int,
+    slices: str | Sequence[int],
+    window: Sequence[float] | None,
+    percentiles: Sequence[float],
+    drop_constant: bool,
+) -> FolderItems:
+    """Read each volume, in order, and cut it into slices (see :func:`nifti_slices`); the slices of a volume
+    share its subject's group (from ``subject_by_file`` or ``subject_pattern``), else the volume's own.
+
+    A volume that does not read, whose path the pattern does not match, or with no slice left is reported to
+    ``skipped``.
+    """
+    items = FolderItems()
+    for file_path, label in pairs:
+        where = str(file_path)
+        try:
+            array = _read_volume(file_path.read_bytes(), where=where, volume=volume)
+            unit, slice_indices = nifti_slices(array, where=where, axis=axis, slices=slices, window=window,
+                                               percentiles=percentiles, drop_constant=drop_constant)
+        except ValueError as error:
+            skipped.bad_file(file_path, str(error).removeprefix(f"{where}: "))
+            continue
+        relative = file_item_id(root, file_path)
+        subject = subject_by_file.get(file_path)
+        if subject_pattern is not None:
+            try:
+                subject = subject_from_pattern(subject_pattern, relative)
+            except ValueError as error:
+                skipped.bad_file(file_path, str(error))
+                continue
+        group = subject_group(subject) if subject is not None else relative
+        if len(unit) == 0:
+            skipped.bad_file(file_path, f"no slice left after dropping constant slices along axis {axis}")
+            continue
+        for slice_index, image in zip(slice_indices, unit):
+            items.add(torch.from_numpy(image), label, f"{relative}#slice{slice_index}", group)
+    return items
+
+
 def read_nifti_folder(
     path: str | os.PathLike,
     *,
@@ -160,72 +234,22 @@ def read_nifti_folder(
         raise FileNotFoundError(f"NIfTI folder not found: {root}")
     subjects = subject_options(subject_column, subject_pattern, labels_csv=labels_csv)
     skipped = SkippedFiles(on_error)
-    subject_by_file: dict[Path, str] = {}
     if labels_csv is None:
-        folders = list_class_folders(root, class_names)
-        pairs = []
-        for class_index, folder in enumerate(folders):
-            files = sorted(p for p in folder.rglob("*") if p.is_file() and _is_nifti(p))
-            if not files:
-                raise ValueError(f"class folder {folder} has no NIfTI files (.nii, .nii.gz)")
-            pairs += [(p, class_index) for p in files]
-        names = tuple(folder.name for folder in folders)
+        pairs, names = files_by_class_folder(root, class_names, _is_nifti, "NIfTI files (.nii, .nii.gz)")
+        subject_by_file: dict[Path, str] = {}
     else:
-        table = read_labels_csv(labels_csv, key_column=None, label_column=label_column,
-                                class_names=class_names, skipped=skipped)
-        if table.key_kind != "path":
-            raise ValueError(f"labels CSV {labels_csv}: NIfTI labels need a path column")
-        subject_of = read_subject_column(labels_csv, subjects.column) if subjects.column is not None else {}
-        pairs = []
-        for key, label in table.labels.items():
-            file_path = listed_path(root, key, where=f"labels CSV {labels_csv}, row {table.rows[key]}",
-                                    allow_outside_root=allow_outside_root)
-            if not file_path.is_file():
-                skipped.bad_file(file_path, f"listed in {labels_csv} row {table.rows[key]} but not found",
-                                 missing=True)
-                continue
-            if subjects.column is not None:
-                subject, row = subject_of[key]
-                if not subject:
-                    skipped.bad_file(f"{labels_csv}:row {row}", f"empty subject column {subjects.column!r}")
-                    continue
-                subject_by_file[file_path] = subject
-            pairs.append((file_path, label))
-        names = table.class_names
-
-    images: list[torch.Tensor] = []
-    labels: list[int] = []
-    item_ids: list[str] = []
-    groups: list[str] = []
-    for file_path, label in pairs:
-        where = str(file_path)
-        try:
-            array = _read_volume(file_path.read_bytes(), where=where, volume=volume)
-            unit, slice_indices = nifti_slices(array, where=where, axis=axis, slices=slices, window=window,
-                                               percentiles=percentiles, drop_constant=drop_constant_slices)
-        except ValueError as error:
-            skipped.bad_file(file_path, str(error).removeprefix(f"{where}: "))
-            continue
-        relative = str(file_path.relative_to(root)) if file_path.is_relative_to(root) else where
-        if subjects.pattern is not None:
-            try:
-                subject_by_file[file_path] = subject_from_pattern(subjects.pattern, relative)
-            except ValueError as error:
-                skipped.bad_file(file_path, str(error))
-                continue
-        group = subject_group(subject_by_file[file_path]) if file_path in subject_by_file else relative
-        if len(unit) == 0:
-            skipped.bad_file(file_path, f"no slice left after dropping constant slices along axis {axis}")
-            continue
-        for slice_index, image in zip(slice_indices, unit):
-            images.append(torch.from_numpy(image))
-            labels.append(label)
-            item_ids.append(f"{relative}#slice{slice_index}")
-            groups.append(group)
+        pairs, names, subject_by_file = _listed_volumes(
+            root, labels_csv, label_column, class_names, subjects.column, skipped, allow_outside_root
+        )
+    items = _read_volumes(
+        root, pairs, skipped, subject_by_file=subject_by_file, subject_pattern=subjects.pattern,
+        volume=volume, axis=axis, slices=slices, window=window, percentiles=percentiles,
+        drop_constant=drop_constant_slices,
+    )
     skipped.warn_if_any(str(root))
     return source_data_from_items(
-        root, what="NIfTI folder", images=images, labels=labels, class_names=names, item_ids=item_ids,
-        groups=groups, skipped=skipped.entries, size=size, group_key=subjects.group_key or "file",
+        root, items, what="NIfTI folder", class_names=names, skipped=skipped.entries, size=size,
+        group_key=subjects.group_key or "file",
     )
 
 

@@ -10,7 +10,7 @@ import torch
 from medsyn.data.image_set import ImageSet
 from medsyn.data.pixels import stack_images
 
-__all__ = ["SourceData", "source_data_from_items"]
+__all__ = ["SourceData", "FolderItems", "file_item_id", "stacked_image_set", "source_data_from_items"]
 
 
 @dataclass
@@ -40,15 +40,55 @@ class SourceData:
         return isinstance(self.sets, dict)
 
 
-def source_data_from_items(
+@dataclass
+class FolderItems:
+    """The items read so far from a folder of files, in reading order: each image (float [C, H, W] in
+    [0, 1], any size) with its class index, its item id and its split group."""
+
+    images: list[torch.Tensor] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    item_ids: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+    def add(self, image: torch.Tensor, label: int, item_id: str, group: str) -> None:
+        self.images.append(image)
+        self.labels.append(label)
+        self.item_ids.append(item_id)
+        self.groups.append(group)
+
+
+def file_item_id(root: Path, path: Path) -> str:
+    """The item id of a file read for the folder ``root``: its path relative to ``root``, or the path as it
+    is when it lies elsewhere (a CSV row accepted with ``allow_outside_root``)."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def stacked_image_set(
     root: Path,
-    *,
-    what: str,
     images: list[torch.Tensor],
     labels: list[int],
     class_names: tuple[str, ...],
     item_ids: list[str],
-    groups: list[str],
+    *,
+    size: int | tuple[int, int] | None,
+    source: str,
+) -> ImageSet:
+    """One ImageSet of the images read from files under ``root``, resized to ``size`` (see
+    :func:`medsyn.data.pixels.stack_images`; a mismatch names the file as ``root / item id``)."""
+    return ImageSet(
+        images=stack_images(images, size, [str(root / item) for item in item_ids]),
+        labels=torch.tensor(labels, dtype=torch.int64),
+        class_names=class_names,
+        source=source,
+    )
+
+
+def source_data_from_items(
+    root: Path,
+    items: FolderItems,
+    *,
+    what: str,
+    class_names: tuple[str, ...],
     skipped: list[dict[str, str]],
     size: int | tuple[int, int] | None,
     group_key: str = "file",
@@ -58,15 +98,13 @@ def source_data_from_items(
 
     what: the kind of folder for the error message ("DICOM folder", "NIfTI folder").
     """
-    counts = torch.bincount(torch.tensor(labels, dtype=torch.int64), minlength=len(class_names)).tolist()
+    labels = torch.tensor(items.labels, dtype=torch.int64)
+    counts = torch.bincount(labels, minlength=len(class_names)).tolist()
     empty = [name for name, count in zip(class_names, counts) if count == 0]
-    if not images or empty:
+    if not items.images or empty:
         raise ValueError(f"{what} {root}: no readable images for class(es) {empty or list(class_names)}")
-    image_set = ImageSet(
-        images=stack_images(images, size, [str(root / item) for item in item_ids]),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        class_names=class_names,
-        source=str(root),
+    image_set = stacked_image_set(
+        root, items.images, items.labels, class_names, items.item_ids, size=size, source=str(root)
     )
-    return SourceData(sets=image_set, skipped=skipped, item_ids=item_ids, groups=groups, group_key=group_key,
-                      group_fallbacks=dict(group_fallbacks or {}))
+    return SourceData(sets=image_set, skipped=skipped, item_ids=items.item_ids, groups=items.groups,
+                      group_key=group_key, group_fallbacks=dict(group_fallbacks or {}))

@@ -186,6 +186,54 @@ def _group_counts(splits: dict[str, np.ndarray], unit_of_item: np.ndarray) -> di
     return {name: len(np.unique(unit_of_item[idx])) for name, idx in splits.items()}
 
 
+def _class_names(class_names: Sequence[str] | None, num_classes: int) -> tuple[str, ...]:
+    """``class_names`` as a tuple, or "0", "1", ... for ``num_classes`` classes."""
+    return tuple(class_names) if class_names is not None else tuple(str(c) for c in range(num_classes))
+
+
+def _split_manifest(
+    splits: dict[str, np.ndarray],
+    labels: np.ndarray,
+    unit_of_item: np.ndarray,
+    *,
+    seed: int,
+    fractions: tuple[float, float, float],
+    per_class: int | None,
+    source: str,
+    class_names: tuple[str, ...],
+    skipped: Sequence[dict[str, str]],
+    strategy: str,
+    group_key: str = ITEM_GROUP_KEY,
+    group_fallbacks: dict[str, int] | None = None,
+    mixed_label_groups: int = 0,
+) -> SplitManifest:
+    """The manifest of ``splits`` (split name -> item indices), after the ``per_class`` subsample of train.
+
+    unit_of_item: what the split kept whole for each item (its group, or the item itself), counted per split
+    as ``group_counts``.
+    """
+    if per_class is not None:
+        splits = {**splits, "train": _subsample_train(splits["train"], labels, per_class, seed, class_names)}
+    return SplitManifest(
+        train=splits["train"].tolist(),
+        val=splits["val"].tolist(),
+        test=splits["test"].tolist(),
+        seed=seed,
+        fractions=fractions,
+        per_class=per_class,
+        source=source,
+        num_items=len(labels),
+        class_names=class_names,
+        class_counts=_class_counts(labels, splits, len(class_names)),
+        strategy=strategy,
+        skipped=[dict(entry) for entry in skipped],
+        group_key=group_key,
+        group_counts=_group_counts(splits, unit_of_item),
+        group_fallbacks={str(key): int(count) for key, count in (group_fallbacks or {}).items()},
+        mixed_label_groups=mixed_label_groups,
+    )
+
+
 def groups_split_apart(manifest: SplitManifest, groups: Sequence[str]) -> int:
     """How many groups have items in more than one split of ``manifest`` (0 for a patient-safe split).
 
@@ -233,7 +281,7 @@ def make_split_manifest(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     num_classes = int(label_array.max()) + 1
-    names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(num_classes))
+    names = _class_names(class_names, num_classes)
     if len(names) < num_classes:
         raise ValueError(f"class_names has {len(names)} names but labels go up to {num_classes - 1}")
     if groups is None and group_key not in (None, ITEM_GROUP_KEY):
@@ -254,25 +302,11 @@ def make_split_manifest(
     splits = {
         name: np.flatnonzero(np.isin(unit_of_item, np.concatenate(chunks))) for name, chunks in parts.items()
     }
-    if per_class is not None:
-        splits["train"] = _subsample_train(splits["train"], label_array, per_class, int(seed), names)
-    return SplitManifest(
-        train=splits["train"].tolist(),
-        val=splits["val"].tolist(),
-        test=splits["test"].tolist(),
-        seed=int(seed),
-        fractions=fraction_values,
-        per_class=per_class,
-        source=source,
-        num_items=len(label_array),
-        class_names=names,
-        class_counts=_class_counts(label_array, splits, len(names)),
-        strategy="stratified",
-        skipped=[dict(entry) for entry in skipped],
+    return _split_manifest(
+        splits, label_array, unit_of_item, seed=int(seed), fractions=fraction_values, per_class=per_class,
+        source=source, class_names=names, skipped=skipped, strategy="stratified",
         group_key=group_key or (ITEM_GROUP_KEY if groups is None else "group"),
-        group_counts=_group_counts(splits, unit_of_item),
-        group_fallbacks={str(key): int(count) for key, count in (group_fallbacks or {}).items()},
-        mixed_label_groups=mixed_label_groups,
+        group_fallbacks=group_fallbacks, mixed_label_groups=mixed_label_groups,
     )
 
 
@@ -296,29 +330,16 @@ def official_split_manifest(
         raise ValueError(
             f"split_sizes must give train/val/test sizes summing to {len(label_array)}, got {split_sizes}"
         )
-    num_classes = int(label_array.max()) + 1
-    names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(num_classes))
+    names = _class_names(class_names, int(label_array.max()) + 1)
     splits, start = {}, 0
     for name in SPLIT_NAMES:
         splits[name] = np.arange(start, start + split_sizes[name])
         start += split_sizes[name]
-    if per_class is not None:
-        splits["train"] = _subsample_train(splits["train"], label_array, per_class, int(seed), names)
     fractions = tuple(split_sizes[name] / len(label_array) for name in SPLIT_NAMES)
-    return SplitManifest(
-        train=splits["train"].tolist(),
-        val=splits["val"].tolist(),
-        test=splits["test"].tolist(),
-        seed=int(seed),
-        fractions=fractions,  # type: ignore[arg-type]
-        per_class=per_class,
-        source=source,
-        num_items=len(label_array),
-        class_names=names,
-        class_counts=_class_counts(label_array, splits, len(names)),
-        strategy="official",
-        skipped=[dict(entry) for entry in skipped],
-        group_counts={name: len(idx) for name, idx in splits.items()},
+    every_item = np.arange(len(label_array))  # each item is its own unit
+    return _split_manifest(
+        splits, label_array, every_item, seed=int(seed), fractions=fractions,  # type: ignore[arg-type]
+        per_class=per_class, source=source, class_names=names, skipped=skipped, strategy="official",
     )
 
 

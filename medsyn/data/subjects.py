@@ -14,14 +14,13 @@ ValueError naming the file or the CSV row (skipped with ``on_error="skip"``, by 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from medsyn.data.labels_csv import KEY_COLUMNS
+from medsyn.data.labels_csv import find_key_column, read_csv_records
 
 __all__ = [
     "SubjectOptions", "subject_options", "read_subject_column", "subject_from_pattern", "subject_group",
@@ -77,24 +76,17 @@ def read_subject_column(
 ) -> dict[str, tuple[str, int]]:
     """key (as the labels CSV reader keys rows) -> (subject, CSV row number, 1 = first data row).
 
-    The key column is found as :func:`medsyn.data.labels_csv.read_labels_csv` finds it. An empty subject is
-    returned as "" (the caller reports the row).
+    The key column is ``key_column`` or, without it, found as the labels CSV reader finds it
+    (:func:`medsyn.data.labels_csv.find_key_column`). An empty subject is returned as "" (the caller reports
+    the row).
     """
     csv_path = Path(csv_path)
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            records = list(reader)
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise ValueError(f"labels CSV {csv_path} is not readable CSV text: {error}") from error
+    header, records = read_csv_records(csv_path)
     if subject_column not in header:
         raise ValueError(
             f"labels CSV {csv_path}: missing subject column {subject_column!r} (columns: {header})"
         )
-    key_column = key_column or next((name for name in KEY_COLUMNS if name in header), None)
-    if key_column is None or key_column not in header:
-        raise ValueError(f"labels CSV {csv_path}: no key column; expected one of {KEY_COLUMNS}, got {header}")
+    key_column = find_key_column(csv_path, header, key_column)
     subjects: dict[str, tuple[str, int]] = {}
     for row_number, record in enumerate(records, start=1):
         key = (record.get(key_column) or "").strip()
