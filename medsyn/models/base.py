@@ -1,18 +1,23 @@
-"""The one interface every conditional generator implements.
+"""The one interface every conditional generator implements, and the base class the registered ones share.
 
 A generator is built from a config (a dataclass whose defaults are the paper's values, cited there),
 trained with ``fit`` (which writes and resumes from a checkpoint) and sampled with ``sample``.
+``RegisteredGenerator`` holds what every generator of ``medsyn.models.registry`` does alike: validating
+and keeping its constructor arguments, building from plain mappings, describing and loading its
+checkpoints; ``run_generator_training`` is the training loop call their ``fit`` shares.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 from medsyn.data.image_set import ImageSet
+from medsyn.training.loop import StepFn, TrainingRun, run_training
 from medsyn.training.settings import (
     TrainingSettings,
     config_from_mapping,
@@ -22,10 +27,14 @@ from medsyn.training.settings import (
 
 __all__ = [
     "ConditionalGenerator",
-    "GeneratorConfiguration",
+    "RegisteredGenerator",
+    "check_divisible",
     "check_generator_arguments",
     "check_sample_labels",
     "check_training_set",
+    "count_parameters",
+    "run_generator_training",
+    "training_set_metadata",
 ]
 
 
@@ -74,6 +83,13 @@ def check_generator_arguments(
     return shape  # type: ignore[return-value]
 
 
+def check_divisible(image_shape: tuple[int, int, int], factor: int, what: str, why: str) -> None:
+    """Raise ValueError unless H and W are divisible by ``factor``."""
+    _, height, width = image_shape
+    if height % factor or width % factor:
+        raise ValueError(f"{what}: {why}, so image height and width must be divisible by {factor}; got {height}x{width}")
+
+
 def check_training_set(train: ImageSet, num_classes: int, image_shape: tuple[int, int, int]) -> None:
     """ValueError unless ``train`` has the classes and the image shape the generator was built for."""
     if train.num_classes != num_classes:
@@ -88,9 +104,65 @@ def check_training_set(train: ImageSet, num_classes: int, image_shape: tuple[int
         )
 
 
-class GeneratorConfiguration:
-    """``from_config`` and ``checkpoint_config`` for a generator class that sets ``name`` and ``config_class``
-    and keeps ``config``, ``training``, ``num_classes`` and ``image_shape`` (the registry contract)."""
+def count_parameters(*modules: nn.Module) -> int:
+    """Number of parameters of ``modules`` together."""
+    return sum(parameter.numel() for module in modules for parameter in module.parameters())
+
+
+def training_set_metadata(train: ImageSet) -> dict[str, Any]:
+    """What a generator's checkpoint metadata records of its training set (``generate_images`` names the
+    class folders by ``class_names``)."""
+    return {"class_names": list(train.class_names), "num_train": len(train)}
+
+
+def run_generator_training(
+    step: StepFn,
+    train: ImageSet,
+    *,
+    model_name: str,
+    checkpoint_config: dict[str, Any],
+    checkpoint_path: str | Path,
+    stateful: Mapping[str, Any],
+    metadata: dict[str, Any],
+    metadata_fn: Callable[[], dict[str, Any]] | None,
+    training: TrainingSettings,
+    seed: int,
+    progress: bool,
+    device: torch.device | str = "cpu",
+) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    """``run_training`` of a generator's ``step`` as its training settings say: ``training.steps`` steps of
+    ``training.batch_size`` images (Poisson-sampled under ``training.dp``), a checkpoint every
+    ``training.checkpoint_every`` steps, resuming from ``checkpoint_path``. device: where each batch is
+    moved before ``step`` (the default leaves it on the CPU, for a step that moves it itself).
+    Returns (loss history, ``metadata`` with the final ``metadata_fn()``, e.g. the epsilon spent, merged in).
+    """
+    run = TrainingRun(
+        model_name=model_name,
+        config=checkpoint_config,
+        stateful=stateful,
+        checkpoint_path=Path(checkpoint_path),
+        steps=training.steps,
+        batch_size=training.batch_size,
+        seed=seed,
+        checkpoint_every=training.checkpoint_every,
+        metadata=metadata,
+        progress=progress,
+        poisson_sampling=training.dp is not None,
+        metadata_fn=metadata_fn,
+        device=device,
+    )
+    history = run_training(run, train, step)
+    return history, {**metadata, **(metadata_fn() if metadata_fn else {})}
+
+
+class RegisteredGenerator:
+    """Base class of the generators in ``medsyn.models.registry``: a subclass sets ``name`` and
+    ``config_class``, builds its networks after ``__init__`` and implements ``load_state``; it gets the
+    registry contract's ``from_config``, ``checkpoint_config`` and ``load_weights``.
+
+    Attributes every one keeps: ``config``, ``training``, ``num_classes``, ``image_shape``, and the
+    ``metadata`` and loss ``history`` of its last ``fit`` (or loaded checkpoint).
+    """
 
     name: ClassVar[str]
     config_class: ClassVar[type]
@@ -98,6 +170,22 @@ class GeneratorConfiguration:
     training: TrainingSettings
     num_classes: int
     image_shape: tuple[int, int, int]
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        num_classes: int,
+        image_shape: tuple[int, int, int],
+        training: TrainingSettings | None = None,
+    ) -> None:
+        """Validate and keep the arguments (ValueError names a bad one); ``training`` None: the defaults."""
+        self.image_shape = check_generator_arguments(config, self.config_class, num_classes, image_shape)
+        self.config = config
+        self.num_classes = num_classes
+        self.training = training if training is not None else TrainingSettings()
+        self.metadata: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []
 
     @classmethod
     def parse_model_config(cls, config: Mapping[str, Any] | None) -> Any:
@@ -118,8 +206,43 @@ class GeneratorConfiguration:
         model_config, settings = parse_generator_config(cls.config_class, config, training, model_name=cls.name)
         return cls(model_config, num_classes=num_classes, image_shape=image_shape, training=settings)
 
+    @classmethod
+    def from_checkpoint_payload(cls, payload: dict, **build_options: Any):
+        """The model a checkpoint payload (``load_checkpoint``'s result) holds: rebuilt from its ``"config"``
+        (keys model_config, num_classes, image_shape, training), with its trained weights loaded.
+        build_options: more keyword arguments of ``from_config`` (the StyleGAN2's ``device``)."""
+        config = payload["config"]
+        generator = cls.from_config(
+            config["model_config"],
+            num_classes=int(config["num_classes"]),
+            image_shape=tuple(config["image_shape"]),
+            training=config["training"],
+            **build_options,
+        )
+        generator.load_weights(payload)
+        return generator
+
     def checkpoint_config(self) -> dict[str, Any]:
         """The ``"config"`` this model's checkpoints store (and must match to load)."""
         return generator_checkpoint_config(
             self.config, self.training, num_classes=self.num_classes, image_shape=self.image_shape
         )
+
+    def load_weights(self, payload: dict) -> None:
+        """Load the trained state, metadata and loss history of a checkpoint payload (``load_checkpoint``'s
+        result) made by this model with this exact config; ValueError for another model or config."""
+        if payload.get("model") != self.name:
+            raise ValueError(f"checkpoint holds a {payload.get('model')!r} model, not a {self.name!r} model")
+        if payload.get("config") != self.checkpoint_config():
+            raise ValueError(self.config_mismatch_message(payload.get("config")))
+        self.load_state(payload["state"])
+        self.metadata = dict(payload.get("metadata", {}))
+        self.history = list(payload.get("history", []))
+
+    def config_mismatch_message(self, checkpoint_config: Any) -> str:
+        """Why ``load_weights`` refuses a checkpoint whose ``"config"`` is ``checkpoint_config``."""
+        return f"checkpoint was made with a different {self.name} config; rebuild with load_generator"
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Load the networks (and EMA) from a checkpoint's ``"state"``, the entries ``fit`` checkpoints."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement load_state")

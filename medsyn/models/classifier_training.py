@@ -122,33 +122,15 @@ def train_classifier(
     {"arch", "seed", "augment", "epochs", "batch_size", "lr", "train_size", "best_epoch", "best_val_loss",
      "per_epoch": [{"epoch", "train_loss", "val_loss", "val_accuracy"}, ...]} (epochs count from 1).
     """
-    if not isinstance(train, ImageSet):
-        raise ValueError(f"train must be an ImageSet, got {type(train).__name__}")
-    check_same_kind(train, val, reference_name="train", other_name="val")
-    if len(train) == 0:
-        raise ValueError(f"train ({train.source}) is empty")
-    if len(val) == 0:
-        raise ValueError(f"val ({val.source}) is empty: the best epoch is chosen by validation loss")
-    hyper = classifier_hyperparameters(arch)
-    epochs = _check_positive_int(hyper.epochs if epochs is None else epochs, "epochs")
-    batch_size = _check_positive_int(hyper.batch_size if batch_size is None else batch_size, "batch_size")
-    lr = hyper.lr if lr is None else lr
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(augment, bool):
-        raise ValueError(f"augment must be a bool, got {augment!r}")
-
+    epochs, batch_size, lr = _checked_training_arguments(
+        train, val, arch, epochs, batch_size, lr, seed, augment
+    )
     device = torch.device(device)
-    with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
-        torch.manual_seed(seed)
-        model = build_classifier(arch, num_classes=train.num_classes, image_shape=train.image_shape)
-        dropout_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    model, dropout_seed = _seeded_classifier(arch, train, seed)
     model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=float(lr))
     shuffle = torch.Generator().manual_seed(seed)
-    augmentation = torch.Generator().manual_seed(seed + _AUGMENT_STREAM)
+    augmentation = torch.Generator().manual_seed(seed + _AUGMENT_STREAM) if augment else None
 
     per_epoch: list[dict] = []
     best_state, best_epoch, best_loss = None, 0, math.inf
@@ -160,32 +142,14 @@ def train_classifier(
     with torch.random.fork_rng(devices=[]):  # dropout (vgg16) draws from the global RNG: seed it too
         torch.manual_seed(dropout_seed)
         for epoch in epoch_range:
-            model.train()
-            order = torch.randperm(len(train), generator=shuffle)
-            total_loss = 0.0
-            for start in range(0, len(train), batch_size):
-                index = order[start : start + batch_size]
-                images = train.images[index]
-                if augment:
-                    images = geometric_augment(images, augmentation)
-                logits = model(images.to(device))
-                loss = F.cross_entropy(logits, train.labels[index].to(device))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total_loss += loss.item() * len(index)
+            train_loss = _train_one_epoch(model, optimiser, train, batch_size, shuffle, augmentation, device)
             val_loss, val_accuracy = _mean_loss(model, val)
             if not math.isfinite(val_loss):
                 raise ValueError(
                     f"training {arch} diverged at epoch {epoch}: validation loss {val_loss}; lower lr={lr}"
                 )
             per_epoch.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": total_loss / len(train),
-                    "val_loss": val_loss,
-                    "val_accuracy": val_accuracy,
-                }
+                {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
             )
             if val_loss < best_loss:
                 best_loss, best_epoch = val_loss, epoch
@@ -205,6 +169,77 @@ def train_classifier(
         "per_epoch": per_epoch,
     }
     return model, history
+
+
+def _checked_training_arguments(
+    train: ImageSet,
+    val: ImageSet,
+    arch: str,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int,
+    augment: bool,
+) -> tuple[int, int, float]:
+    """Validate ``train_classifier``'s arguments (ValueError names the bad one) and return (epochs,
+    batch_size, lr) with the ones left None taken from ``arch``'s hyper-parameters."""
+    if not isinstance(train, ImageSet):
+        raise ValueError(f"train must be an ImageSet, got {type(train).__name__}")
+    check_same_kind(train, val, reference_name="train", other_name="val")
+    if len(train) == 0:
+        raise ValueError(f"train ({train.source}) is empty")
+    if len(val) == 0:
+        raise ValueError(f"val ({val.source}) is empty: the best epoch is chosen by validation loss")
+    hyper = classifier_hyperparameters(arch)
+    epochs = _check_positive_int(hyper.epochs if epochs is None else epochs, "epochs")
+    batch_size = _check_positive_int(hyper.batch_size if batch_size is None else batch_size, "batch_size")
+    lr = hyper.lr if lr is None else lr
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(augment, bool):
+        raise ValueError(f"augment must be a bool, got {augment!r}")
+    return epochs, batch_size, lr
+
+
+def _seeded_classifier(arch: str, train: ImageSet, seed: int) -> tuple[nn.Module, int]:
+    """A fresh ``arch`` for ``train``'s classes and images, with initial weights from ``seed``, and the seed
+    of its dropout stream drawn after them; the caller's RNG is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_classifier(arch, num_classes=train.num_classes, image_shape=train.image_shape)
+        dropout_seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    return model, dropout_seed
+
+
+def _train_one_epoch(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    train: ImageSet,
+    batch_size: int,
+    shuffle: torch.Generator,
+    augmentation: torch.Generator | None,
+    device: torch.device,
+) -> float:
+    """One pass over ``train`` in the order ``shuffle`` draws, one Adam step per batch (each batch
+    transformed by ``geometric_augment`` drawing from ``augmentation``, unless None); returns the mean
+    training loss over the images."""
+    model.train()
+    order = torch.randperm(len(train), generator=shuffle)
+    total_loss = 0.0
+    for start in range(0, len(train), batch_size):
+        index = order[start : start + batch_size]
+        images = train.images[index]
+        if augmentation is not None:
+            images = geometric_augment(images, augmentation)
+        logits = model(images.to(device))
+        loss = F.cross_entropy(logits, train.labels[index].to(device))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total_loss += loss.item() * len(index)
+    return total_loss / len(train)
 
 
 def macro_f1_score(labels: torch.Tensor, predictions: torch.Tensor) -> float:

@@ -29,10 +29,12 @@ from torch import nn
 
 from medsyn.data.image_set import ImageSet
 from medsyn.models.base import (
-    GeneratorConfiguration,
-    check_generator_arguments,
+    RegisteredGenerator,
     check_sample_labels,
     check_training_set,
+    count_parameters,
+    run_generator_training,
+    training_set_metadata,
 )
 from medsyn.training.device import resolve_device
 from medsyn.training.distributed import unwrap
@@ -40,7 +42,6 @@ from medsyn.training.dp import (
     make_module_private_compatible,
     per_sample_mean,
 )
-from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.optimisation_setup import prepare_optimisation
 from medsyn.training.settings import (
     TrainingSettings,
@@ -156,7 +157,7 @@ def cvae_per_sample_losses(
     return {"loss": reconstruction_error + beta * kl, "reconstruction": reconstruction_error, "kl": kl}
 
 
-class CVAE(GeneratorConfiguration):
+class CVAE(RegisteredGenerator):
     """Class-conditional VAE generator (the ``"cvae"`` registry entry)."""
 
     name = "cvae"
@@ -170,13 +171,8 @@ class CVAE(GeneratorConfiguration):
         image_shape: tuple[int, int, int],
         training: TrainingSettings | None = None,
     ) -> None:
-        self.image_shape = check_generator_arguments(config, CVAEConfig, num_classes, image_shape)
-        self.config = config
-        self.num_classes = num_classes
-        self.training = training if training is not None else TrainingSettings()
+        super().__init__(config, num_classes=num_classes, image_shape=image_shape, training=training)
         self.network = self._build_network(seed=0)
-        self.metadata: dict[str, Any] = {}
-        self.history: list[dict[str, float]] = []
 
     def _build_network(self, seed: int) -> nn.Module:
         """A freshly initialised network; initial weights depend only on ``seed`` (not on global RNG state)."""
@@ -189,7 +185,7 @@ class CVAE(GeneratorConfiguration):
         return network
 
     def parameter_count(self) -> int:
-        return sum(parameter.numel() for parameter in self.network.parameters())
+        return count_parameters(self.network)
 
     def fit(
         self, train: ImageSet, checkpoint_path: str | Path, *, seed: int = 0, progress: bool = True
@@ -206,8 +202,7 @@ class CVAE(GeneratorConfiguration):
         )
         stateful: dict[str, Any] = {"network": network, "optimizer": optimizer}
         metadata: dict[str, Any] = {
-            "class_names": list(train.class_names),
-            "num_train": len(train),
+            **training_set_metadata(train),
             "parameter_count": self.parameter_count(),
             "batchnorm_replaced_by_groupnorm": self.batchnorm_replaced_by_groupnorm,
         }
@@ -227,35 +222,26 @@ class CVAE(GeneratorConfiguration):
             optimizer.step()
             return {key: float(per_sample_mean(value.detach())) for key, value in losses.items()}
 
-        run = TrainingRun(
+        self.history, self.metadata = run_generator_training(
+            step,
+            train,
             model_name=self.name,
-            config=self.checkpoint_config(),
+            checkpoint_config=self.checkpoint_config(),
+            checkpoint_path=checkpoint_path,
             stateful=stateful,
-            checkpoint_path=Path(checkpoint_path),
-            steps=settings.steps,
-            batch_size=settings.batch_size,
-            seed=seed,
-            checkpoint_every=settings.checkpoint_every,
             metadata=metadata,
-            progress=progress,
-            poisson_sampling=settings.dp is not None,
             metadata_fn=metadata_fn,
+            training=settings,
+            seed=seed,
+            progress=progress,
             device=device,
         )
-        self.history = run_training(run, train, step)
-        self.metadata = {**metadata, **(metadata_fn() if metadata_fn else {})}
         self.network = unwrap(trained).cpu()  # sampling and checkpoints are device-independent
         return Path(checkpoint_path)
 
-    def load_weights(self, payload: dict) -> None:
-        """Load trained weights from a checkpoint payload made by a CVAE with this exact config."""
-        if payload.get("model") != self.name:
-            raise ValueError(f"checkpoint holds a {payload.get('model')!r} model, not a {self.name!r} model")
-        if payload.get("config") != self.checkpoint_config():
-            raise ValueError("checkpoint was made with a different cvae config; rebuild with load_generator")
-        self.network.load_state_dict(payload["state"]["network"])
-        self.metadata = dict(payload.get("metadata", {}))
-        self.history = list(payload.get("history", []))
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Load the encoder/decoder network."""
+        self.network.load_state_dict(state["network"])
 
     @torch.no_grad()
     def sample(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:

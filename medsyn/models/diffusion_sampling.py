@@ -11,6 +11,8 @@ what they share:
   random timestep and the predicted noise, with classifier-free label dropout (Ho & Salimans 2022).
 - ``reverse_diffusion``: the sampling loop from x_T ~ N(0, I) to x_0 with optional classifier-free guidance,
   deterministic for a seed.
+- ``DiffusionSamplingConfig``: how a generator's ``sample`` runs the reverse process (sampler, steps, eta,
+  guidance), and ``sample_in_chunks``: ``reverse_diffusion`` over any number of labels, seeded per chunk.
 
 Labels: int64 in [0, num_classes) for a class, and ``null_label`` (= num_classes) for "no class", the
 unconditional model that classifier-free guidance needs.
@@ -18,26 +20,35 @@ unconditional model that classifier-free guidance needs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 
+from medsyn.training.settings import config_from_mapping
+
 __all__ = [
+    "DiffusionSamplingConfig",
     "NoisePredictor",
     "NoiseSchedule",
     "SAMPLERS",
+    "SAMPLE_CHUNK",
     "build_scheduler",
     "drop_labels",
     "noise_prediction_loss",
     "reverse_diffusion",
+    "sample_in_chunks",
 ]
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """(x_t float [B,C,H,W], timesteps int64 [B], labels int64 [B] in [0, num_classes]) -> epsilon float [B,C,H,W]."""
 
 SAMPLERS = ("ddpm", "ddim")
+
+SAMPLE_CHUNK = 256  # labels denoised together in ``sample_in_chunks``; part of what a seed determines
 
 
 @dataclass(frozen=True)
@@ -177,3 +188,66 @@ def reverse_diffusion(
         else:
             x, _ = scheduler.step(epsilon, int(t), x, generator=generator)
     return x.float()
+
+
+@dataclass(frozen=True)
+class DiffusionSamplingConfig:
+    """How ``sample`` runs the reverse process (shared by the pixel DDPM and the LDM).
+
+    sampler: "ddpm" (all num_train_timesteps ancestral steps) or "ddim".
+    sampling_steps: DDIM steps (ignored by "ddpm").
+    eta: DDIM stochasticity (0: deterministic DDIM, 1: DDPM-like variance).
+    guidance_scale: classifier-free guidance s (1: plain conditional model, one U-Net call per step).
+    """
+
+    sampler: str = "ddim"
+    sampling_steps: int = 50
+    eta: float = 0.0
+    guidance_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if not isinstance(self.sampling_steps, int) or isinstance(self.sampling_steps, bool) or self.sampling_steps < 1:
+            raise ValueError(f"sampling_steps must be a positive integer, got {self.sampling_steps!r}")
+        for key in ("eta", "guidance_scale"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
+
+    def with_overrides(self, overrides: Mapping[str, Any], what: str) -> DiffusionSamplingConfig:
+        """This config with ``overrides`` (``sample``'s keyword arguments) applied; an unknown or ill-typed
+        key raises naming ``what``."""
+        return config_from_mapping(DiffusionSamplingConfig, {**asdict(self), **overrides}, what=what)
+
+
+def sample_in_chunks(
+    predict_noise: NoisePredictor,
+    labels: torch.Tensor,
+    *,
+    shape: tuple[int, int, int],
+    schedule: NoiseSchedule,
+    sampling: DiffusionSamplingConfig,
+    null_label: int,
+    seed: int,
+) -> torch.Tensor:
+    """``reverse_diffusion`` over chunks of SAMPLE_CHUNK labels, chunk i seeded with (seed, i); x_0 [N, *shape]."""
+    outputs = []
+    for index, start in enumerate(range(0, len(labels), SAMPLE_CHUNK)):
+        outputs.append(
+            reverse_diffusion(
+                predict_noise,
+                labels[start : start + SAMPLE_CHUNK],
+                shape=shape,
+                schedule=schedule,
+                null_label=null_label,
+                seed=int(seed) * 1_000_003 + index,
+                sampler=sampling.sampler,
+                steps=None if sampling.sampler == "ddpm" else sampling.sampling_steps,
+                eta=sampling.eta,
+                guidance_scale=sampling.guidance_scale,
+            )
+        )
+    if not outputs:
+        return torch.zeros(0, *shape)
+    return torch.cat(outputs)

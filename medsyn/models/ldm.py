@@ -13,7 +13,8 @@ Two stages, both in ``fit``:
    loss; the class enters through cross-attention to a learned 512-d class embedding used as a one-token
    context [B, 1, 512]. Index ``num_classes`` of the embedding is the "no class" token of classifier-free
    guidance. An EMA of the U-Net (and embedding) is used for sampling. The training loop, the loss and
-   the DDPM / DDIM sampler are the pixel DDPM's (``medsyn.models.ddpm``), run in latent space.
+   the DDPM / DDIM sampler are the diffusion library's, shared with the pixel DDPM
+   (``medsyn.models.diffusion_generator`` and the modules it names), run in latent space.
 
 Sources: [000] paper 000 §4.2.3; [LDM] Rombach et al. 2022 and their released configs (kl-f4 first
 stage; LDM-4 U-Net with model_channels 224, channel_mult 1,2,3,4, attention at latent resolutions 32, 16,
@@ -23,41 +24,31 @@ stage; LDM-4 U-Net with model_channels 224, channel_mult 1,2,3,4, attention at l
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from monai.losses import PatchAdversarialLoss
-from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, PatchDiscriminator
+from monai.networks.nets import AutoencoderKL, PatchDiscriminator
 from torch import nn
 
 from medsyn.data.image_set import ImageSet
-from medsyn.models.base import (
-    GeneratorConfiguration,
-    check_generator_arguments,
-    check_sample_labels,
-    check_training_set,
+from medsyn.models.base import check_divisible, check_training_set, count_parameters, training_set_metadata
+from medsyn.models.diffusion_generator import (
+    DiffusionGenerator,
+    check_diffusion_config,
+    check_positive_integers,
+    diffusion_unet,
+    store_as_tuples,
 )
-from medsyn.models.ddpm import (
-    DiffusionSamplingConfig,
-    check_divisible,
-    check_optimisation,
-    check_schedule,
-    check_unet_layout,
-    fit_noise_predictor,
-    sample_in_chunks,
-)
-from medsyn.models.diffusion_sampling import NoiseSchedule
+from medsyn.models.diffusion_sampling import DiffusionSamplingConfig, NoiseSchedule
 from medsyn.training.batches import ShuffledBatches
 from medsyn.training.device import resolve_device
 from medsyn.training.distributed import wrap_data_parallel
 from medsyn.training.ema import ExponentialMovingAverage
 from medsyn.training.loop import TrainingRun, run_training
-from medsyn.training.settings import (
-    TrainingSettings,
-    config_from_mapping,
-)
+from medsyn.training.settings import TrainingSettings
 
 __all__ = ["LDMConfig", "LatentCodec", "CrossAttentionUNet", "ConditionalLDM", "autoencoder_checkpoint_path"]
 
@@ -126,24 +117,14 @@ class LDMConfig:
     guidance_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        check_unet_layout(self, "ldm")
-        check_schedule(self, "ldm")
-        check_optimisation(self, "ldm")
-        self.sampling()
-        for key in ("autoencoder_channels", "autoencoder_attention_levels"):
-            value = getattr(self, key)
-            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) == 0:
-                raise ValueError(f"ldm {key} must be a non-empty list, got {value!r}")
-            object.__setattr__(self, key, tuple(value))
+        check_diffusion_config(self, "ldm")
+        store_as_tuples(self, ("autoencoder_channels", "autoencoder_attention_levels"), "ldm")
         if len(self.autoencoder_attention_levels) != len(self.autoencoder_channels):
             raise ValueError("ldm autoencoder_attention_levels needs one entry per autoencoder_channels level")
         positive = ("autoencoder_num_res_blocks", "autoencoder_norm_num_groups", "latent_channels",
                     "autoencoder_batch_size", "autoencoder_epochs", "class_embedding_dim",
                     "discriminator_layers")  # fmt: skip
-        for key in positive:
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ldm {key} must be a positive integer, got {value!r}")
+        check_positive_integers(self, positive, "ldm")
         bad = [c for c in self.autoencoder_channels if not isinstance(c, int) or c % self.autoencoder_norm_num_groups]
         if bad:
             raise ValueError(
@@ -225,17 +206,8 @@ class CrossAttentionUNet(nn.Module):
     def __init__(self, config: LDMConfig, *, num_classes: int) -> None:
         super().__init__()
         self.class_embedding = nn.Embedding(num_classes + 1, config.class_embedding_dim)
-        self.unet = DiffusionModelUNet(
-            spatial_dims=2,
-            in_channels=config.latent_channels,
-            out_channels=config.latent_channels,
-            num_res_blocks=config.num_res_blocks,
-            channels=config.channels,
-            attention_levels=config.attention_levels,
-            norm_num_groups=config.norm_num_groups,
-            num_head_channels=config.num_head_channels,
-            with_conditioning=True,
-            cross_attention_dim=config.class_embedding_dim,
+        self.unet = diffusion_unet(
+            config, config.latent_channels, with_conditioning=True, cross_attention_dim=config.class_embedding_dim
         )
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -258,7 +230,7 @@ def autoencoder_per_sample_losses(
     return {"l1": l1, "kl": kl}
 
 
-class ConditionalLDM(GeneratorConfiguration):
+class ConditionalLDM(DiffusionGenerator):
     """Class-conditional latent diffusion model (the ``"ldm"`` registry entry).
 
     Weights are initialised from ``init_seed``, so two models built from one config are identical.
@@ -277,10 +249,7 @@ class ConditionalLDM(GeneratorConfiguration):
         training: TrainingSettings | None = None,
         init_seed: int = 0,
     ) -> None:
-        self.image_shape = check_generator_arguments(config, LDMConfig, num_classes, image_shape)
-        self.config = config
-        self.num_classes = num_classes
-        self.training = training if training is not None else TrainingSettings()
+        super().__init__(config, num_classes=num_classes, image_shape=image_shape, training=training)
         if self.training.dp is not None:
             raise ValueError("dp: DP-SGD is available for the cvae, ddpm and stylegan2 models, not for ldm")
         unet_levels = len(config.channels) - 1
@@ -317,20 +286,11 @@ class ConditionalLDM(GeneratorConfiguration):
             )
         self.ema = ExponentialMovingAverage(self.network, config.ema_decay)
         self.sampling = config.sampling()
-        self.metadata: dict[str, Any] = {}
-        self.history: list[dict[str, float]] = []
         self.autoencoder_history: list[dict[str, float]] = []
-
-    @property
-    def null_label(self) -> int:
-        return self.num_classes
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters of the autoencoder and of the diffusion U-Net + class embedding (no discriminator)."""
-        return {
-            "autoencoder": sum(p.numel() for p in self.codec.parameters()),
-            "diffusion": sum(p.numel() for p in self.network.parameters()),
-        }
+        return {"autoencoder": count_parameters(self.codec), "diffusion": count_parameters(self.network)}
 
     def parameter_count(self) -> int:
         return sum(self.parameter_counts().values())
@@ -342,8 +302,7 @@ class ConditionalLDM(GeneratorConfiguration):
         check_training_set(train, self.num_classes, self.image_shape)
         checkpoint_path = Path(checkpoint_path)
         metadata = {
-            "class_names": list(train.class_names),
-            "num_train": len(train),
+            **training_set_metadata(train),
             "parameter_counts": self.parameter_counts(),
             "autoencoder_losses": "l1 + kl_weight * kl" + (" + adversarial" if self.discriminator else "")
             + " (no LPIPS: its weights are not available offline)",
@@ -353,19 +312,10 @@ class ConditionalLDM(GeneratorConfiguration):
             self._fit_autoencoder(train, autoencoder_checkpoint_path(checkpoint_path), seed, progress, metadata)
             self.codec.scale_factor.fill_(self._latent_scale_factor(train, seed))
         self.codec.requires_grad_(False).eval()
-        self.network, self.ema, self.history, self.metadata = fit_noise_predictor(
-            model_name=self.name,
-            checkpoint_config=self.checkpoint_config(),
-            network=self.network,
+        self.train_noise_predictor(
+            train,
+            checkpoint_path,
             to_x_start=self.codec.encode,
-            schedule=self.config.schedule(),
-            learning_rate=self.config.learning_rate,
-            ema_decay=self.config.ema_decay,
-            label_dropout=self.config.label_dropout,
-            null_label=self.null_label,
-            training=self.training,
-            train=train,
-            checkpoint_path=checkpoint_path,
             seed=seed,
             progress=progress,
             metadata=metadata,
@@ -450,18 +400,10 @@ class ConditionalLDM(GeneratorConfiguration):
             self.discriminator.cpu()
 
     # ------------------------------------------------------------------ checkpoints
-    def load_weights(self, payload: dict) -> None:
-        """Load both stages and the EMA from a final checkpoint made by an LDM with this exact config."""
-        if payload.get("model") != self.name:
-            raise ValueError(f"checkpoint holds a {payload.get('model')!r} model, not a {self.name!r} model")
-        if payload.get("config") != self.checkpoint_config():
-            raise ValueError("checkpoint was made with a different ldm config; rebuild with load_generator")
-        state = payload["state"]
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Load both stages: the codec (autoencoder and latent scale factor), the U-Net and its EMA."""
         self.codec.load_state_dict(state["codec"])
-        self.network.load_state_dict(state["network"])
-        self.ema.load_state_dict(state["ema"])
-        self.metadata = dict(payload.get("metadata", {}))
-        self.history = list(payload.get("history", []))
+        super().load_state(state)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -471,19 +413,7 @@ class ConditionalLDM(GeneratorConfiguration):
         Denoises latents with the EMA U-Net, then decodes them. sampling_overrides: sampler, sampling_steps,
         eta, guidance_scale (defaults: ``self.sampling``). Deterministic for a seed.
         """
-        labels = check_sample_labels(labels, self.num_classes)
-        sampling = config_from_mapping(
-            DiffusionSamplingConfig, {**asdict(self.sampling), **sampling_overrides}, what="ldm sampling"
-        )
-        latents = sample_in_chunks(
-            self.ema.module.eval(),
-            labels,
-            shape=self.latent_shape,
-            schedule=self.config.schedule(),
-            sampling=sampling,
-            null_label=self.null_label,
-            seed=seed,
-        )
+        latents = self.denoise(labels, seed, self.latent_shape, sampling_overrides)
         self.codec.eval()
         if len(latents) == 0:
             return torch.zeros(0, *self.image_shape)

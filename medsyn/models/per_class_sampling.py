@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-
 __all__ = ["check_sampling_overrides", "class_names_of", "sample_per_class"]
 
 

@@ -119,11 +119,4 @@ def load_generator(checkpoint_path: str | Path):
         raise ValueError(
             f"checkpoint {checkpoint_path} has no generator config (expected keys {sorted(expected)})"
         )
-    generator = cls.from_config(
-        config["model_config"],
-        num_classes=int(config["num_classes"]),
-        image_shape=tuple(config["image_shape"]),
-        training=config["training"],
-    )
-    generator.load_weights(payload)
-    return generator
+    return cls.from_checkpoint_payload(payload)

@@ -24,10 +24,12 @@ from torch import nn
 
 from medsyn.data.image_set import ImageSet
 from medsyn.models.base import (
-    GeneratorConfiguration,
-    check_generator_arguments,
+    RegisteredGenerator,
     check_sample_labels,
     check_training_set,
+    count_parameters,
+    run_generator_training,
+    training_set_metadata,
 )
 from medsyn.models.stylegan2_layers import Discriminator, MappingNetwork, SynthesisNetwork
 from medsyn.training.checkpoint import load_checkpoint
@@ -41,7 +43,6 @@ from medsyn.training.dp import (
 )
 from medsyn.training.dp import epsilon as dp_epsilon
 from medsyn.training.ema import ExponentialMovingAverage
-from medsyn.training.loop import TrainingRun, run_training
 from medsyn.training.settings import TrainingSettings, config_from_mapping
 
 __all__ = [
@@ -163,7 +164,7 @@ class StyleGAN2Generator(nn.Module):
         return self.synthesis(self.mapping(z, labels)[:, None].repeat(1, self.num_ws, 1))
 
 
-class ConditionalStyleGAN2(GeneratorConfiguration):
+class ConditionalStyleGAN2(RegisteredGenerator):
     """Class-conditional StyleGAN2 implementing ``medsyn.models.base.ConditionalGenerator`` and the
     registry contract (``medsyn.models.registry``).
 
@@ -184,10 +185,8 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
         init_seed: int = 0,
         device: str | torch.device | None = None,
     ) -> None:
-        self.config = config if config is not None else StyleGAN2Config()
-        check_generator_arguments(self.config, StyleGAN2Config, num_classes, image_shape)
-        self.training = training if training is not None else TrainingSettings()
-        self.num_classes = num_classes
+        config = config if config is not None else StyleGAN2Config()
+        super().__init__(config, num_classes=num_classes, image_shape=image_shape, training=training)
         self.image_shape = check_image_shape(image_shape)
         # None: the training settings' device, as every generator uses it ("cpu", "cuda", "auto", ...)
         self.device = resolve_device(self.training.device if device is None else device)
@@ -201,8 +200,6 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
             ).to(self.device)  # fmt: skip
         batch = self.training.batch_size
         self.ema = ExponentialMovingAverage(self.G, decay=0.5 ** (batch / self.config.ema_half_life_images))
-        self.history: list[dict[str, float]] = []
-        self.metadata: dict[str, Any] = {}
 
     @property
     def G_ema(self) -> StyleGAN2Generator:
@@ -251,33 +248,18 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
         cls, path: str | Path, *, device: str | torch.device = "cpu"
     ) -> ConditionalStyleGAN2:
         """The trained model stored in ``path`` (a checkpoint of another model raises ValueError)."""
-        payload = load_checkpoint(path, model=cls.name)
-        config = payload["config"]
-        model = cls.from_config(
-            config["model_config"],
-            num_classes=int(config["num_classes"]),
-            image_shape=tuple(config["image_shape"]),
-            training=config["training"],
-            device=device,
-        )
-        model.load_weights(payload)
-        return model
+        return cls.from_checkpoint_payload(load_checkpoint(path, model=cls.name), device=device)
 
-    def load_weights(self, payload: dict) -> None:
-        """Load G, D and G_ema from a checkpoint payload (``load_checkpoint`` result) of this very config."""
-        if payload.get("model") != self.name:
-            raise ValueError(f"checkpoint holds a {payload.get('model')!r} model, not a {self.name!r} model")
-        if payload.get("config") != self.checkpoint_config():
-            differing = _differing_keys(self.checkpoint_config(), payload.get("config") or {})
-            raise ValueError(
-                f"checkpoint was made with a different stylegan2 config; differing keys: {differing}"
-            )
-        state = payload["state"]
+    def config_mismatch_message(self, checkpoint_config: Any) -> str:
+        """Names the config keys that differ (a StyleGAN2 config has many, and presets hide some)."""
+        differing = _differing_keys(self.checkpoint_config(), checkpoint_config or {})
+        return f"checkpoint was made with a different stylegan2 config; differing keys: {differing}"
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Load G, D and G_ema."""
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.ema.load_state_dict(state["G_ema"])
-        self.metadata = dict(payload.get("metadata", {}))
-        self.history = list(payload.get("history", []))
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Load weights from ``path``; refuses a checkpoint of another model or config."""
@@ -288,7 +270,7 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
 
     def parameter_count(self) -> int:
         """Trainable parameters of G and D (G_ema is a copy of G and not counted)."""
-        return sum(p.numel() for p in self.G.parameters()) + sum(p.numel() for p in self.D.parameters())
+        return count_parameters(self.G, self.D)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -352,30 +334,27 @@ class ConditionalStyleGAN2(GeneratorConfiguration):
         check_training_set(train, self.num_classes, self.image_shape)
         trainer = _Trainer(self, num_train=len(train))
         checkpoint_path = Path(checkpoint_path)
-        run = TrainingRun(
-            model_name=self.name,
-            config=self.checkpoint_config(),
-            stateful=trainer.stateful(),
-            checkpoint_path=checkpoint_path,
-            steps=self.training.steps,
-            batch_size=self.training.batch_size,
-            seed=seed,
-            checkpoint_every=self.training.checkpoint_every,
-            metadata={
-                "class_names": list(train.class_names),
-                "num_train": len(train),
-                "parameter_count": self.parameter_count(),
-                **trainer.metadata(),
-            },
-            progress=progress,
-            poisson_sampling=self.private,
-            metadata_fn=trainer.privacy_metadata,
-        )
         try:
-            self.history = run_training(run, train, trainer.step)
+            # Batches stay on the CPU: the trainer moves them to self.device.
+            self.history, self.metadata = run_generator_training(
+                trainer.step,
+                train,
+                model_name=self.name,
+                checkpoint_config=self.checkpoint_config(),
+                checkpoint_path=checkpoint_path,
+                stateful=trainer.stateful(),
+                metadata={
+                    **training_set_metadata(train),
+                    "parameter_count": self.parameter_count(),
+                    **trainer.metadata(),
+                },
+                metadata_fn=trainer.privacy_metadata,
+                training=self.training,
+                seed=seed,
+                progress=progress,
+            )
         finally:
             trainer.close()
-        self.metadata = {**run.metadata, **trainer.privacy_metadata()}
         return checkpoint_path
 
 
