@@ -46,6 +46,7 @@ from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
 from medsyn.metrics.privacy.empirical_epsilon import DEFAULT_ISOMAP_NEIGHBORS, DEFAULT_K, DEFAULT_N_COMPONENTS
 from medsyn.metrics.privacy.ssim_max_protocol import PAPER_Q, PAPER_REPEATS
 from medsyn.metrics.robustness import DEEPFOOL_STEPS
+from medsyn.metrics.robustness.policy import check_engine
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER
 
 __all__ = [
@@ -155,12 +156,20 @@ class UtilitySection:
 
 @dataclass(frozen=True)
 class RobustnessSection:
-    """[robustness]: DeepFool iterations (paper 000 §4.1.5; ``DEEPFOOL_STEPS``)."""
+    """[robustness]: DeepFool iterations (paper 000 §4.1.5; ``DEEPFOOL_STEPS``) and the attack engine:
+    "autograd" (the reference, any model and device), "sequential" (the CPU accelerator for nn.Sequential
+    classifiers) or "auto" (sequential only where ``medsyn.metrics.robustness.policy`` measured it to pay).
+    Every engine gives the same adversarial accuracy up to float rounding."""
 
     steps: int = DEEPFOOL_STEPS
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         check_minimum(self, "steps")
+        try:
+            check_engine(self.engine)
+        except ValueError as error:
+            raise ValueError(f"robustness.{error}") from None
 
 
 # --- privacy ---------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from medsyn.data.image_set import ImageSet
 from medsyn.evaluation.feature_spaces import DOMAIN_EXTRACTOR, FeatureSpaces
 from medsyn.evaluation.protocol import Protocol, RealData
 from medsyn.evaluation.seed_loop import run_seeds
+from medsyn.evaluation.stage_costs import StageCosts
 from medsyn.evaluation.synthetic_labels import first_per_class_index
 from medsyn.evaluation.synthetic_sources import prepare_sources
 from medsyn.evaluation.utility_regimes import check_utility_inputs
@@ -40,8 +41,10 @@ def assess(output: Path, *, data: Mapping[str, Any], synthetic_sets: Mapping[str
     from medsyn.report.run_metadata import machine_description, package_versions
 
     started = time.perf_counter()
-    splits, split_manifest = draw_splits(data["kind"], dict(data["options"]), seed=data["split_seed"],
-                                         per_class=data["per_class"])
+    costs = StageCosts()
+    with costs.stage("real data (read, split)"):
+        splits, split_manifest = draw_splits(data["kind"], dict(data["options"]), seed=data["split_seed"],
+                                             per_class=data["per_class"])
     train = splits["train"]
     val = limit_per_class(splits["val"], data.get("val_per_class"), "data.val_per_class")
     test = limit_per_class(splits["test"], data.get("test_per_class"), "data.test_per_class")
@@ -57,8 +60,9 @@ def assess(output: Path, *, data: Mapping[str, Any], synthetic_sets: Mapping[str
     output.mkdir(parents=True, exist_ok=True)
     save_split_manifest(split_manifest, output / "split_manifest.json")  # the first byte written
 
-    real = RealData.prepare(train, val, test, spaces, protocol)
-    sets, figures = run_seeds(real, sources, protocol, seeds, output=output, progress=progress)
+    with costs.stage("features"):
+        real = RealData.prepare(train, val, test, spaces, protocol)
+    sets, figures = run_seeds(real, sources, protocol, seeds, output=output, progress=progress, costs=costs)
     extractors = spaces.describe()
     if protocol.domain:
         extractors[DOMAIN_EXTRACTOR] = {
@@ -78,6 +82,7 @@ def assess(output: Path, *, data: Mapping[str, Any], synthetic_sets: Mapping[str
             "data": _describe_data(data, train, val, test),
             "protocol": describe_protocol(protocol, spaces),
             "wall_seconds": time.perf_counter() - started,
+            "costs": costs.as_metadata(),
         },
     }
     return results, figures

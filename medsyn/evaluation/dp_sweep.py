@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from medsyn.evaluation.feature_spaces import FeatureSpaces
 from medsyn.evaluation.protocol import Baseline, Protocol, RealData, aggregate_set, evaluate_for_seed
+from medsyn.evaluation.stage_costs import StageCosts
 from medsyn.evaluation.synthetic_sources import SyntheticSource
 from medsyn.io.json_values import finite_or_none
 from medsyn.training.dp_grid import sigma_name
@@ -57,7 +58,7 @@ def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Ma
           max_grad_norm: float, extractor: str, feature_batch_size: int, classifier: Mapping[str, Any],
           empirical_epsilon: Mapping[str, Any] | None, progress: bool) -> dict[str, Any]:
     """Every (seed, sigma) run; returns {"synthetic_sets": sigma set name -> aggregated entry, "metadata":
-    {"data", "started"}} for the workflow to complete."""
+    {"data", "started"}, "costs": time and memory per stage} for the workflow to complete."""
     from medsyn.data.sources import draw_splits
     from medsyn.data.split import save_split_manifest
 
@@ -71,8 +72,10 @@ def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Ma
     deltas: dict[float, float | None] = {}
     bar = tqdm(total=len(seeds) * len(sigmas), desc="dp sweep", disable=not progress)
     described: dict[str, Any] = {}
+    costs = StageCosts()
     for seed in seeds:
-        splits, manifest = draw_splits(data["kind"], dict(data["options"]), seed=seed, per_class=per_class)
+        with costs.stage("real data (read, split)"):
+            splits, manifest = draw_splits(data["kind"], dict(data["options"]), seed=seed, per_class=per_class)
         train, val, test = splits["train"], splits["val"], splits["test"]
         sources = {sigma: SyntheticSource(sigma_name(sigma), "generator", {"model": model, "config": {
             **model_config, "steps": steps, "batch_size": batch_size,
@@ -83,11 +86,12 @@ def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Ma
         described = {"kind": data["kind"], "options": dict(data["options"]), "source": train.source,
                      "image_shape": list(train.image_shape), "class_names": list(train.class_names),
                      "split_sizes": {"train": len(train), "val": len(val), "test": len(test)}}
-        real = RealData.prepare(train, val, test, spaces, protocol)
+        with costs.stage("features"):
+            real = RealData.prepare(train, val, test, spaces, protocol)
         baseline = Baseline({}, {}, spaces, real.train_features)
         for sigma, source in sources.items():
             tree, set_notes, artefacts = evaluate_for_seed(real, source, protocol, seed, baseline,
-                                                           run_dir=run_dir_of(output, seed, sigma))
+                                                           run_dir=run_dir_of(output, seed, sigma), costs=costs)
             dp = source.spec["config"]["dp"]
             tree.setdefault("privacy", {})["dp_epsilon"] = _dp_epsilon(source.trained[seed], dp, model)
             if "epsilon" in artefacts:
@@ -105,7 +109,7 @@ def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Ma
         sets[sigma_name(sigma)] = aggregate_set(
             per_seed[sigma], kind="generator", notes=notes[sigma],
             extra={"model": model, "dp": {"sigma": sigma, "max_grad_norm": float(max_grad_norm), "delta": deltas[sigma]}})
-    return {"synthetic_sets": sets, "data": described}
+    return {"synthetic_sets": sets, "data": described, "costs": costs.as_metadata()}
 
 
 def _dp_epsilon(generator: Any, dp: Mapping[str, float] | None, model: str) -> float | None:

@@ -21,15 +21,40 @@ from typing import Any
 
 from medsyn.io.atomic import write_json_atomic
 from medsyn.io.json_values import finite_or_none
-from medsyn.models.registry import build_generator
+from medsyn.models.registry import build_generator, model_config_of
 from medsyn.training.distributed import barrier, is_main_process
 from medsyn.training.dp_grid import sigma_name
 
-__all__ = ["CHECKPOINT_NAME", "MANIFEST_NAME", "SUMMARY_NAME", "train_on_one_split", "write_training_summary"]
+__all__ = [
+    "CHECKPOINT_NAME", "MANIFEST_NAME", "SUMMARY_NAME", "run_settings", "train_on_one_split", "write_training_summary",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MANIFEST_NAME = "split_manifest.json"
 SUMMARY_NAME = "training_summary.json"
+
+
+def run_settings(
+    model: str,
+    data: Mapping[str, Any],
+    *,
+    seed: int,
+    per_class: int | None,
+    model_config: Mapping[str, Any] | None,
+    batch_size: int,
+    dp: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The settings that decide what a run's files hold (its split, its weights): recorded in the output
+    folder's ownership manifest; a re-run into the folder must give the same ones."""
+    return {
+        "model": model,
+        "data": {"kind": data["kind"], "options": dict(data.get("options") or {})},
+        "seed": seed,
+        "per_class": per_class,
+        "model_config": model_config_of(model, model_config),
+        "batch_size": batch_size,
+        "dp": None if dp is None else dict(dp),
+    }
 
 
 def train_on_one_split(model: str, data: Mapping[str, Any], output_dir: Path, *, seed: int, per_class: int | None,

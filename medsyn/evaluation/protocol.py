@@ -36,6 +36,7 @@ from medsyn.evaluation.fidelity_suite import (
     true_pair_scores,
 )
 from medsyn.evaluation.privacy_suite import dcr_scores, empirical_epsilon_of_generator, ssim_max_scores
+from medsyn.evaluation.stage_costs import StageCosts
 from medsyn.evaluation.synthetic_labels import first_per_class_index
 from medsyn.evaluation.synthetic_sources import SyntheticSource, sample_for_seed
 from medsyn.evaluation.utility_regimes import BASELINE_REGIMES, REGIMES, SYNTHETIC_REGIMES, run_utility
@@ -140,17 +141,20 @@ class Baseline:
     train_features: dict[str, torch.Tensor]
 
 
-def train_baselines(real: RealData, protocol: Protocol, seed: int) -> Baseline:
+def train_baselines(real: RealData, protocol: Protocol, seed: int, costs: StageCosts | None = None) -> Baseline:
     """The seed's Baseline Real / Geometric DA classifiers; with ``protocol.domain`` also the seed's domain
     feature space (penultimate layer of Baseline Real) and the real training split's features in it."""
+    costs = costs if costs is not None else StageCosts()
     results, models = ({}, {})
     if protocol.baseline_regimes:
         results, models = run_utility(real.train, real.val, real.test, None, regimes=protocol.baseline_regimes,
-                                      classifier=protocol.classifier, seed=seed, **_robustness_options(protocol))
+                                      classifier=protocol.classifier, seed=seed, costs=costs,
+                                      **_robustness_options(protocol))
     spaces, train_features = real.spaces, dict(real.train_features)
     if protocol.domain:
         spaces = spaces.with_domain(models["baseline_real"]["0x"], real.train.image_shape)
-        train_features[DOMAIN_EXTRACTOR] = spaces.extract(real.train.images, DOMAIN_EXTRACTOR)
+        with costs.stage("features"):
+            train_features[DOMAIN_EXTRACTOR] = spaces.extract(real.train.images, DOMAIN_EXTRACTOR)
     return Baseline(results, models, spaces, train_features)
 
 
@@ -162,40 +166,74 @@ def _robustness_options(protocol: Protocol) -> dict[str, Any]:
 
 
 def evaluate_for_seed(real: RealData, source: SyntheticSource, protocol: Protocol, seed: int, baseline: Baseline,
-                      *, run_dir: Path, progress: bool = False) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
-    """Every stage of ``protocol`` for ``source`` at ``seed``.
+                      *, run_dir: Path, progress: bool = False, costs: StageCosts | None = None,
+                      ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """Every stage of ``protocol`` for ``source`` at ``seed``; each stage's time and memory go to ``costs``.
 
     Returns (tree, notes, artefacts): tree = {"utility", "robustness", "fidelity", "privacy",
     "sampling_speed"} (plain numbers; sections of stages that are off are absent), notes = metric -> why it
     was not computed, artefacts = what the first-seed figures need ("dcr", "ssim", "synthetic", "epsilon").
     """
     train = real.train
-    synthetic = sample_for_seed(source, train, seed, protocol.max_multiplier, run_dir, progress=progress,
-                                save=protocol.save_synthetic)
+    costs = costs if costs is not None else StageCosts()
+    with costs.stage("synthetic images (generator training and sampling)"):
+        synthetic = sample_for_seed(source, train, seed, protocol.max_multiplier, run_dir, progress=progress,
+                                    save=protocol.save_synthetic)
     tree: dict[str, Any] = {}
     notes: dict[str, str] = {}
     artefacts: dict[str, Any] = {"synthetic": synthetic}
-
     if protocol.synthetic_regimes or protocol.baseline_regimes:
-        synthetic_results = {}
-        if protocol.synthetic_regimes:
-            synthetic_results, _models = run_utility(
-                train, real.val, real.test, synthetic, regimes=protocol.synthetic_regimes,
-                multipliers=protocol.multipliers, classifier=protocol.classifier, seed=seed,
-                **_robustness_options(protocol))
-        regime_results = {**baseline.results, **synthetic_results}
-        present = [regime for regime in REGIMES if regime in regime_results]
-        tree["utility"] = {regime: {m: {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"]}
-                                    for m, e in regime_results[regime].items()} for regime in present}
-        if protocol.robustness is not None:
-            tree["robustness"] = {regime: {m: {"adversarial_accuracy": e["adversarial_accuracy"]}
-                                           for m, e in regime_results[regime].items()} for regime in present}
-
+        tree.update(_utility_stage(real, synthetic, protocol, seed, baseline, costs))
     spaces = baseline.spaces
     wanted = set(spaces.names) if protocol.fidelity_metrics else set()
     if protocol.dcr and spaces.dcr is not None:
         wanted.add(spaces.dcr)
-    synthetic_features = {name: spaces.extract(synthetic.images, name) for name in wanted}
+    with costs.stage("features"):
+        synthetic_features = {name: spaces.extract(synthetic.images, name) for name in wanted}
+    with costs.stage("fidelity"):
+        fidelity = _fidelity_stage(real, synthetic, synthetic_features, protocol, seed, baseline)
+    if protocol.speed is not None and source.kind != "folder":
+        with costs.stage("sampling speed"):
+            tree["sampling_speed"] = _sampling_speed(source.trained[seed], protocol.speed, train.num_classes, seed)
+    if protocol.true_pairs:
+        pairs = true_pair_scores(source.trained.get(seed), real.test)
+        if pairs is not None:
+            fidelity["true_pairs"] = pairs
+        else:
+            notes["psnr_ssim_true_pairs"] = _NO_TRUE_PAIRS
+    if fidelity:
+        tree["fidelity"] = fidelity
+    privacy = _privacy_stage(real, source, synthetic, synthetic_features, protocol, seed, baseline,
+                             run_dir=run_dir, progress=progress, notes=notes, artefacts=artefacts, costs=costs)
+    if privacy:
+        tree["privacy"] = privacy
+    return tree, notes, artefacts
+
+
+def _utility_stage(real: RealData, synthetic: ImageSet, protocol: Protocol, seed: int, baseline: Baseline,
+                   costs: StageCosts) -> dict[str, Any]:
+    """{"utility": regime -> multiplier -> accuracy, macro F1} and, with robustness on, {"robustness": ...};
+    the baseline regimes come from ``baseline`` (trained once per seed), the others are trained here."""
+    synthetic_results = {}
+    if protocol.synthetic_regimes:
+        synthetic_results, _models = run_utility(
+            real.train, real.val, real.test, synthetic, regimes=protocol.synthetic_regimes,
+            multipliers=protocol.multipliers, classifier=protocol.classifier, seed=seed, costs=costs,
+            **_robustness_options(protocol))
+    regime_results = {**baseline.results, **synthetic_results}
+    present = [regime for regime in REGIMES if regime in regime_results]
+    tree = {"utility": {regime: {m: {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"]}
+                                 for m, e in regime_results[regime].items()} for regime in present}}
+    if protocol.robustness is not None:
+        tree["robustness"] = {regime: {m: {"adversarial_accuracy": e["adversarial_accuracy"]}
+                                       for m, e in regime_results[regime].items()} for regime in present}
+    return tree
+
+
+def _fidelity_stage(real: RealData, synthetic: ImageSet, synthetic_features: Mapping[str, torch.Tensor],
+                    protocol: Protocol, seed: int, baseline: Baseline) -> dict[str, Any]:
+    """PRDC/FID/KID per feature space on the 1x subset and IS from the Baseline Real classifier."""
+    train, spaces = real.train, baseline.spaces
     index_1x = first_per_class_index(synthetic.labels, train.class_counts())
     fidelity: dict[str, Any] = {}
     if protocol.fidelity_metrics:
@@ -206,37 +244,38 @@ def evaluate_for_seed(real: RealData, source: SyntheticSource, protocol: Protoco
     if protocol.domain:
         fidelity["inception_score"] = {
             DOMAIN_EXTRACTOR: inception_score_of(baseline.models["baseline_real"]["0x"], synthetic.images[index_1x])}
-    if protocol.speed is not None and source.kind != "folder":
-        tree["sampling_speed"] = _sampling_speed(source.trained[seed], protocol.speed, train.num_classes, seed)
-    if protocol.true_pairs:
-        pairs = true_pair_scores(source.trained.get(seed), real.test)
-        if pairs is not None:
-            fidelity["true_pairs"] = pairs
-        else:
-            notes["psnr_ssim_true_pairs"] = _NO_TRUE_PAIRS
-    if fidelity:
-        tree["fidelity"] = fidelity
+    return fidelity
 
+
+def _privacy_stage(real: RealData, source: SyntheticSource, synthetic: ImageSet,
+                   synthetic_features: Mapping[str, torch.Tensor], protocol: Protocol, seed: int,
+                   baseline: Baseline, *, run_dir: Path, progress: bool, notes: dict[str, str],
+                   artefacts: dict[str, Any], costs: StageCosts) -> dict[str, Any]:
+    """SSIM-max, DCR (pixel space and the DCR feature space) and the empirical epsilon of a generator."""
+    train, spaces = real.train, baseline.spaces
     privacy: dict[str, Any] = {}
     if protocol.ssim is not None:
-        ssim, artefacts["ssim"] = ssim_max_scores(synthetic.images, train.images, q=protocol.ssim["q"],
-                                                  repeats=protocol.ssim["repeats"], seed=seed)
+        with costs.stage("privacy: SSIM-max"):
+            ssim, artefacts["ssim"] = ssim_max_scores(synthetic.images, train.images, q=protocol.ssim["q"],
+                                                      repeats=protocol.ssim["repeats"], seed=seed)
         privacy.update(ssim)
     if protocol.dcr:
         dcr_spaces = {"pixel": (synthetic.images, train.images, real.test.images)}
         if spaces.dcr is not None:
             dcr_spaces[spaces.dcr] = (synthetic_features[spaces.dcr], real.train_features[spaces.dcr],
                                       real.holdout_features[spaces.dcr])
-        scores, artefacts["dcr"] = dcr_scores(dcr_spaces)
+        with costs.stage("privacy: DCR"):
+            scores, artefacts["dcr"] = dcr_scores(dcr_spaces)
         privacy.update(scores)
     if protocol.epsilon is not None and source.kind == "generator":
         from medsyn.metrics.privacy import minority_class_queries
 
-        epsilon = empirical_epsilon_of_generator(
-            source.trained[seed], lambda: source.build_generator(train), train, seed=seed,
-            query_indices=minority_class_queries(train.labels, protocol.epsilon["n_queries"], seed=seed),
-            settings=protocol.epsilon, run_dir=run_dir, sampling_seed=seed + protocol.epsilon_sampling_offset,
-            progress=progress)
+        with costs.stage("privacy: empirical epsilon (ablated generators, Isomap)"):
+            epsilon = empirical_epsilon_of_generator(
+                source.trained[seed], lambda: source.build_generator(train), train, seed=seed,
+                query_indices=minority_class_queries(train.labels, protocol.epsilon["n_queries"], seed=seed),
+                settings=protocol.epsilon, run_dir=run_dir, sampling_seed=seed + protocol.epsilon_sampling_offset,
+                progress=progress)
         privacy["empirical_epsilon"] = epsilon["empirical_epsilon"]["value"]
         artefacts["epsilon"] = epsilon
     else:
@@ -244,9 +283,7 @@ def evaluate_for_seed(real: RealData, source: SyntheticSource, protocol: Protoco
             "not computed: it needs victim and ablated generators trained on neighbouring data sets, "
             "possible only for synthetic sets of kind 'generator'"
             if source.kind != "generator" else "disabled in the privacy config")
-    if privacy:
-        tree["privacy"] = privacy
-    return tree, notes, artefacts
+    return privacy
 
 
 def _sampling_speed(generator: Any, speed: Mapping[str, Any], num_classes: int, seed: int) -> float:

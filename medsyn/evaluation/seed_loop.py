@@ -16,6 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from medsyn.evaluation.protocol import Protocol, RealData, aggregate_set, evaluate_for_seed, train_baselines
+from medsyn.evaluation.stage_costs import StageCosts
 from medsyn.evaluation.synthetic_sources import SyntheticSource
 
 __all__ = ["run_dir_of", "run_seeds"]
@@ -27,21 +28,24 @@ def run_dir_of(output: Path, source_name: str, seed: int) -> Path:
 
 
 def run_seeds(real: RealData, sources: Sequence[SyntheticSource], protocol: Protocol, seeds: Sequence[int], *,
-              output: Path, progress: bool) -> tuple[dict[str, Any], dict[str, str]]:
-    """Returns (synthetic set name -> aggregated entry of the results schema, figure title -> relative path)."""
+              output: Path, progress: bool, costs: StageCosts | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Returns (synthetic set name -> aggregated entry of the results schema, figure title -> relative path);
+    each stage's time and memory go to ``costs``."""
+    costs = costs if costs is not None else StageCosts()
     per_seed: dict[str, list[dict[str, Any]]] = {source.name: [] for source in sources}
     notes: dict[str, dict[str, str]] = {source.name: {} for source in sources}
     figures: dict[str, str] = {}
     for position, seed in enumerate(tqdm(seeds, desc="assessment seeds", disable=not progress)):
-        baseline = train_baselines(real, protocol, seed)
+        baseline = train_baselines(real, protocol, seed, costs)
         for source in sources:
             tree, set_notes, artefacts = evaluate_for_seed(real, source, protocol, seed, baseline,
                                                            run_dir=run_dir_of(output, source.name, seed),
-                                                           progress=progress)
+                                                           progress=progress, costs=costs)
             notes[source.name].update(set_notes)
             per_seed[source.name].append(tree)
             if position == 0:
-                figures.update(_first_seed_figures(output, source.name, seed, real, protocol, artefacts))
+                with costs.stage("figures"):
+                    figures.update(_first_seed_figures(output, source.name, seed, real, protocol, artefacts))
     sets = {
         source.name: aggregate_set(per_seed[source.name], kind=source.kind, notes=notes[source.name],
                                    extra={"model": source.spec["model"]} if "model" in source.spec else None)

@@ -35,8 +35,10 @@ from torch import nn
 
 from medsyn.config.sections import MULTIPLIERS
 from medsyn.data.image_set import ImageSet, check_same_kind
+from medsyn.evaluation.stage_costs import StageCosts
 from medsyn.evaluation.synthetic_labels import first_per_class_index, images_needed
 from medsyn.metrics.robustness import DEEPFOOL_STEPS, adversarial_accuracy
+from medsyn.metrics.robustness.policy import check_engine
 from medsyn.models.classifier_training import evaluate_classifier, train_classifier
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER, build_classifier
 
@@ -229,7 +231,9 @@ def run_utility(
     classifier: Mapping[str, Any] | None = None,
     seed: int = 0,
     robustness_steps: int | None = DEEPFOOL_STEPS,
+    robustness_engine: str = "auto",
     progress: bool = False,
+    costs: StageCosts | None = None,
 ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, nn.Module]]]:
     """Train one classifier per (regime, multiplier), score it on the real test set, attack it with DeepFool.
 
@@ -237,7 +241,8 @@ def run_utility(
     synthetic images (same image shape and classes), or None when only baselines are asked for.
     classifier: {"arch", "epochs", "batch_size", "lr", "top_k"}; missing keys take the arch's paper values
     (``CLASSIFIER_HYPERPARAMETERS``), arch "small_cnn" and top_k 1. robustness_steps: DeepFool steps
-    (paper: 5), or None to skip robustness.
+    (paper: 5), or None to skip robustness; robustness_engine: the DeepFool engine ("auto", "autograd",
+    "sequential"; ``medsyn.metrics.robustness.policy``). costs: where the training and attack times go.
     Returns (results, models): results[regime][multiplier_key] = {"accuracy" (top-k), "macro_f1",
     "adversarial_accuracy" (when robustness_steps), "top_k", "train_size", "augment", "best_epoch", "seed"},
     plain JSON data; models[regime][multiplier_key] = the trained classifier (eval mode).
@@ -247,6 +252,8 @@ def run_utility(
     )
     if robustness_steps is not None and (not isinstance(robustness_steps, int) or robustness_steps < 1):
         raise ValueError(f"robustness_steps must be a positive integer or None, got {robustness_steps!r}")
+    check_engine(robustness_engine)
+    costs = costs if costs is not None else StageCosts()
     settings = _classifier_settings(classifier)
     top_k = settings.pop("top_k")
     results: dict[str, dict[str, dict[str, Any]]] = {}
@@ -258,10 +265,10 @@ def run_utility(
         steps = tqdm(plan, desc="utility regimes")
     for regime, multiplier in steps:
         training_set, augment = build_regime_training_set(regime, multiplier, train, synthetic)
-        model, history = train_classifier(
-            training_set, val, seed=seed, augment=augment, progress=False, **settings
-        )
-        scores = evaluate_classifier(model, test, top_k=top_k)
+        with costs.stage("utility: classifier training"):
+            model, history = train_classifier(training_set, val, seed=seed, augment=augment, progress=False,
+                                              **settings)
+            scores = evaluate_classifier(model, test, top_k=top_k)
         entry: dict[str, Any] = {
             "accuracy": scores["accuracy"],
             "macro_f1": scores["macro_f1"],
@@ -272,7 +279,9 @@ def run_utility(
             "seed": seed,
         }
         if robustness_steps is not None:
-            entry["adversarial_accuracy"] = adversarial_accuracy(model, test, steps=robustness_steps)
+            with costs.stage("robustness: DeepFool"):
+                entry["adversarial_accuracy"] = adversarial_accuracy(model, test, steps=robustness_steps,
+                                                                     engine=robustness_engine)
             entry["deepfool_steps"] = robustness_steps
         key = multiplier_key(multiplier)
         results.setdefault(regime, {})[key] = entry

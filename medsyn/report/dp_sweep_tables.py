@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from medsyn.report.cost_table import cost_table_lines
 from medsyn.report.results import validate_results
 
 __all__ = ["NO_PRIVACY", "dp_sweep_extractor", "dp_sweep_series", "render_dp_sweep_markdown"]
@@ -116,4 +117,5 @@ def render_dp_sweep_markdown(results: Mapping[str, Any], *, figure_name: str = "
     notes = meta.get("notes", [])
     if notes:
         lines += ["Notes:", *[f"- {note}" for note in notes], ""]
+    lines += cost_table_lines(meta)
     return "\n".join(lines)

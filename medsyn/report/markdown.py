@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from medsyn.report.assessment_tables import fidelity_tables, not_computed_lines, privacy_table, utility_table
+from medsyn.report.cost_table import cost_table_lines
 from medsyn.report.metric_catalog import METRIC_CATALOG, metric_name_of
 from medsyn.report.results import METRIC_SECTIONS, is_statistic, validate_results
 
@@ -72,6 +73,7 @@ def render_report(results: Mapping[str, Any], *, figures: Mapping[str, str], tit
     notes = metadata.get("notes", [])
     if notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    lines += cost_table_lines(metadata)
     versions = metadata.get("versions", {})
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]

@@ -82,59 +82,17 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
         raise ValueError(f"training set {train.source} is empty")
     rank, world_size = rank_and_world_size()
     device = torch.device(run.device)
-    if run.poisson_sampling:
-        if world_size > 1:
-            raise ValueError(
-                "Poisson sampling (DP-SGD) is not supported together with DDP; run DP in one process"
-            )
-        batches: ShuffledBatches | PoissonBatches = PoissonBatches(
-            len(train), min(1.0, run.batch_size / len(train)), run.seed
-        )
-    else:
-        batches = ShuffledBatches(len(train), run.batch_size, run.seed)
-    history: list[dict[str, float]] = []
-    start = 0
+    batches = _batch_sampler(run, len(train), world_size)
     checkpoint_path = Path(run.checkpoint_path)
     if checkpoint_path.exists():
-        payload = load_checkpoint(checkpoint_path, model=run.model_name, config=run.config)
-        missing = sorted(set(run.stateful) - set(payload["state"]))
-        if missing:
-            raise ValueError(f"checkpoint {checkpoint_path} has no state for {missing}")
-        start = int(payload["step"])
-        if start > run.steps:
-            raise ValueError(
-                f"checkpoint {checkpoint_path} is at step {start}, beyond the {run.steps} steps asked for"
-            )
-        for key, obj in run.stateful.items():
-            obj.load_state_dict(payload["state"][key])
-        batches.load_state_dict(payload["batches"])
-        torch.set_rng_state(payload["torch_rng"])
-        if payload.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(payload["cuda_rng"])
-        history = list(payload["history"])
+        start, history = _resume(run, checkpoint_path, batches)
     else:
+        start, history = 0, []
         torch.manual_seed(run.seed)
 
     def save(step: int) -> None:
         if rank == 0:
-            metadata = dict(run.metadata)
-            if run.metadata_fn is not None:
-                metadata.update(run.metadata_fn())
-            save_checkpoint(
-                checkpoint_path,
-                model=run.model_name,
-                config=run.config,
-                state={
-                    "step": step,
-                    "state": {key: obj.state_dict() for key, obj in run.stateful.items()},
-                    "batches": batches.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                    "history": history,
-                    "metadata": metadata,
-                    "world_size": world_size,
-                },
-            )
+            _save(run, checkpoint_path, step, batches, history, world_size)
         barrier()  # no rank runs ahead (or exits) before the checkpoint is on disk
 
     bar = tqdm(
@@ -160,3 +118,54 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
     if start < run.steps or not checkpoint_path.exists():
         save(run.steps)
     return history
+
+
+def _batch_sampler(run: TrainingRun, size: int, world_size: int) -> ShuffledBatches | PoissonBatches:
+    """Shuffled fixed-size batches, or Poisson sampling at rate batch_size / size under DP-SGD."""
+    if not run.poisson_sampling:
+        return ShuffledBatches(size, run.batch_size, run.seed)
+    if world_size > 1:
+        raise ValueError("Poisson sampling (DP-SGD) is not supported together with DDP; run DP in one process")
+    return PoissonBatches(size, min(1.0, run.batch_size / size), run.seed)
+
+
+def _resume(run: TrainingRun, checkpoint_path: Path, batches: ShuffledBatches | PoissonBatches
+            ) -> tuple[int, list[dict[str, float]]]:
+    """Restore every stateful object, the batch sampler and the RNGs; return (next step, loss history)."""
+    payload = load_checkpoint(checkpoint_path, model=run.model_name, config=run.config)
+    missing = sorted(set(run.stateful) - set(payload["state"]))
+    if missing:
+        raise ValueError(f"checkpoint {checkpoint_path} has no state for {missing}")
+    start = int(payload["step"])
+    if start > run.steps:
+        raise ValueError(f"checkpoint {checkpoint_path} is at step {start}, beyond the {run.steps} steps asked for")
+    for key, obj in run.stateful.items():
+        obj.load_state_dict(payload["state"][key])
+    batches.load_state_dict(payload["batches"])
+    torch.set_rng_state(payload["torch_rng"])
+    if payload.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    return start, list(payload["history"])
+
+
+def _save(run: TrainingRun, checkpoint_path: Path, step: int, batches: ShuffledBatches | PoissonBatches,
+          history: list[dict[str, float]], world_size: int) -> None:
+    """The checkpoint at ``step``: states, sampler, RNGs, history and metadata (written atomically)."""
+    metadata = dict(run.metadata)
+    if run.metadata_fn is not None:
+        metadata.update(run.metadata_fn())
+    save_checkpoint(
+        checkpoint_path,
+        model=run.model_name,
+        config=run.config,
+        state={
+            "step": step,
+            "state": {key: obj.state_dict() for key, obj in run.stateful.items()},
+            "batches": batches.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "history": history,
+            "metadata": metadata,
+            "world_size": world_size,
+        },
+    )

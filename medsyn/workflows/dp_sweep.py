@@ -107,6 +107,7 @@ def run_dp_sweep(
             "max_grad_norm": max_grad_norm, "extractor": extractor, "classifier": dict(classifier),
             "empirical_epsilon": empirical_epsilon, "data": swept["data"], "versions": package_versions(),
             "machine": machine_description(), "wall_seconds": time.perf_counter() - started,
+            "costs": swept["costs"],
             "notes": sweep_notes(extractor, empirical=empirical_epsilon is not None),
         },
     }

@@ -30,8 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from medsyn.config.strict import strict_arguments
-from medsyn.evaluation.generator_runs import CHECKPOINT_NAME
 from medsyn.data.safe_names import class_folder_name, class_folder_names
+from medsyn.evaluation.generator_runs import CHECKPOINT_NAME
 from medsyn.io.atomic import write_bytes_atomic
 from medsyn.io.output_folder import OutputFolder, check_output_folder, claim_output_folder
 from medsyn.models.per_class_sampling import class_names_of, sample_per_class

@@ -32,40 +32,28 @@ from typing import Any
 from medsyn.config.data import DataSection
 from medsyn.config.generators import parse_generator_overrides
 from medsyn.config.strict import parse_section, strict_arguments
-from medsyn.evaluation.generator_runs import CHECKPOINT_NAME, MANIFEST_NAME, SUMMARY_NAME, train_on_one_split
+from medsyn.evaluation.generator_runs import (
+    CHECKPOINT_NAME,
+    MANIFEST_NAME,
+    SUMMARY_NAME,
+    run_settings,
+    train_on_one_split,
+)
 from medsyn.io.output_folder import check_output_folder
-from medsyn.models.registry import generator_class, model_config_of
+from medsyn.models.registry import generator_class
 from medsyn.training.device import resolve_device
-from medsyn.training.distributed import claim_on_main_process, init_distributed, is_distributed, shutdown_distributed
+from medsyn.training.distributed import (
+    claim_on_main_process,
+    init_distributed,
+    is_distributed,
+    shutdown_distributed,
+)
 from medsyn.training.dp_grid import dp_runs
 from medsyn.training.settings import TrainingSettings
 
 __all__ = ["CHECKPOINT_NAME", "MANIFEST_NAME", "SUMMARY_NAME", "WRITER", "run_settings", "train_generator"]
 
 WRITER = "train_generator"
-
-
-def run_settings(
-    model: str,
-    data: Mapping[str, Any],
-    *,
-    seed: int,
-    per_class: int | None,
-    model_config: Mapping[str, Any] | None,
-    batch_size: int,
-    dp: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The settings that decide what a run's files hold (its split, its weights): recorded in the output
-    folder's ownership manifest; a re-run into the folder must give the same ones."""
-    return {
-        "model": model,
-        "data": {"kind": data["kind"], "options": dict(data.get("options") or {})},
-        "seed": seed,
-        "per_class": per_class,
-        "model_config": model_config_of(model, model_config),
-        "batch_size": batch_size,
-        "dp": None if dp is None else dict(dp),
-    }
 
 
 @strict_arguments

@@ -36,6 +36,7 @@ CVAE_SET = {"cvae": {"kind": "generator", "model": "cvae", "config": {"hidden_di
         ({"utility": {"classifier": {"epoch": 1}}}, r"^utility\.classifier\.epoch: unknown key; did you mean 'epochs'\?$"),
         ({"utility": {"multiplier": [1]}}, r"^utility\.multiplier: unknown key; did you mean 'multipliers'\?$"),
         ({"robustness": {"step": 5}}, r"^robustness\.step: unknown key; did you mean 'steps'\?$"),
+        ({"robustness": {"engine": "fast"}}, r"robustness\.engine must be one of 'auto', 'autograd', 'sequential'"),
         ({"privacy": {"empirical_epsilon": {"n_querys": 1}}},
          r"^privacy\.empirical_epsilon\.n_querys: unknown key; did you mean 'n_queries'\?$"),
         ({"fidelity": {"kid": {"subset": 5}}}, r"^fidelity\.kid\.subset: unknown key; did you mean 'subsets'\?$"),

@@ -139,6 +139,7 @@ def test_checks_fail_before_any_training(digits_splits, monkeypatch):
         ({"classifier": {"top_k": 11}}, "top_k"),
         ({"regimes": ["baseline_real", "baseline_real"]}, "duplicates"),
         ({"multipliers": [1, 0]}, "positive integers"),
+        ({"robustness_engine": "fast"}, r"engine must be one of 'auto', 'autograd', 'sequential', got 'fast'"),
     ]
     for override, match in cases:
         arguments = {"train": train, "val": val, "test": test, "synthetic": synthetic, **override}

@@ -21,9 +21,9 @@ from torch.nn import functional as F
 
 from medsyn.metrics.features.registry import register_feature_extractor
 from medsyn.metrics.features.spec import FeatureExtractorSpec
-from medsyn.metrics.features.weights_file import load_state_dict_strict
+from medsyn.metrics.features.weights_file import load_architecture, weights_file_extractor
 
-__all__ = ["InceptionV3FID", "build_inception_v3", "register_inception_v3"]
+__all__ = ["InceptionV3FID", "inception_v3_extractor", "load_inception_v3_fid", "register_inception_v3"]
 
 INPUT_SIZE = 299
 INPUT_MEAN = (128.0 / 255.0,) * 3
@@ -208,21 +208,15 @@ class InceptionV3FID(nn.Module):
         return self.fc(self.forward(x))
 
 
-def build_inception_v3(weights_path: str | os.PathLike) -> InceptionV3FID:
+def load_inception_v3_fid(weights_path: str | os.PathLike) -> InceptionV3FID:
     """Inception-v3 (FID graph) with the weights at ``weights_path`` (strict: wrong file -> ValueError)."""
-    with torch.device("meta"):  # no random initialisation: every tensor comes from the file
-        model = InceptionV3FID()
-    return load_state_dict_strict(model, weights_path).eval()
+    return load_architecture(InceptionV3FID, weights_path)
 
 
 def inception_v3_extractor(weights_path: str | os.PathLike, name: str = "inception_v3") -> FeatureExtractorSpec:
-    """The extractor of the weights at ``weights_path``, loaded now (a wrong file fails before any training),
-    NOT registered: a run holds it as an object (``extract_features(images, spec)``)."""
-    model = build_inception_v3(weights_path)
-    return FeatureExtractorSpec(
-        name=name, build=lambda: model, input_size=INPUT_SIZE, mean=INPUT_MEAN, std=INPUT_STD,
-        feature_dim=FEATURE_DIM, resize_mode="tf1_bilinear",
-    )
+    """The 2048-d pool3 extractor of the weights at ``weights_path`` (loaded now, not registered)."""
+    return weights_file_extractor(InceptionV3FID, weights_path, name=name, input_size=INPUT_SIZE, mean=INPUT_MEAN,
+                                  std=INPUT_STD, feature_dim=FEATURE_DIM)
 
 
 def register_inception_v3(weights_path: str | os.PathLike, name: str = "inception_v3") -> FeatureExtractorSpec:

@@ -3,7 +3,7 @@ so with torch-fidelity's ``FeatureExtractorVGG16``, which loads a torchvision st
 4096-d output of the second fully connected layer after its ReLU ("fc2_relu", torch-fidelity's default
 for FID/KID/precision-recall; paper 000 §4.1.1 computes precision/recall on VGG16 features).
 
-medsyn downloads nothing: the user gives the PATH of a weights file (:func:`register_vgg16`).
+medsyn downloads nothing: the user gives the PATH of a weights file (:func:`vgg16_extractor`, or :func:`register_vgg16` for a process-wide name).
 Input handling follows torch-fidelity: TF1 bilinear resize to 224x224 and ImageNet mean/std.
 """
 
@@ -17,9 +17,9 @@ from torch.nn import functional as F
 
 from medsyn.metrics.features.registry import register_feature_extractor
 from medsyn.metrics.features.spec import FeatureExtractorSpec
-from medsyn.metrics.features.weights_file import load_state_dict_strict
+from medsyn.metrics.features.weights_file import load_architecture, weights_file_extractor
 
-__all__ = ["VGG16", "build_vgg16", "register_vgg16"]
+__all__ = ["VGG16FeatureNet", "load_vgg16_feature_net", "register_vgg16", "vgg16_extractor"]
 
 # torchvision cfgs["D"]: conv widths, "M" = 2x2 max pool
 CONFIGURATION_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -29,7 +29,7 @@ INPUT_STD = (0.229, 0.224, 0.225)
 FEATURE_DIM = 4096
 
 
-class VGG16(nn.Module):
+class VGG16FeatureNet(nn.Module):
     """images float32 [N,3,224,224] (ImageNet-normalised) -> fc2 ReLU features [N, 4096]; ``logits`` -> [N,1000].
 
     Module names and indices match torchvision (``features.0``, ..., ``classifier.6``).
@@ -62,21 +62,15 @@ class VGG16(nn.Module):
         return self.classifier[6](self.forward(x))
 
 
-def build_vgg16(weights_path: str | os.PathLike) -> VGG16:
+def load_vgg16_feature_net(weights_path: str | os.PathLike) -> VGG16FeatureNet:
     """VGG16 with the torchvision-format weights at ``weights_path`` (strict: wrong file -> ValueError)."""
-    with torch.device("meta"):  # no random initialisation: every tensor comes from the file
-        model = VGG16()
-    return load_state_dict_strict(model, weights_path).eval()
+    return load_architecture(VGG16FeatureNet, weights_path)
 
 
 def vgg16_extractor(weights_path: str | os.PathLike, name: str = "vgg16") -> FeatureExtractorSpec:
-    """The extractor of the weights at ``weights_path``, loaded now (a wrong file fails before any training),
-    NOT registered: a run holds it as an object (``extract_features(images, spec)``)."""
-    model = build_vgg16(weights_path)
-    return FeatureExtractorSpec(
-        name=name, build=lambda: model, input_size=INPUT_SIZE, mean=INPUT_MEAN, std=INPUT_STD,
-        feature_dim=FEATURE_DIM, resize_mode="tf1_bilinear",
-    )
+    """The fc2-ReLU extractor of the weights at ``weights_path`` (loaded now, not registered)."""
+    return weights_file_extractor(VGG16FeatureNet, weights_path, name=name, input_size=INPUT_SIZE, mean=INPUT_MEAN,
+                                  std=INPUT_STD, feature_dim=FEATURE_DIM)
 
 
 def register_vgg16(weights_path: str | os.PathLike, name: str = "vgg16") -> FeatureExtractorSpec:

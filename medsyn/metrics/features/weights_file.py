@@ -7,11 +7,14 @@ shape-mismatched load would give features (and FIDs) that look plausible and mea
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-__all__ = ["read_state_dict", "load_state_dict_strict"]
+from medsyn.metrics.features.spec import FeatureExtractorSpec
+
+__all__ = ["load_architecture", "read_state_dict", "load_state_dict_strict", "weights_file_extractor"]
 
 _SHOW = 5  # how many mismatching keys an error message lists
 
@@ -64,3 +67,22 @@ def load_state_dict_strict(model: torch.nn.Module, path: str | os.PathLike) -> t
     on_meta = any(t.is_meta for t in expected.values())
     model.load_state_dict(state, strict=True, assign=on_meta)
     return model
+
+
+def load_architecture(architecture: Callable[[], torch.nn.Module], weights_path: str | os.PathLike) -> torch.nn.Module:
+    """``architecture()`` built on the meta device (no random initialisation: every tensor comes from the
+    file), the weights at ``weights_path`` loaded strictly, in eval mode."""
+    with torch.device("meta"):
+        model = architecture()
+    return load_state_dict_strict(model, weights_path).eval()
+
+
+def weights_file_extractor(architecture: Callable[[], torch.nn.Module], weights_path: str | os.PathLike, *,
+                           name: str, input_size: int, mean: tuple[float, float, float],
+                           std: tuple[float, float, float], feature_dim: int) -> FeatureExtractorSpec:
+    """The extractor of ``architecture`` with the weights at ``weights_path``, loaded now (a wrong file fails
+    before any training), NOT registered: a run holds it as an object (``extract_features(images, spec)``).
+    Inputs are resized as torch-fidelity does (TF1 bilinear) and normalised with ``mean``/``std``."""
+    model = load_architecture(architecture, weights_path)
+    return FeatureExtractorSpec(name=name, build=lambda: model, input_size=input_size, mean=mean, std=std,
+                                feature_dim=feature_dim, resize_mode="tf1_bilinear")

@@ -15,7 +15,7 @@ from medsyn.metrics.features.registry import (
     unregister_feature_extractor,
 )
 from medsyn.metrics.features.tf1_resize import resize_bilinear_tf1
-from medsyn.metrics.features.vgg16 import VGG16, register_vgg16
+from medsyn.metrics.features.vgg16 import VGG16FeatureNet, register_vgg16
 
 
 def _randomised(model):
@@ -49,7 +49,7 @@ def test_inception_from_random_weight_file(tmp_path):
 
 
 def test_vgg16_from_random_weight_file(tmp_path):
-    model = VGG16()
+    model = VGG16FeatureNet()
     path = tmp_path / "vgg16_random.pth"
     # half precision on disk keeps the test file at 277 MB; loading casts back to float32
     half = {k: v.half() for k, v in model.state_dict().items()}
@@ -76,7 +76,7 @@ def test_wrong_architecture_file_is_a_clear_error(tmp_path):
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 4)}, wrong)
     with pytest.raises(ValueError, match=r"resnet_like\.pth.*InceptionV3FID.*missing key.*Conv2d_1a_3x3"):
         register_inception_v3(wrong)
-    with pytest.raises(ValueError, match=r"resnet_like\.pth.*VGG16.*unexpected key.*conv1.weight"):
+    with pytest.raises(ValueError, match=r"resnet_like\.pth.*VGG16FeatureNet.*unexpected key.*conv1.weight"):
         register_vgg16(wrong)
     shapes = tmp_path / "bad_shapes.pth"
     state = InceptionV3FID().state_dict()
