@@ -80,11 +80,18 @@ def read_image_folder(
     source: str | None = None,
     value_range: str | Sequence[float] = VALUE_RANGE_AUTO,
     subject_pattern: str | None = None,
+    store: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    store_dtype: str = "auto",
 ) -> SourceData:
     """Read ``path/<class>/<image>`` into float32 [N, channels, size, size] in [0, 1] (see module doc).
 
     value_range: "auto" (by dtype; floats must be in [0, 1]) or the stored [low, high] of every image
     subject_pattern: regular expression whose match in an image's relative path is its subject
+    store: decode once into an on-disk image store and reuse it on later runs
+        (:mod:`medsyn.data.image_folder_store`); cache_dir: where stores live (default: MEDSYN_CACHE_DIR,
+        else the user cache folder); store_dtype: "auto" (uint8 where exact, else uint16), "uint8",
+        "uint16" or "float32"
     """
     root = Path(path)
     if channels not in (1, 3):
@@ -92,7 +99,14 @@ def read_image_folder(
     value_range = check_value_range(value_range)
     subjects = subject_options(None, subject_pattern, column_allowed=False)
     skipped = SkippedFiles(on_error)
+    if store and on_error != "raise":
+        raise ValueError(f"on_error={on_error!r} cannot be used with store: true (a store holds every listed "
+                         "file); remove the bad files or read without the store")
     folders = list_class_folders(root, classes, class_prefix)
+    if store:
+        return _read_through_store(root, folders, size=size, channels=channels, value_range=value_range,
+                                   cache_dir=cache_dir, dtype=store_dtype, source=source or str(root),
+                                   subjects=subjects)
     images: list[torch.Tensor] = []
     labels: list[int] = []
     item_ids: list[str] = []
@@ -136,6 +150,35 @@ def read_image_folder(
         return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids)
     return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids, groups=groups,
                       group_key=subjects.group_key)
+
+
+def _read_through_store(root: Path, folders: list[Path], *, size: int | None, channels: int,
+                        value_range: str | Sequence[float], cache_dir: str | os.PathLike | None, dtype: str,
+                        source: str, subjects) -> SourceData:
+    """read_image_folder with ``store=True``: the same files, labels, item ids and groups, pixels from the
+    store (built on the first run)."""
+    from medsyn.data.image_folder_store import stored_image_folder
+
+    files_by_class = []
+    for class_index, folder in enumerate(folders):
+        files = class_folder_files(folder, _is_image_file, f"image files ({', '.join(IMAGE_EXTENSIONS)})")
+        files_by_class += [(path, class_index) for path in files]
+    item_ids = [str(path.relative_to(root)) for path, _ in files_by_class]
+    groups = None
+    if subjects.pattern is not None:  # before any decoding: a path without a subject fails at once
+        groups = []
+        for (path, _), relative in zip(files_by_class, item_ids):
+            try:
+                groups.append(subject_group(subject_from_pattern(subjects.pattern, relative)))
+            except ValueError as error:
+                raise ValueError(f"{path}: {str(error).removeprefix(f'{path}: ')}") from None
+    names = tuple(folder.name for folder in folders)
+    image_set = stored_image_folder(root, files_by_class, names, size=size, channels=channels,
+                                    value_range=value_range, cache_dir=cache_dir, dtype=dtype, source=source,
+                                    assumed_range_message=_assumed_range_message)
+    if groups is None:
+        return SourceData(sets=image_set, item_ids=item_ids)
+    return SourceData(sets=image_set, item_ids=item_ids, groups=groups, group_key=subjects.group_key)
 
 
 def load_image_folder(path: str | os.PathLike, **options) -> ImageSet:
