@@ -288,28 +288,21 @@ def adversarial_accuracy(
     attacked = model
     if any(tensor.dtype != dtype for tensor in model.state_dict().values() if tensor.dtype.is_floating_point):
         attacked = copy.deepcopy(model).to(dtype)
-    images = test.images.to(device=attack_device(attacked), dtype=dtype)  # deepfool refuses a device mismatch
-    adversarial = deepfool(
-        attacked,
-        images,
-        test.labels,
-        steps=steps,
-        overshoot=overshoot,
-        num_classes=test.num_classes,
-        batch_size=batch_size,
-        engine=engine,
-    )
+    device = attack_device(attacked)  # deepfool refuses a device mismatch
     was_training = attacked.training
-    attacked.eval()
+    predictions = []
     try:
-        device = attack_device(attacked)
-        with torch.no_grad():
-            predictions = torch.cat(
-                [
-                    attacked(adversarial[s : s + batch_size].to(device)).argmax(1).cpu()
-                    for s in range(0, len(adversarial), batch_size)
-                ]
-            )
+        # one block of ``batch_size`` test images at a time, so memory does not grow with the test set; deepfool
+        # batches by ``batch_size`` from the first image, so the blocks are the batches it would form itself
+        for start in range(0, len(test), batch_size):
+            block = test.images[start:start + batch_size].to(device=device, dtype=dtype)
+            adversarial = deepfool(attacked, block, test.labels[start:start + batch_size], steps=steps,
+                                   overshoot=overshoot, num_classes=test.num_classes, batch_size=batch_size,
+                                   engine=engine)
+            attacked.eval()
+            with torch.no_grad():
+                predictions.append(attacked(adversarial.to(device)).argmax(1).cpu())
     finally:
         attacked.train(was_training)
+    predictions = torch.cat(predictions)
     return float((predictions == test.labels).double().mean().item())
