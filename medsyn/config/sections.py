@@ -351,12 +351,15 @@ class SyntheticSetCheckpoint:
 @dataclass(frozen=True)
 class SyntheticSetFolder:
     """[synthetic_sets.<name>] of kind folder: images made by any tool, with their labels CSV
-    (``allow_outside_root``: accept CSV filenames that resolve outside ``path``; refused by default)."""
+    (``allow_outside_root``: accept CSV filenames that resolve outside ``path``; refused by default;
+    ``store``: decode once into an on-disk image store under ``cache_dir`` and stream it, for large sets)."""
 
     kind: str
     path: str
     labels_csv: str
     allow_outside_root: bool = False
+    store: bool = False
+    cache_dir: str | None = None
 
 
 SYNTHETIC_SET_SECTIONS: dict[str, type] = {

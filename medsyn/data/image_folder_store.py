@@ -26,7 +26,8 @@ import torch
 from medsyn.data.image_decode import decode_image
 from medsyn.data.image_set import ImageSet
 from medsyn.data.pixels import resize_images
-from medsyn.data.store import StoreView, build_store, to_image_set
+from medsyn.data.store import build_store
+from medsyn.data.stored_images import StoredImages
 
 __all__ = ["STORE_DTYPES", "stored_image_folder"]
 
@@ -46,7 +47,8 @@ def stored_image_folder(
     source: str,
     assumed_range_message: Callable[[int, str, tuple[float, float], tuple[float, float]], str],
 ) -> ImageSet:
-    """The ImageSet of ``files_by_class`` ((file, class index) in reading order) through the store."""
+    """The ImageSet of ``files_by_class`` ((file, class index) in reading order), its images StoredImages
+    of the store (read in batches by every stage)."""
     if dtype not in STORE_DTYPES:
         raise ValueError(f"store_dtype must be one of {list(STORE_DTYPES)}, got {dtype!r}")
     files = [path for path, _ in files_by_class]
@@ -80,7 +82,7 @@ def stored_image_folder(
         overall = (min(r[0] for _, r in assumed), max(r[1] for _, r in assumed))
         warnings.warn(f"image folder {root}: " + assumed_range_message(len(assumed), *assumed[0], overall),
                       UserWarning, stacklevel=3)
-    return to_image_set(StoreView(build.store), source=source)
+    return ImageSet(StoredImages.of_store(build.store), build.store.labels, class_names, source)
 
 
 def _image_shape(first: Path, channels: int, size: int | None, value_range: str | Sequence[float]

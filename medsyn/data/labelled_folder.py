@@ -80,12 +80,17 @@ def load_labelled_folder(
     class_names: Sequence[str],
     image_shape: tuple[int, int, int],
     allow_outside_root: bool = False,
+    store: bool = False,
+    cache_dir: str | os.PathLike | None = None,
 ) -> ImageSet:
     """Read the images listed in ``labels_csv`` from ``folder``.
 
     class_names: the real data set's classes (label names and indices are resolved against them)
     image_shape: (C, H, W) of the real data; every image must have exactly this shape
     allow_outside_root: accept filenames that resolve outside ``folder`` (refused by default)
+    store: decode once into an on-disk image store (medsyn.data.store; reused while the files, labels and
+        order are unchanged) and return its StoredImages; cache_dir: where stores live (default
+        MEDSYN_CACHE_DIR, else the user cache folder)
     returns: ImageSet, images float32 [N, C, H, W] in [0, 1] (8-bit PNG: value / 255), labels int64 [N]
     """
     folder = Path(folder)
@@ -119,18 +124,24 @@ def load_labelled_folder(
             raise FileNotFoundError(f"{where}: image file {path} does not exist")
         paths.append(path)
 
-    images = []
-    for path in paths:
+    def decode(index: int) -> torch.Tensor:
+        path = paths[index]
         image = decode_image_bytes(path.read_bytes(), None, where=str(path))
         if tuple(image.shape) != shape:
             raise ValueError(
                 f"{path}: image has (C,H,W)={tuple(image.shape)} but the real data has {shape}; "
                 "resize or convert the synthetic images to the real data's size and channel count first"
             )
-        images.append(image)
-    return ImageSet(
-        torch.stack(images).float().contiguous(),
-        torch.tensor(labels, dtype=torch.int64),
-        tuple(class_names),
-        str(folder),
-    )
+        return image
+
+    label_tensor = torch.tensor(labels, dtype=torch.int64)
+    if store:
+        from medsyn.data.store import build_store
+        from medsyn.data.stored_images import StoredImages
+
+        built = build_store(kind="labelled_folder", root=folder, files=paths, labels=label_tensor,
+                            class_names=tuple(class_names), image_shape=shape, decode=decode, options={},
+                            cache_dir=cache_dir).store
+        return ImageSet(StoredImages.of_store(built), label_tensor, tuple(class_names), str(folder))
+    images = [decode(index) for index in range(len(paths))]
+    return ImageSet(torch.stack(images).float().contiguous(), label_tensor, tuple(class_names), str(folder))

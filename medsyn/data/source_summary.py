@@ -14,17 +14,22 @@ from typing import Any
 
 from medsyn.data.image_set import ImageSet
 from medsyn.data.sources import read_source
+from medsyn.data.stored_images import image_batches
 
 __all__ = ["summarize_source"]
 
+_SUMMARY_BATCH = 1024
+
 
 def _describe(image_set: ImageSet) -> dict[str, Any]:
-    images = image_set.images
+    low, high = float("inf"), float("-inf")
+    for batch in image_batches(image_set.images, _SUMMARY_BATCH):  # stored images: one batch in memory
+        low, high = min(low, float(batch.min())), max(high, float(batch.max()))
     return {
         "num_items": len(image_set),
         "image_shape": list(image_set.image_shape),
         "class_counts": dict(zip(image_set.class_names, image_set.class_counts())),
-        "value_range": [float(images.min()), float(images.max())] if len(image_set) else None,
+        "value_range": [low, high] if len(image_set) else None,
     }
 
 

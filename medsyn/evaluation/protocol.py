@@ -243,7 +243,8 @@ def _fidelity_stage(real: RealData, synthetic: ImageSet, synthetic_features: Map
                     for name in spaces.names}
     if protocol.domain:
         fidelity["inception_score"] = {
-            DOMAIN_EXTRACTOR: inception_score_of(baseline.models["baseline_real"]["0x"], synthetic.images[index_1x])}
+            DOMAIN_EXTRACTOR: inception_score_of(baseline.models["baseline_real"]["0x"],
+                                                 synthetic.subset(index_1x).images)}
     return fidelity
 
 

@@ -78,7 +78,8 @@ def prepare_sources(synthetic_sets: Mapping[str, Mapping[str, Any]], train: Imag
         else:
             folder = load_labelled_folder(spec["path"], spec["labels_csv"], class_names=train.class_names,
                                           image_shape=train.image_shape,
-                                          allow_outside_root=spec.get("allow_outside_root", False) is True)
+                                          allow_outside_root=spec.get("allow_outside_root", False) is True,
+                                          store=spec.get("store", False) is True, cache_dir=spec.get("cache_dir"))
             _check_folder_size(where, spec["path"], folder, train, max_multiplier)
             source.fixed = folder
         sources.append(source)

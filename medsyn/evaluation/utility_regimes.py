@@ -35,6 +35,7 @@ from torch import nn
 
 from medsyn.config.sections import MULTIPLIERS
 from medsyn.data.image_set import ImageSet, check_same_kind
+from medsyn.data.stored_images import StoredImages, image_tensor
 from medsyn.evaluation.stage_costs import StageCosts
 from medsyn.evaluation.synthetic_labels import first_per_class_index, images_needed
 from medsyn.metrics.robustness import DEEPFOOL_STEPS, adversarial_accuracy
@@ -129,8 +130,12 @@ def build_regime_training_set(
     chosen = synthetic.subset(first_per_class_index(synthetic.labels, images_needed(real_train.class_counts(), multiplier)))
     if not uses_real:
         return chosen, augment
+    if real_train.stored or chosen.stored:  # a view of both: no pixel is copied
+        images = StoredImages.concatenate([real_train.images, chosen.images])
+    else:
+        images = torch.cat([real_train.images, chosen.images])
     combined = ImageSet(
-        images=torch.cat([real_train.images, chosen.images]),
+        images=images,
         labels=torch.cat([real_train.labels, chosen.labels]),
         class_names=real_train.class_names,
         source=f"{real_train.source} + {multiplier_key(multiplier)} {synthetic.source}",
@@ -178,6 +183,15 @@ def _plan(regimes: Sequence[str], multipliers: Sequence[int]) -> list[tuple[str,
     return plan
 
 
+def _same_images(val: ImageSet, test: ImageSet) -> bool:
+    """Whether val and test hold the same images (for stored images: the same stored rows)."""
+    if val.images.shape != test.images.shape:
+        return False
+    if val.stored and test.stored:
+        return val.images.same_images(test.images)
+    return torch.equal(image_tensor(val.images), image_tensor(test.images))
+
+
 def check_utility_inputs(
     train: ImageSet,
     val: ImageSet,
@@ -196,7 +210,7 @@ def check_utility_inputs(
             check_same_kind(train, split, reference_name="the real training set", other_name=name)
         if len(split) == 0:
             raise ValueError(f"{name} ({split.source}) is empty")
-    if val.images.shape == test.images.shape and torch.equal(val.images, test.images):
+    if _same_images(val, test):
         raise ValueError(
             "val and test hold the same images: the best epoch must be chosen on real validation "
             "data, never on the test set"

@@ -12,6 +12,7 @@ from PIL import Image
 from medsyn.data import image_folder_store
 from medsyn.data.image_folder import read_image_folder
 from medsyn.data.sources import draw_splits
+from medsyn.data.stored_images import image_tensor
 
 
 def _folder(root, side=20, per_class=4, classes=("a", "b", "c")):
@@ -25,7 +26,8 @@ def _folder(root, side=20, per_class=4, classes=("a", "b", "c")):
 
 
 def _same(a, b):
-    assert torch.equal(a.sets.images, b.sets.images) and torch.equal(a.sets.labels, b.sets.labels)
+    assert torch.equal(image_tensor(a.sets.images), image_tensor(b.sets.images))
+    assert torch.equal(a.sets.labels, b.sets.labels)
     assert a.sets.class_names == b.sets.class_names and a.item_ids == b.item_ids and a.groups == b.groups
 
 
@@ -34,6 +36,7 @@ def test_store_gives_the_in_memory_set_and_reuses_it(tmp_path, size, monkeypatch
     root = _folder(tmp_path / "data")
     in_memory = read_image_folder(root, size=size)
     stored = read_image_folder(root, size=size, store=True, cache_dir=tmp_path / "cache")
+    assert stored.sets.stored  # the pixels stay on disk
     _same(in_memory, stored)  # exact: uint8 at the images' own size, float32 for resampled ones
     calls = []
     real_decode = image_folder_store.decode_image
@@ -76,7 +79,8 @@ def test_subject_groups_and_splits_are_those_of_the_in_memory_path(tmp_path):
     stored, stored_manifest = draw_splits("image_folder", {**options, "store": True,
                                                             "cache_dir": str(tmp_path / "cache")}, seed=3)
     for name in ("train", "val", "test"):
-        assert torch.equal(memory[name].images, stored[name].images)
+        assert stored[name].stored and not memory[name].stored  # the split is a view of the store
+        assert torch.equal(memory[name].images, image_tensor(stored[name].images))
     assert (memory_manifest.train, memory_manifest.val, memory_manifest.test) == (
         stored_manifest.train, stored_manifest.val, stored_manifest.test)
     assert memory_manifest.item_ids == stored_manifest.item_ids

@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from medsyn.data.stored_images import StoredImages
 from medsyn.metrics.features.registry import get_feature_extractor, load_feature_extractor
 from medsyn.metrics.features.spec import FeatureExtractorSpec, frozen_network
 from medsyn.metrics.features.tf1_resize import resize_bilinear_tf1
@@ -65,7 +66,8 @@ def extract_features(
 ) -> torch.Tensor:
     """Feature vectors of ``images``.
 
-    images: float [N,H,W] or [N,C,H,W] in [0,1] (torch or numpy); C in {1,3} for ImageNet extractors
+    images: float [N,H,W] or [N,C,H,W] in [0,1] (torch or numpy), or StoredImages (read one batch at a
+        time, so memory does not grow with N); C in {1,3} for ImageNet extractors
     extractor: a name from :func:`registered_feature_extractors` (e.g. ``"effnet_lite0"``), or a
         :class:`FeatureExtractorSpec` a run holds (``domain_extractor``, ``weights_extractor``); an object is
         used as given, even when an extractor of the same name is registered
@@ -82,7 +84,7 @@ def extract_features(
         device = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"device must name a torch device, got {device!r}") from error
-    batch = as_image_batch(images, "images")
+    batch = images if isinstance(images, StoredImages) else as_image_batch(images, "images")
     allowed = {1, 3} if spec.input_channels == 3 else {spec.input_channels}
     if batch.shape[1] not in allowed:
         raise ValueError(
@@ -99,7 +101,7 @@ def extract_features(
     with torch.no_grad():
         starts = range(0, batch.shape[0], batch_size)
         for start in tqdm(starts, desc=f"features {extractor_name}", disable=not progress, leave=False):
-            chunk = batch[start : start + batch_size].to(device)
+            chunk = batch[start : start + batch_size].to(device)  # a read of stored images
             prepared = prepare_images(
                 chunk, spec.input_size, spec.mean, spec.std, spec.resize_mode, spec.input_channels
             )
