@@ -99,14 +99,11 @@ def read_image_folder(
     value_range = check_value_range(value_range)
     subjects = subject_options(None, subject_pattern, column_allowed=False)
     skipped = SkippedFiles(on_error)
-    if store and on_error != "raise":
-        raise ValueError(f"on_error={on_error!r} cannot be used with store: true (a store holds every listed "
-                         "file); remove the bad files or read without the store")
-    folders = list_class_folders(root, classes, class_prefix)
     if store:
-        return _read_through_store(root, folders, size=size, channels=channels, value_range=value_range,
-                                   cache_dir=cache_dir, dtype=store_dtype, source=source or str(root),
-                                   subjects=subjects)
+        return _read_through_store(root, classes, class_prefix, on_error, size=size, channels=channels,
+                                   value_range=value_range, cache_dir=cache_dir, dtype=store_dtype,
+                                   source=source or str(root), subjects=subjects)
+    folders = list_class_folders(root, classes, class_prefix)
     images: list[torch.Tensor] = []
     labels: list[int] = []
     item_ids: list[str] = []
@@ -152,13 +149,17 @@ def read_image_folder(
                       group_key=subjects.group_key)
 
 
-def _read_through_store(root: Path, folders: list[Path], *, size: int | None, channels: int,
-                        value_range: str | Sequence[float], cache_dir: str | os.PathLike | None, dtype: str,
-                        source: str, subjects) -> SourceData:
+def _read_through_store(root: Path, classes: Sequence[str] | None, class_prefix: str | Sequence[str] | None,
+                        on_error: str, *, size: int | None, channels: int, value_range: str | Sequence[float],
+                        cache_dir: str | os.PathLike | None, dtype: str, source: str, subjects) -> SourceData:
     """read_image_folder with ``store=True``: the same files, labels, item ids and groups, pixels from the
     store (built on the first run)."""
     from medsyn.data.image_folder_store import stored_image_folder
 
+    if on_error != "raise":
+        raise ValueError(f"on_error={on_error!r} cannot be used with store: true (a store holds every listed "
+                         "file); remove the bad files or read without the store")
+    folders = list_class_folders(root, classes, class_prefix)
     files_by_class = []
     for class_index, folder in enumerate(folders):
         files = class_folder_files(folder, _is_image_file, f"image files ({', '.join(IMAGE_EXTENSIONS)})")
