@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from medsyn.data.image_set import ImageSet
+from medsyn.evaluation.sample_store import samples_into_store
 from medsyn.evaluation.synthetic_labels import images_needed, labels_like
 from medsyn.io.atomic import write_bytes_atomic
 
@@ -101,7 +102,8 @@ def _check_folder_size(where: str, path: str, folder: ImageSet, train: ImageSet,
 def sample_for_seed(source: SyntheticSource, train: ImageSet, seed: int, multiplier: int, run_dir: Path, *,
                     progress: bool, save: bool = False) -> ImageSet:
     """This seed's synthetic set: a folder's images, or ``multiplier`` x the real per-class counts sampled from
-    the seed's generator (trained into ``run_dir / "checkpoint.pt"`` for kind generator, resuming if there)."""
+    the seed's generator (trained into ``run_dir / "checkpoint.pt"`` for kind generator, resuming if there);
+    with stored real data (and no ``save``) the samples go to an image store (``sample_store``)."""
     if source.kind == "folder":
         return source.fixed  # type: ignore[return-value]
     if source.kind == "generator":
@@ -111,10 +113,15 @@ def sample_for_seed(source: SyntheticSource, train: ImageSet, seed: int, multipl
         generator = source.generator
     source.trained[seed] = generator
     labels = labels_like(train.class_counts(), multiplier)
+    name = f"{source.name} seed {seed}"
+    if train.stored and not save:  # large data: the samples go to a store, one chunk in memory
+        checkpoint = run_dir / "checkpoint.pt" if source.kind == "generator" else Path(source.spec["path"])
+        return samples_into_store(generator, labels, seed=seed + 1, train=train, run_dir=run_dir,
+                                  checkpoint=checkpoint, name=name)
     images = generator.sample(labels, seed=seed + 1).float().clamp(0.0, 1.0).contiguous()
     if save:
         save_synthetic_npz(run_dir / "synthetic.npz", images, labels)
-    return ImageSet(images, labels, train.class_names, f"{source.name} seed {seed}")
+    return ImageSet(images, labels, train.class_names, name)
 
 
 def save_synthetic_npz(path: Path, images: torch.Tensor, labels: torch.Tensor) -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medsyn.data.stored_images import StoredImages, image_tensor
 from medsyn.metrics.privacy.knn_density import _as_points, knn_log_density
 
 __all__ = [
@@ -76,6 +77,7 @@ def empirical_epsilon_from_samples(
 
 
 def _flatten(value: Any, name: str) -> np.ndarray:
+    value = image_tensor(value) if isinstance(value, StoredImages) else value  # the Isomap needs every point
     array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     if array.ndim < 2 or array.shape[0] == 0:
         raise ValueError(f"{name} must be images [N,C,H,W] / [N,H,W] or features [N,D] with N >= 1, got {array.shape}")
