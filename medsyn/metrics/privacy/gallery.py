@@ -1,6 +1,9 @@
 """Privacy gallery (issue 5, 3d): the synthetic images with the highest max-SSIM, each with the real
 training image it is most similar to, so a reader can judge by eye whether the closest pairs are copies.
-The figure is drawn by ``medsyn.report.privacy_figures.save_privacy_gallery``."""
+The figure is drawn by ``medsyn.report.privacy_figures.save_privacy_gallery``.
+
+Only the ``top`` pairs are read: sets given as ``StoredImages`` (pixels on disk, paper-scale sets) are
+indexed at those images, never loaded whole."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medsyn.data.stored_images import StoredImages
 from medsyn.metrics.validation import as_image_batch, check_same_image_size
 
 __all__ = ["privacy_gallery"]
@@ -27,10 +31,16 @@ def _per_image(ssim_result: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(values, dtype=np.float64), np.asarray(indices, dtype=np.int64)
 
 
+def _image_source(images: Any, name: str) -> torch.Tensor | StoredImages:
+    """StoredImages as they are (their store checked every image), anything else validated now."""
+    return images if isinstance(images, StoredImages) else as_image_batch(images, name)
+
+
 def privacy_gallery(synthetic: Any, real_train: Any, ssim_result: Any, top: int = 16) -> dict[str, Any]:
     """The ``top`` synthetic images with the highest max-SSIM and their most similar training images.
 
-    synthetic [m,C,H,W], real_train [n,C,H,W] in [0,1]: the sets ``ssim_result`` was computed on
+    synthetic [m,C,H,W], real_train [n,C,H,W] in [0,1] (tensors, arrays or StoredImages): the sets
+        ``ssim_result`` was computed on
     ssim_result: dict from :func:`ssim_max_privacy` or an ``SSIMMaxResult``
     top: pairs to show (all m when m < top)
     returns: {"synthetic_indices": [t], "real_indices": [t], "values": [t] (descending),
@@ -38,8 +48,8 @@ def privacy_gallery(synthetic: Any, real_train: Any, ssim_result: Any, top: int 
     """
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
         raise ValueError(f"top must be a positive integer, got {top!r}")
-    synthetic_t = as_image_batch(synthetic, "synthetic")
-    real_t = as_image_batch(real_train, "real_train")
+    synthetic_t = _image_source(synthetic, "synthetic")
+    real_t = _image_source(real_train, "real_train")
     check_same_image_size(synthetic_t, "synthetic", real_t, "real_train")
     values, indices = _per_image(ssim_result)
     if values.shape != (synthetic_t.shape[0],) or indices.shape != values.shape:
@@ -55,6 +65,7 @@ def privacy_gallery(synthetic: Any, real_train: Any, ssim_result: Any, top: int 
         "synthetic_indices": order.tolist(),
         "real_indices": real_order.tolist(),
         "values": values[order].tolist(),
+        # indexing StoredImages reads only these images
         "synthetic_images": synthetic_t[torch.as_tensor(order, dtype=torch.long)].cpu().numpy(),
         "real_images": real_t[torch.as_tensor(real_order, dtype=torch.long)].cpu().numpy(),
     }

@@ -9,6 +9,16 @@ Two numbers are reported:
 - ``ssim_max_full``: the scan of every synthetic image (mean, median, max), which the compiled kernel
   makes affordable, plus the per-image values and the index of the most similar training image (the
   input of the privacy gallery).
+
+Paper-scale sets (8,000-54,309 images of 3x256x256) do not fit in memory as float32. When either set is
+``StoredImages`` (pixels in an image store on disk) the full scan is streamed: synthetic images one block at a
+time, and for each block the training set one block at a time, keeping a running max and argmax per synthetic
+image, so memory holds two blocks of images (``SSIM_MAX_BLOCK_IMAGES``) and the kernel's scratch plus O(m)
+results, whatever m and n. The result is identical to the in-memory scan: every pair's value is the kernel's
+float64 SSIM of that pair alone (it does not depend on the other images of the call), the max over blocks of
+those values is the max over the set, and a tie between blocks keeps the earlier block, i.e. the smallest
+training index, which is the kernel's own tie rule within a block. Tensors and arrays are scanned in one call,
+as before.
 """
 
 from __future__ import annotations
@@ -16,14 +26,68 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
+from medsyn.data.stored_images import StoredImages, image_batches
 from medsyn.metrics.validation import as_image_batch, check_same_image_size
 
-__all__ = ["ssim_max_privacy", "PAPER_Q", "PAPER_REPEATS"]
+__all__ = ["ssim_max_privacy", "PAPER_Q", "PAPER_REPEATS", "SSIM_MAX_BLOCK_IMAGES"]
 
 # Paper 000 §4.1.6: "we limited the analysis to 100 synthetic images ... repeated this extraction 10 times".
 PAPER_Q = 100
 PAPER_REPEATS = 10
+
+SSIM_MAX_BLOCK_IMAGES = 256
+"""Images per block of the streamed scan (synthetic and training blocks alike; used when a set is
+StoredImages). At 3x256x256 a float32 block is 192 MiB; the scan holds a synthetic block, a training block and
+the kernel's statistics of the synthetic block (about one block more): measured about 0.6 GiB above the memory
+before the scan, the same for 300 and 700 training images (the pages of the memory-mapped stores that were
+read count in RSS on top: file pages the kernel may drop)."""
+
+
+def _image_source(images: Any, name: str, data_range: float) -> torch.Tensor | StoredImages:
+    """StoredImages as they are (each block is validated by ``ssim_max`` when it is read); anything else
+    validated now as one float32 [N,C,H,W] batch."""
+    return images if isinstance(images, StoredImages) else as_image_batch(images, name, data_range=data_range)
+
+
+def _check_block_images(block_images: Any) -> int:
+    if isinstance(block_images, bool) or not isinstance(block_images, (int, np.integer)) or block_images < 1:
+        raise ValueError(f"block_images must be a positive integer, got {block_images!r}")
+    return int(block_images)
+
+
+def _streamed_ssim_max(
+    synthetic: torch.Tensor | StoredImages,
+    real_train: torch.Tensor | StoredImages,
+    block_images: int,
+    **ssim_options: Any,
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Max SSIM and its training index for every synthetic image, two blocks of images at a time (module
+    doc): (values float64 [m], indices int64 [m], the backend that ran)."""
+    from medsyn.metrics.ssim import ssim_max
+
+    values, indices = [], []
+    backend = ""
+    for synthetic_block in image_batches(synthetic, block_images):
+        best_values = best_indices = None
+        first_real = 0
+        for real_block in image_batches(real_train, block_images):
+            result = ssim_max(synthetic_block, real_block, **ssim_options)
+            block_values = result.values.cpu().double()
+            block_indices = result.indices.cpu().long() + first_real
+            if best_values is None:
+                best_values, best_indices = block_values, block_indices
+            else:  # strictly larger wins: a tie keeps the earlier block's, i.e. smaller, training index
+                larger = block_values > best_values
+                best_values = torch.where(larger, block_values, best_values)
+                best_indices = torch.where(larger, block_indices, best_indices)
+            first_real += real_block.shape[0]
+            backend = result.backend
+            del real_block  # freed before the next block is read: one training block in memory, not two
+        values.append(best_values)
+        indices.append(best_indices)
+    return torch.cat(values), torch.cat(indices), backend
 
 
 def ssim_max_privacy(
@@ -37,13 +101,17 @@ def ssim_max_privacy(
     win_size: int | None = None,
     data_range: float = 1.0,
     backend: str = "auto",
+    block_images: int = SSIM_MAX_BLOCK_IMAGES,
 ) -> dict[str, Any]:
     """SSIM-max privacy of a synthetic set against the generator's real training members.
 
-    synthetic: images [m,C,H,W] (or [m,H,W]) in [0, data_range]
-    real_train: images [n,C,H,W] in [0, data_range], the generator's training members (never holdout/test)
+    synthetic: images [m,C,H,W] (or [m,H,W]) in [0, data_range], or StoredImages
+    real_train: images [n,C,H,W] in [0, data_range], or StoredImages: the generator's training members
+        (never holdout/test)
     q: synthetic images per repetition (all m when m < q); repeats: l; seed: drives the draws
     window, win_size, data_range, backend: passed to ``medsyn.metrics.ssim_max``
+    block_images: images per block of the streamed scan, used when either set is StoredImages (module doc;
+        the result does not depend on it)
     returns: {"ssim_max_paper": {"value", "per_repetition", "q", "repeats", "seed", ...},
               "ssim_max_full": {"value" (mean), "median", "max", "n_synthetic", "n_real"},
               "per_image_values": [m] floats, "per_image_indices": [m] ints (argmax real image)}
@@ -53,18 +121,26 @@ def ssim_max_privacy(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    synthetic_t = as_image_batch(synthetic, "synthetic", data_range=data_range)
-    real_t = as_image_batch(real_train, "real_train", data_range=data_range)
-    check_same_image_size(synthetic_t, "synthetic", real_t, "real_train")
+    block_images = _check_block_images(block_images)
+    synthetic_images = _image_source(synthetic, "synthetic", data_range)
+    real_images = _image_source(real_train, "real_train", data_range)
+    check_same_image_size(synthetic_images, "synthetic", real_images, "real_train")
 
     from medsyn.metrics.ssim import ssim_max
 
     # P_j depends only on s_j and the (fixed) training set, not on which repetition drew s_j: computing
     # it once for every synthetic image and indexing it per repetition gives exactly the values the
     # paper's repeated scans would, at 1/l of the cost (and the full scan comes for free).
-    result = ssim_max(synthetic_t, real_t, window=window, win_size=win_size, data_range=data_range, backend=backend)
-    values = result.values.detach().cpu().numpy().astype(np.float64)
-    indices = result.indices.detach().cpu().numpy().astype(np.int64)
+    ssim_options = {"window": window, "win_size": win_size, "data_range": data_range, "backend": backend}
+    if isinstance(synthetic_images, StoredImages) or isinstance(real_images, StoredImages):
+        value_tensor, index_tensor, backend_used = _streamed_ssim_max(
+            synthetic_images, real_images, block_images, **ssim_options
+        )
+    else:
+        result = ssim_max(synthetic_images, real_images, **ssim_options)
+        value_tensor, index_tensor, backend_used = result.values, result.indices, result.backend
+    values = value_tensor.detach().cpu().numpy().astype(np.float64)
+    indices = index_tensor.detach().cpu().numpy().astype(np.int64)
 
     m = values.shape[0]
     q_used = min(int(q), m)
@@ -76,7 +152,7 @@ def ssim_max_privacy(
         drawn.append(chosen.tolist())
         per_repetition.append(float(values[chosen].mean()))
 
-    common = {"window": window, "win_size": win_size, "data_range": float(data_range), "backend": result.backend}
+    common = {"window": window, "win_size": win_size, "data_range": float(data_range), "backend": backend_used}
     return {
         "ssim_max_paper": {
             "value": float(np.mean(per_repetition)),
@@ -95,7 +171,7 @@ def ssim_max_privacy(
             "median": float(np.median(values)),
             "max": float(values.max()),
             "n_synthetic": int(m),
-            "n_real": int(real_t.shape[0]),
+            "n_real": int(real_images.shape[0]),
             "protocol": "every synthetic image against every real training image",
             **common,
         },
