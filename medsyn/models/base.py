@@ -1,7 +1,8 @@
 """The one interface every conditional generator implements, and the base class the registered ones share.
 
 A generator is built from a config (a dataclass whose defaults are the paper's values, cited there),
-trained with ``fit`` (which writes and resumes from a checkpoint) and sampled with ``sample``.
+trained with ``fit`` (which writes and resumes from a checkpoint) and sampled with ``sample`` (all N images
+as one tensor) or ``sample_batches`` (the same images, streamed chunk by chunk, for N too large to hold).
 ``RegisteredGenerator`` holds what every generator of ``medsyn.models.registry`` does alike: validating
 and keeping its constructor arguments, building from plain mappings, describing and loading its
 checkpoints; ``run_generator_training`` is the training loop call their ``fit`` shares.
@@ -9,7 +10,7 @@ checkpoints; ``run_generator_training`` is the training loop call their ``fit`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -33,6 +34,8 @@ __all__ = [
     "check_sample_labels",
     "check_training_set",
     "count_parameters",
+    "join_batches",
+    "rechunk",
     "run_generator_training",
     "training_set_metadata",
 ]
@@ -49,7 +52,17 @@ class ConditionalGenerator(Protocol):
         ...
 
     def sample(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """labels: int64 [N] in [0, num_classes) -> images float32 [N, C, H, W] in [0, 1]."""
+        """labels: int64 [N] in [0, num_classes) -> images float32 [N, C, H, W] in [0, 1] (N = 0: an empty
+        [0, C, H, W] tensor). Takes the same keyword overrides as ``sample_batches`` and returns
+        ``torch.cat(list(sample_batches(labels, seed, ...)))``."""
+        ...
+
+    def sample_batches(self, labels: torch.Tensor, seed: int = 0) -> Iterator[torch.Tensor]:
+        """The images ``sample(labels, seed, ...)`` returns, bit for bit and in order, as consecutive float32
+        chunks [n_i, C, H, W] (n_i >= 1; the model's own sampling chunk size, the last chunk possibly
+        smaller; nothing for N = 0), so only one chunk of images is held at a time. Same keyword overrides
+        as ``sample``. The arguments are validated when it is called (bad labels or overrides raise then,
+        before any image is made); the images are generated lazily, one chunk per ``next()``."""
         ...
 
 
@@ -66,6 +79,41 @@ def check_sample_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
             f"labels must lie in [0, {num_classes}) for this generator, got [{int(labels.min())}, {int(labels.max())}]"
         )
     return labels
+
+
+def join_batches(batches: Iterable[torch.Tensor], image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """The chunks a ``sample_batches`` yields, concatenated: float32 [N, C, H, W] (an empty [0, C, H, W]
+    tensor when there are none). What every generator's ``sample`` returns."""
+    images = list(batches)
+    if not images:
+        return torch.zeros(0, *image_shape)
+    return torch.cat(images)
+
+
+def rechunk(batches: Iterable[torch.Tensor], size: int) -> Iterator[torch.Tensor]:
+    """The rows of ``batches`` (tensors concatenated along dim 0), in order, as consecutive chunks of
+    exactly ``size`` rows (the last one possibly fewer; nothing when there are no rows): the chunks
+    ``torch.cat(list(batches)).split(size)`` would give, holding no more than one input batch (while its
+    chunks are used), the fewer than ``size`` rows left over from the batch before, and one chunk."""
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {size}")
+    pending: list[torch.Tensor] = []
+    count = 0
+    for batch in batches:
+        start = 0
+        while start < len(batch):
+            take = min(size - count, len(batch) - start)
+            pending.append(batch[start : start + take])
+            count += take
+            start += take
+            if count == size:
+                yield pending[0] if len(pending) == 1 else torch.cat(pending)
+                pending, count = [], 0
+        if pending:  # a copy of the rows left over, so the batch they come from can be freed
+            pending = [torch.cat(pending)]
+        del batch
+    if pending:
+        yield pending[0] if len(pending) == 1 else torch.cat(pending)
 
 
 def check_generator_arguments(
@@ -158,7 +206,9 @@ def run_generator_training(
 class RegisteredGenerator:
     """Base class of the generators in ``medsyn.models.registry``: a subclass sets ``name`` and
     ``config_class``, builds its networks after ``__init__`` and implements ``load_state``; it gets the
-    registry contract's ``from_config``, ``checkpoint_config`` and ``load_weights``.
+    registry contract's ``from_config``, ``checkpoint_config`` and ``load_weights``. Each subclass implements
+    ``sample_batches`` (the one sampling loop: it validates its arguments when called and returns an iterator
+    of image chunks) and a ``sample`` that is ``join_batches`` of it, with the same keyword overrides.
 
     Attributes every one keeps: ``config``, ``training``, ``num_classes``, ``image_shape``, and the
     ``metadata`` and loss ``history`` of its last ``fit`` (or loaded checkpoint).

@@ -19,6 +19,7 @@ whole model is private (paper 001 §3.1: VAEs are noised as a whole).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from medsyn.models.base import (
     check_sample_labels,
     check_training_set,
     count_parameters,
+    join_batches,
     run_generator_training,
     training_set_metadata,
 )
@@ -47,7 +49,9 @@ from medsyn.training.settings import (
     TrainingSettings,
 )
 
-__all__ = ["CVAE", "CVAEConfig", "CVAENetwork"]
+__all__ = ["CVAE", "CVAEConfig", "CVAENetwork", "SAMPLE_CHUNK"]
+
+SAMPLE_CHUNK = 256  # latents decoded together in ``sample_batches`` (memory, not results, depends on it)
 
 
 @dataclass(frozen=True)
@@ -245,17 +249,27 @@ class CVAE(RegisteredGenerator):
 
     @torch.no_grad()
     def sample(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """labels: int64 [N] in [0, num_classes) -> images float32 [N, C, H, W] in [0, 1]; z ~ N(0, I) seeded."""
+        """labels: int64 [N] in [0, num_classes) -> images float32 [N, C, H, W] in [0, 1]; z ~ N(0, I) seeded.
+        ``sample_batches``' chunks, concatenated."""
+        return join_batches(self.sample_batches(labels, seed), self.image_shape)
+
+    @torch.no_grad()
+    def sample_batches(self, labels: torch.Tensor, seed: int = 0) -> Iterator[torch.Tensor]:
+        """``sample``'s images in order, as chunks of SAMPLE_CHUNK (the last possibly fewer; none for N = 0).
+
+        labels are validated, and all N latents z [N, latent_dim] drawn, when this is called; each chunk is
+        decoded at its ``next()``.
+        """
         labels = check_sample_labels(labels, self.num_classes)
         generator = torch.Generator().manual_seed(seed)
         latent = torch.randn(len(labels), self.config.latent_dim, generator=generator)
         self.network.eval()
-        images = [
-            self.network.decode(
-                latent[start : start + 256], F.one_hot(labels[start : start + 256], self.num_classes).float()
-            )
-            for start in range(0, len(labels), 256)
-        ]
-        if not images:
-            return torch.zeros(0, *self.image_shape)
-        return torch.cat(images).clamp(0, 1)
+        return self._decoded_chunks(latent, labels, SAMPLE_CHUNK)
+
+    @torch.no_grad()
+    def _decoded_chunks(
+        self, latent: torch.Tensor, labels: torch.Tensor, size: int
+    ) -> Iterator[torch.Tensor]:
+        for start in range(0, len(labels), size):
+            condition = F.one_hot(labels[start : start + size], self.num_classes).float()
+            yield self.network.decode(latent[start : start + size], condition).clamp(0, 1)

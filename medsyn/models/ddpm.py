@@ -20,6 +20,7 @@ by noise disturbance"); it already uses GroupNorm, so Opacus' ModuleValidator ac
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,13 @@ import torch
 from torch import nn
 
 from medsyn.data.image_set import ImageSet
-from medsyn.models.base import check_divisible, check_training_set, count_parameters, training_set_metadata
+from medsyn.models.base import (
+    check_divisible,
+    check_training_set,
+    count_parameters,
+    join_batches,
+    training_set_metadata,
+)
 from medsyn.models.diffusion_generator import DiffusionGenerator, check_diffusion_config, diffusion_unet
 from medsyn.models.diffusion_sampling import DiffusionSamplingConfig, NoiseSchedule
 from medsyn.training.ema import ExponentialMovingAverage
@@ -149,7 +156,15 @@ class ConditionalDDPM(DiffusionGenerator):
         """labels int64 [N] in [0, num_classes) -> images float32 [N, C, H, W] in [0, 1] from the EMA weights.
 
         sampling_overrides: sampler, sampling_steps, eta, guidance_scale (defaults: ``self.sampling``).
-        Deterministic for a seed.
+        Deterministic for a seed. ``sample_batches``' chunks, concatenated.
         """
-        x_start = self.denoise(labels, seed, self.image_shape, sampling_overrides)
-        return ((x_start + 1.0) / 2.0).clamp(0.0, 1.0)
+        return join_batches(self.sample_batches(labels, seed, **sampling_overrides), self.image_shape)
+
+    def sample_batches(
+        self, labels: torch.Tensor, seed: int = 0, **sampling_overrides: Any
+    ) -> Iterator[torch.Tensor]:
+        """``sample``'s images in order, as chunks of SAMPLE_CHUNK (``medsyn.models.diffusion_sampling``; the
+        last possibly fewer, none for N = 0), each denoised at its ``next()``. labels and sampling_overrides
+        are validated when this is called."""
+        chunks = self.denoise_batches(labels, seed, self.image_shape, sampling_overrides)
+        return (((x_start + 1.0) / 2.0).clamp(0.0, 1.0) for x_start in chunks)

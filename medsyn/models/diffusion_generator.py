@@ -10,13 +10,13 @@ the LDM's autoencoder fields use too); ``diffusion_unet`` builds the U-Net they 
 ``DiffusionGenerator`` is the base class of both models: a class-conditional noise predictor ``network``
 whose label ``num_classes`` is the "no class" token of classifier-free guidance, the EMA of its weights
 that sampling uses, fitting with ``fit_noise_predictor`` (``medsyn.models.diffusion_training``) and
-sampling with ``sample_in_chunks`` (``medsyn.models.diffusion_sampling``). A subclass says what x is:
-pixels in [-1, 1] or scaled latents.
+sampling with ``sample_chunks`` (``medsyn.models.diffusion_sampling``), streamed chunk by chunk. A subclass
+says what x is: pixels in [-1, 1] or scaled latents.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from medsyn.models.diffusion_sampling import (
     DiffusionSamplingConfig,
     NoiseSchedule,
     build_scheduler,
-    sample_in_chunks,
+    sample_chunks,
 )
 from medsyn.models.diffusion_training import fit_noise_predictor
 from medsyn.training.ema import ExponentialMovingAverage
@@ -147,7 +147,8 @@ def diffusion_unet(config: Any, data_channels: int, **conditioning: Any) -> Diff
 
 class DiffusionGenerator(RegisteredGenerator):
     """Base class of the pixel DDPM and the LDM: a noise predictor ``network`` (x_t, t, labels) -> epsilon,
-    its EMA ``ema`` (what ``sample`` denoises with) and the ``sampling`` defaults of the reverse process.
+    its EMA ``ema`` (what ``sample`` and ``sample_batches`` denoise with) and the ``sampling`` defaults of the
+    reverse process.
 
     A subclass builds those three after ``RegisteredGenerator.__init__``; its config has the fields
     ``check_diffusion_config`` validates and a ``schedule()`` (the clipping of x_0 differs by model).
@@ -199,19 +200,22 @@ class DiffusionGenerator(RegisteredGenerator):
         self.network.load_state_dict(state["network"])
         self.ema.load_state_dict(state["ema"])
 
-    @torch.no_grad()
-    def denoise(
+    def denoise_batches(
         self,
         labels: torch.Tensor,
         seed: int,
         shape: tuple[int, int, int],
         sampling_overrides: Mapping[str, Any],
-    ) -> torch.Tensor:
-        """x_0 float32 [N, *shape] for ``labels`` (validated as ``sample``'s), from the EMA noise predictor,
-        with ``self.sampling`` updated by ``sampling_overrides``. Deterministic for a seed."""
+    ) -> Iterator[torch.Tensor]:
+        """x_0 float32 [<= SAMPLE_CHUNK, *shape] chunk by chunk (``sample_chunks``) for ``labels``, from the EMA
+        noise predictor, with ``self.sampling`` updated by ``sampling_overrides``. Deterministic for a seed.
+
+        labels (validated as ``sample``'s) and the overrides are checked when this is called; each chunk is
+        denoised at its ``next()``.
+        """
         labels = check_sample_labels(labels, self.num_classes)
         sampling = self.sampling.with_overrides(sampling_overrides, what=f"{self.name} sampling")
-        return sample_in_chunks(
+        return sample_chunks(
             self.ema.module.eval(),
             labels,
             shape=shape,

@@ -12,7 +12,8 @@ what they share:
 - ``reverse_diffusion``: the sampling loop from x_T ~ N(0, I) to x_0 with optional classifier-free guidance,
   deterministic for a seed.
 - ``DiffusionSamplingConfig``: how a generator's ``sample`` runs the reverse process (sampler, steps, eta,
-  guidance), and ``sample_in_chunks``: ``reverse_diffusion`` over any number of labels, seeded per chunk.
+  guidance), and ``sample_chunks``: ``reverse_diffusion`` over any number of labels, streamed chunk by
+  chunk and seeded per chunk (``sample_in_chunks``: the same, concatenated).
 
 Labels: int64 in [0, num_classes) for a class, and ``null_label`` (= num_classes) for "no class", the
 unconditional model that classifier-free guidance needs.
@@ -21,7 +22,7 @@ unconditional model that classifier-free guidance needs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ __all__ = [
     "drop_labels",
     "noise_prediction_loss",
     "reverse_diffusion",
+    "reverse_diffusion_steps",
+    "sample_chunks",
     "sample_in_chunks",
 ]
 
@@ -48,7 +51,7 @@ NoisePredictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tens
 
 SAMPLERS = ("ddpm", "ddim")
 
-SAMPLE_CHUNK = 256  # labels denoised together in ``sample_in_chunks``; part of what a seed determines
+SAMPLE_CHUNK = 256  # labels denoised together in ``sample_chunks``; part of what a seed determines
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,28 @@ def noise_prediction_loss(
     return (predicted - noise).pow(2).flatten(1).mean(dim=1)
 
 
+def reverse_diffusion_steps(
+    schedule: NoiseSchedule, sampler: str, steps: int | None, *, eta: float = 0.0, guidance_scale: float = 1.0
+) -> int:
+    """The number of reverse steps ``reverse_diffusion`` runs for these arguments (ValueError for a bad
+    sampler, steps, eta or guidance_scale): T for "ddpm", ``steps`` (default 50, at most T) for "ddim"."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if not guidance_scale >= 0.0:
+        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    if not eta >= 0.0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    total = schedule.num_train_timesteps
+    if sampler == "ddpm":
+        if steps not in (None, total):
+            raise ValueError(f"the ddpm sampler runs all {total} training timesteps; got steps={steps} (use ddim)")
+        return total
+    steps = 50 if steps is None else steps
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= total:
+        raise ValueError(f"ddim steps must be an integer in [1, {total}], got {steps!r}")
+    return steps
+
+
 @torch.no_grad()
 def reverse_diffusion(
     predict_noise: NoisePredictor,
@@ -147,21 +172,8 @@ def reverse_diffusion(
         U-Net is called exactly once per step either way.
     Deterministic for a seed: x_T and the per-step noise come from a private generator.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if not guidance_scale >= 0.0:
-        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
-    if not eta >= 0.0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    steps = reverse_diffusion_steps(schedule, sampler, steps, eta=eta, guidance_scale=guidance_scale)
     total = schedule.num_train_timesteps
-    if sampler == "ddpm":
-        if steps not in (None, total):
-            raise ValueError(f"the ddpm sampler runs all {total} training timesteps; got steps={steps} (use ddim)")
-        steps = total
-    else:
-        steps = 50 if steps is None else steps
-        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= total:
-            raise ValueError(f"ddim steps must be an integer in [1, {total}], got {steps!r}")
     scheduler = build_scheduler(schedule, sampler)
     scheduler.set_timesteps(steps)
     if sampler == "ddim":
@@ -221,6 +233,56 @@ class DiffusionSamplingConfig:
         return config_from_mapping(DiffusionSamplingConfig, {**asdict(self), **overrides}, what=what)
 
 
+def sample_chunks(
+    predict_noise: NoisePredictor,
+    labels: torch.Tensor,
+    *,
+    shape: tuple[int, int, int],
+    schedule: NoiseSchedule,
+    sampling: DiffusionSamplingConfig,
+    null_label: int,
+    seed: int,
+) -> Iterator[torch.Tensor]:
+    """``reverse_diffusion`` over consecutive chunks of SAMPLE_CHUNK labels, chunk i seeded with (seed, i):
+    yields x_0 [<= SAMPLE_CHUNK, *shape] per chunk (nothing for no labels), one chunk denoised per ``next()``.
+
+    ``sampling`` is checked against ``schedule`` (e.g. DDIM steps <= T) when this is called, not at the
+    first chunk, and SAMPLE_CHUNK is read then.
+    """
+    steps = None if sampling.sampler == "ddpm" else sampling.sampling_steps
+    reverse_diffusion_steps(
+        schedule, sampling.sampler, steps, eta=sampling.eta, guidance_scale=sampling.guidance_scale
+    )
+    return _denoised_chunks(
+        predict_noise, labels, shape, schedule, sampling, null_label, int(seed), SAMPLE_CHUNK
+    )
+
+
+def _denoised_chunks(
+    predict_noise: NoisePredictor,
+    labels: torch.Tensor,
+    shape: tuple[int, int, int],
+    schedule: NoiseSchedule,
+    sampling: DiffusionSamplingConfig,
+    null_label: int,
+    seed: int,
+    chunk: int,
+) -> Iterator[torch.Tensor]:
+    for index, start in enumerate(range(0, len(labels), chunk)):
+        yield reverse_diffusion(
+            predict_noise,
+            labels[start : start + chunk],
+            shape=shape,
+            schedule=schedule,
+            null_label=null_label,
+            seed=seed * 1_000_003 + index,
+            sampler=sampling.sampler,
+            steps=None if sampling.sampler == "ddpm" else sampling.sampling_steps,
+            eta=sampling.eta,
+            guidance_scale=sampling.guidance_scale,
+        )
+
+
 def sample_in_chunks(
     predict_noise: NoisePredictor,
     labels: torch.Tensor,
@@ -231,23 +293,11 @@ def sample_in_chunks(
     null_label: int,
     seed: int,
 ) -> torch.Tensor:
-    """``reverse_diffusion`` over chunks of SAMPLE_CHUNK labels, chunk i seeded with (seed, i); x_0 [N, *shape]."""
-    outputs = []
-    for index, start in enumerate(range(0, len(labels), SAMPLE_CHUNK)):
-        outputs.append(
-            reverse_diffusion(
-                predict_noise,
-                labels[start : start + SAMPLE_CHUNK],
-                shape=shape,
-                schedule=schedule,
-                null_label=null_label,
-                seed=int(seed) * 1_000_003 + index,
-                sampler=sampling.sampler,
-                steps=None if sampling.sampler == "ddpm" else sampling.sampling_steps,
-                eta=sampling.eta,
-                guidance_scale=sampling.guidance_scale,
-            )
-        )
+    """``sample_chunks``' chunks concatenated: x_0 [N, *shape] (an empty [0, *shape] for no labels)."""
+    chunks = sample_chunks(
+        predict_noise, labels, shape=shape, schedule=schedule, sampling=sampling, null_label=null_label, seed=seed
+    )
+    outputs = list(chunks)
     if not outputs:
         return torch.zeros(0, *shape)
     return torch.cat(outputs)

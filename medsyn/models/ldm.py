@@ -24,6 +24,7 @@ stage; LDM-4 U-Net with model_channels 224, channel_mult 1,2,3,4, attention at l
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,14 @@ from monai.networks.nets import AutoencoderKL, PatchDiscriminator
 from torch import nn
 
 from medsyn.data.image_set import ImageSet
-from medsyn.models.base import check_divisible, check_training_set, count_parameters, training_set_metadata
+from medsyn.models.base import (
+    check_divisible,
+    check_training_set,
+    count_parameters,
+    join_batches,
+    rechunk,
+    training_set_metadata,
+)
 from medsyn.models.diffusion_generator import (
     DiffusionGenerator,
     check_diffusion_config,
@@ -52,7 +60,8 @@ from medsyn.training.settings import TrainingSettings
 
 __all__ = ["LDMConfig", "LatentCodec", "CrossAttentionUNet", "ConditionalLDM", "autoencoder_checkpoint_path"]
 
-DECODE_CHUNK = 32  # latents decoded together in ``sample`` (memory, not results, depends on it)
+# Latents decoded together: the images ``sample_batches`` yields at a time (memory, not results, depends on it).
+DECODE_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -411,10 +420,27 @@ class ConditionalLDM(DiffusionGenerator):
         """labels int64 [N] in [0, num_classes) -> images float32 [N, C, H, W] in [0, 1].
 
         Denoises latents with the EMA U-Net, then decodes them. sampling_overrides: sampler, sampling_steps,
-        eta, guidance_scale (defaults: ``self.sampling``). Deterministic for a seed.
+        eta, guidance_scale (defaults: ``self.sampling``). Deterministic for a seed. ``sample_batches``'
+        chunks, concatenated.
         """
-        latents = self.denoise(labels, seed, self.latent_shape, sampling_overrides)
+        return join_batches(self.sample_batches(labels, seed, **sampling_overrides), self.image_shape)
+
+    def sample_batches(
+        self, labels: torch.Tensor, seed: int = 0, **sampling_overrides: Any
+    ) -> Iterator[torch.Tensor]:
+        """``sample``'s images in order, as chunks of DECODE_CHUNK (the last possibly fewer; none for N = 0).
+
+        Streamed end to end: latents are denoised SAMPLE_CHUNK at a time
+        (``medsyn.models.diffusion_sampling``), each chunk only when the latents denoised so far are used
+        up, and decoded DECODE_CHUNK at a time, so at most one denoising chunk of latents (plus fewer than
+        DECODE_CHUNK left over from the one before) and one decoded chunk of images are held. labels and
+        sampling_overrides are validated (and DECODE_CHUNK read) when this is called.
+        """
+        latents = self.denoise_batches(labels, seed, self.latent_shape, sampling_overrides)
         self.codec.eval()
-        if len(latents) == 0:
-            return torch.zeros(0, *self.image_shape)
-        return torch.cat([self.codec.decode(chunk) for chunk in latents.split(DECODE_CHUNK)]).float()
+        return self._decoded_batches(rechunk(latents, DECODE_CHUNK))
+
+    @torch.no_grad()
+    def _decoded_batches(self, latent_chunks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+        for chunk in latent_chunks:
+            yield self.codec.decode(chunk).float()

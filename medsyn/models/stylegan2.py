@@ -13,7 +13,8 @@ The networks live in ``medsyn.models.stylegan2_layers``. Images are in [-1, 1] i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import operator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from medsyn.models.base import (
     check_sample_labels,
     check_training_set,
     count_parameters,
+    join_batches,
     run_generator_training,
     training_set_metadata,
 )
@@ -286,11 +288,35 @@ class ConditionalStyleGAN2(RegisteredGenerator):
 
         Deterministic for a seed (z from a forked, seeded RNG; constant noise inputs), whatever batch_size.
         truncation_psi < 1 pulls each w towards its class's mean w (estimated from 1024 draws).
+        ``sample_batches``' chunks, concatenated.
+        """
+        batches = self.sample_batches(labels, seed, truncation_psi=truncation_psi, batch_size=batch_size)
+        return join_batches(batches, self.image_shape)
+
+    @torch.no_grad()
+    def sample_batches(
+        self,
+        labels: torch.Tensor,
+        seed: int = 0,
+        *,
+        truncation_psi: float | None = None,
+        batch_size: int = 64,
+    ) -> Iterator[torch.Tensor]:
+        """``sample``'s images in order, as CPU chunks of ``batch_size`` (the last possibly fewer; none for
+        N = 0), synthesised one chunk per ``next()``.
+
+        labels, truncation_psi and batch_size are validated when this is called, and then all N latents
+        z [N, z_dim] (and, for truncation_psi != 1, the class mean w) are drawn, so the global RNG is left
+        as it was and a chunk depends only on (seed, its positions).
         """
         labels = check_sample_labels(labels, self.num_classes)
         psi = self.config.truncation_psi if truncation_psi is None else float(truncation_psi)
         if not psi > 0:
             raise ValueError(f"truncation_psi must be > 0, got {psi}")
+        try:
+            batch_size = operator.index(batch_size)
+        except TypeError:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}") from None
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.G_ema.eval()
@@ -300,7 +326,17 @@ class ConditionalStyleGAN2(RegisteredGenerator):
             # and truncation moves the very images psi = 1 gives.
             z_all = torch.randn(len(labels), self.config.z_dim)
             class_w_mean = self._class_w_mean() if psi != 1.0 else None
-        images = []
+        return self._synthesised_batches(labels, z_all, class_w_mean, psi, batch_size)
+
+    @torch.no_grad()
+    def _synthesised_batches(
+        self,
+        labels: torch.Tensor,
+        z_all: torch.Tensor,
+        class_w_mean: torch.Tensor | None,
+        psi: float,
+        batch_size: int,
+    ) -> Iterator[torch.Tensor]:
         for start in range(0, len(labels), batch_size):
             batch_labels = labels[start : start + batch_size].to(self.device)
             w = self.G_ema.mapping(z_all[start : start + batch_size].to(self.device), batch_labels)
@@ -308,10 +344,7 @@ class ConditionalStyleGAN2(RegisteredGenerator):
                 w = torch.lerp(class_w_mean[batch_labels], w, psi)
             ws = w[:, None].repeat(1, self.G_ema.num_ws, 1)
             images_in_minus1_1 = self.G_ema.synthesis(ws, noise_mode="const").clamp(-1, 1)
-            images.append(((images_in_minus1_1 + 1) / 2).float().cpu())
-        if not images:
-            return torch.empty(0, *self.image_shape)
-        return torch.cat(images)
+            yield ((images_in_minus1_1 + 1) / 2).float().cpu()
 
     def _class_w_mean(self, draws: int = 1024) -> torch.Tensor:
         """Mean w of each class, [num_classes, w_dim]."""
