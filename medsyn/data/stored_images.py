@@ -131,6 +131,8 @@ class StoredImages:
     def read(self, positions: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
         """float32 [len(positions), C, H, W]: the images at ``positions``, in that order."""
         where = as_index_array(positions, len(self), what=f"positions in {self!r}")
+        if len(self._parts) == 1:  # one store (or tensor): its read already returns them in order
+            return self._parts[0].read(where)
         out = torch.empty((len(where), *self._image_shape), dtype=torch.float32)
         part_of = np.searchsorted(self._starts, where, side="right") - 1
         for number in np.unique(part_of):
