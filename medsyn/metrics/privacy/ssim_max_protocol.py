@@ -142,26 +142,32 @@ def ssim_max_privacy(
     values = value_tensor.detach().cpu().numpy().astype(np.float64)
     indices = index_tensor.detach().cpu().numpy().astype(np.int64)
 
+    common = {"window": window, "win_size": win_size, "data_range": float(data_range), "backend": backend_used}
+    return _protocol_result(values, indices, n_real=int(real_images.shape[0]), q=int(q), repeats=int(repeats),
+                            seed=int(seed), common=common)
+
+
+def _protocol_result(values: np.ndarray, indices: np.ndarray, *, n_real: int, q: int, repeats: int, seed: int,
+                     common: dict[str, Any]) -> dict[str, Any]:
+    """The paper protocol's draws over the per-image maxima ``values`` and the result document."""
     m = values.shape[0]
-    q_used = min(int(q), m)
-    rng = np.random.default_rng(int(seed))
+    q_used = min(q, m)
+    rng = np.random.default_rng(seed)
     per_repetition = []
     drawn = []
-    for _ in range(int(repeats)):
+    for _ in range(repeats):
         chosen = rng.choice(m, size=q_used, replace=False)  # without replacement within a repetition
         drawn.append(chosen.tolist())
         per_repetition.append(float(values[chosen].mean()))
-
-    common = {"window": window, "win_size": win_size, "data_range": float(data_range), "backend": backend_used}
     return {
         "ssim_max_paper": {
             "value": float(np.mean(per_repetition)),
             "per_repetition": per_repetition,
             "std_over_repetitions": float(np.std(per_repetition)),
             "q": q_used,
-            "q_requested": int(q),
-            "repeats": int(repeats),
-            "seed": int(seed),
+            "q_requested": q,
+            "repeats": repeats,
+            "seed": seed,
             "drawn_indices": drawn,
             "protocol": "paper 000 §4.1.6: mean over l repetitions of the mean max-SSIM of q random synthetic images",
             **common,
@@ -171,7 +177,7 @@ def ssim_max_privacy(
             "median": float(np.median(values)),
             "max": float(values.max()),
             "n_synthetic": int(m),
-            "n_real": int(real_images.shape[0]),
+            "n_real": n_real,
             "protocol": "every synthetic image against every real training image",
             **common,
         },
