@@ -50,7 +50,8 @@ def assess(output: Path, *, data: Mapping[str, Any], synthetic_sets: Mapping[str
     test = limit_per_class(splits["test"], data.get("test_per_class"), "data.test_per_class")
     check_utility_inputs(train, val, test, None, regimes=protocol.baseline_regimes or ("baseline_real",),
                          classifier=protocol.classifier)
-    sources = prepare_sources(synthetic_sets, train, protocol.max_multiplier)
+    with costs.stage("synthetic sets (read, store)"):
+        sources = prepare_sources(synthetic_sets, train, protocol.max_multiplier)
     for source in sources:
         if source.fixed is not None and protocol.synthetic_regimes:
             check_utility_inputs(train, val, test, source.fixed, regimes=protocol.synthetic_regimes,
