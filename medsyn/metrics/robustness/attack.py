@@ -38,6 +38,7 @@ metric by several percentage points (see its docstring).
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -47,7 +48,10 @@ from medsyn.metrics.robustness.autograd_engine import logit_gap_gradients, other
 from medsyn.metrics.robustness.policy import attack_device, check_engine, resolve_engine
 from medsyn.metrics.robustness.sequential_engine import SequentialGapGradients
 
-__all__ = ["DEEPFOOL_OVERSHOOT", "DEEPFOOL_STEPS", "ROBUSTNESS_DTYPE", "adversarial_accuracy", "deepfool"]
+__all__ = [
+    "ATTACK_GRADIENT_BYTES", "DEEPFOOL_OVERSHOOT", "DEEPFOOL_STEPS", "ROBUSTNESS_DTYPE", "adversarial_accuracy",
+    "attack_batch_size", "deepfool",
+]
 
 # Paper 000 §4.1.5: "a fixed number of five iterations"; overshoot 0.02: DeepFool's and torchattacks' default.
 DEEPFOOL_STEPS = 5
@@ -56,6 +60,10 @@ DEEPFOOL_OVERSHOOT = 0.02
 ROBUSTNESS_DTYPE = torch.float64
 _NORM_FLOOR = 1e-12
 _ATTACK_BATCH = 256
+# adversarial_accuracy's default batch holds at most this many bytes of per-class gradients
+# (batch x K x C x H x W values): 256 digits at 32 px take 20 MB, but 256 RGB images at 256 px with K = 8
+# would take 3.2 GB in float64, so large images are attacked in smaller batches.
+ATTACK_GRADIENT_BYTES = 512 << 20
 
 
 def _deepfool_step(
@@ -259,13 +267,20 @@ def _attack_chunk_autograd(
             correct = next_correct
 
 
+def attack_batch_size(num_classes: int, image_shape: tuple[int, int, int], dtype: torch.dtype) -> int:
+    """The default DeepFool batch of ``adversarial_accuracy``: 256 images, or as many as keep the per-class
+    gradients (K x C x H x W values an image) within ``ATTACK_GRADIENT_BYTES``, at least 1."""
+    per_image = num_classes * math.prod(image_shape) * torch.empty(0, dtype=dtype).element_size()
+    return max(1, min(_ATTACK_BATCH, ATTACK_GRADIENT_BYTES // per_image))
+
+
 def adversarial_accuracy(
     model: nn.Module,
     test: ImageSet,
     steps: int = DEEPFOOL_STEPS,
     *,
     overshoot: float = DEEPFOOL_OVERSHOOT,
-    batch_size: int = _ATTACK_BATCH,
+    batch_size: int | None = None,
     dtype: torch.dtype = ROBUSTNESS_DTYPE,
     engine: str = "auto",
 ) -> float:
@@ -277,6 +292,8 @@ def adversarial_accuracy(
     boundary (measured on digits classifiers), so in float32 rounding decides their class and the metric
     moved by 7-13 percentage points between float32 and float64 (and would move with batch size or BLAS).
     engine: as in ``deepfool`` ("auto", "autograd" or "sequential").
+    batch_size: test images attacked together; None: 256, or fewer where their per-class gradients would
+    exceed ``ATTACK_GRADIENT_BYTES`` (:func:`attack_batch_size`). Memory does not grow with the test set.
     """
     check_engine(engine)
     if not isinstance(test, ImageSet):
@@ -285,6 +302,8 @@ def adversarial_accuracy(
         raise ValueError(f"test ({test.source}) is empty")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    if batch_size is None:
+        batch_size = attack_batch_size(test.num_classes, test.image_shape, dtype)
     attacked = model
     if any(tensor.dtype != dtype for tensor in model.state_dict().values() if tensor.dtype.is_floating_point):
         attacked = copy.deepcopy(model).to(dtype)
