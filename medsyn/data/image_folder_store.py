@@ -27,11 +27,10 @@ from medsyn.data.image_decode import decode_image
 from medsyn.data.image_set import ImageSet
 from medsyn.data.pixels import resize_images
 from medsyn.data.store import build_store
+from medsyn.data.store.storage_dtype import DTYPE_REQUESTS
 from medsyn.data.stored_images import StoredImages
 
-__all__ = ["STORE_DTYPES", "stored_image_folder"]
-
-STORE_DTYPES = ("auto", "uint8", "uint16", "float32")
+__all__ = ["stored_image_folder"]
 
 
 def stored_image_folder(
@@ -49,8 +48,8 @@ def stored_image_folder(
 ) -> ImageSet:
     """The ImageSet of ``files_by_class`` ((file, class index) in reading order), its images StoredImages
     of the store (read in batches by every stage)."""
-    if dtype not in STORE_DTYPES:
-        raise ValueError(f"store_dtype must be one of {list(STORE_DTYPES)}, got {dtype!r}")
+    if dtype not in DTYPE_REQUESTS:  # the store's own rule, named by this reader's option
+        raise ValueError(f"store_dtype must be one of {list(DTYPE_REQUESTS)}, got {dtype!r}")
     files = [path for path, _ in files_by_class]
     labels = np.asarray([label for _, label in files_by_class], dtype=np.int64)
     first_by_digest: dict[str, str] = {}

@@ -27,7 +27,7 @@ import torch
 
 from medsyn.data.store.image_store import ImageStore, as_index_array
 
-__all__ = ["StoredImages", "image_batches", "image_tensor", "is_stored"]
+__all__ = ["StoredImages", "image_batches", "image_tensor"]
 
 
 @dataclass(frozen=True)
@@ -163,10 +163,6 @@ class StoredImages:
     def same_images(self, other: StoredImages) -> bool:
         """Whether ``other`` is a view of the same stored images in the same order (no pixel is read)."""
         return [part.key() for part in self._parts] == [part.key() for part in other._parts]
-
-
-def is_stored(images: object) -> bool:
-    return isinstance(images, StoredImages)
 
 
 def image_tensor(images: torch.Tensor | StoredImages) -> torch.Tensor:
