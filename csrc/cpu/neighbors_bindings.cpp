@@ -133,9 +133,44 @@ py::tuple ecdf_numpy(const py::array& a_in, const py::array& b_in) {
   return py::make_tuple(result.ks, result.area);
 }
 
+using Indices = py::array_t<int64_t, py::array::c_style>;
+
+// Exact squared distances of the row pairs (a[a_index[p]], b[b_index[p]]): the survivors of a screen.
+py::array_t<double> exact_pairs_numpy(const py::array& a_in, const py::array& a_index_in, const py::array& b_in,
+                                      const py::array& b_index_in) {
+  const Features a = features_of(a_in, "a"), b = features_of(b_in, "b");
+  check_dims(a, "a", b, "b");
+  if (!py::isinstance<Indices>(a_index_in) || !py::isinstance<Indices>(b_index_in))
+    throw std::invalid_argument("a_index and b_index must be int64 arrays");
+  const Indices a_index = py::reinterpret_borrow<Indices>(a_index_in);
+  const Indices b_index = py::reinterpret_borrow<Indices>(b_index_in);
+  if (a_index.ndim() != 1 || b_index.ndim() != 1 || a_index.shape(0) != b_index.shape(0))
+    throw std::invalid_argument("a_index and b_index must be 1-d int64 arrays of one length");
+  const int64_t pairs = a_index.shape(0), dim = a.shape(1), na = a.shape(0), nb = b.shape(0);
+  const int64_t* ai = a_index.data();
+  const int64_t* bi = b_index.data();
+  for (int64_t p = 0; p < pairs; ++p)
+    if (ai[p] < 0 || ai[p] >= na || bi[p] < 0 || bi[p] >= nb)
+      throw std::invalid_argument("pair " + std::to_string(p) + " indexes a row outside a or b");
+  py::array_t<double> out(pairs);
+  double* out_ptr = out.mutable_data();
+  const float* a_ptr = a.data();
+  const float* b_ptr = b.data();
+  {
+    py::gil_scoped_release release;
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int64_t p = 0; p < pairs; ++p) out_ptr[p] = exact_sq_distance(a_ptr + ai[p] * dim, b_ptr + bi[p] * dim, dim);
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_neighbors(py::module_& m) {
+  m.def("exact_sq_distance_pairs", &exact_pairs_numpy, py::arg("a"), py::arg("a_index"), py::arg("b"),
+        py::arg("b_index"),
+        "Exact squared distances (rounded once to float64) of the rows a[a_index[p]], b[b_index[p]]; a [na,d], "
+        "b [nb,d] C-contiguous float32, indices int64 [P]. Returns float64 [P].");
   m.def("knn_sq_distances", &knn_numpy, py::arg("queries"), py::arg("reference"), py::arg("k"),
         py::arg("self_offset") = py::none(), py::arg("block_rows") = 0, py::arg("block_cols") = 0,
         "Exact k nearest reference rows of each query. queries [q,d], reference [n,d]: C-contiguous float32. "

@@ -40,10 +40,17 @@ from medsyn.kernels.dispatch import (
     cuda_kernels,
     resolve_backend,
 )
+from medsyn.kernels.gemm_screen import nearest_sq_screened
 from medsyn.metrics.validation import as_feature_matrix, check_same_dim
 
-__all__ = ["BACKENDS", "float32_scaled_features", "knn_backend", "nearest_neighbors", "tile_exponent_limit",
+__all__ = ["BACKENDS", "SCREEN_CHOICES", "SCREEN_MIN_DIM", "float32_scaled_features", "knn_backend", "nearest_neighbors", "tile_exponent_limit",
            "times_power_of_two"]
+
+SCREEN_CHOICES = ("auto", "on", "off")
+
+SCREEN_MIN_DIM = 4096
+"""Feature dimension from which ``nearest_neighbors(screen="auto")`` uses the float64 GEMM screen on the CPU
+(benchmarks/bench_knn.py: pixel space is far faster screened; 1,280-d features are not slower either way)."""
 
 # Below 2^-30 a set is scaled up: its squared distances would approach float32's underflow and the
 # absolute term of the tile rounding bound, making every pair "unsure" (exact but slow).
@@ -118,6 +125,12 @@ def _cpp_backend(module: Any) -> SimpleNamespace:
         )
         return torch.from_numpy(values), torch.from_numpy(indices)
 
+    def exact_sq_pairs(a, a_index, b, b_index):
+        values = module.exact_sq_distance_pairs(
+            as_numpy(a), a_index.to("cpu", torch.int64).contiguous().numpy(),
+            as_numpy(b), b_index.to("cpu", torch.int64).contiguous().numpy())
+        return torch.from_numpy(values)
+
     def knn_sq_distances_self(features, k, *, block=None):
         values, indices = module.knn_sq_distances_self(as_numpy(features), int(k), int(block or 0))
         return torch.from_numpy(values), torch.from_numpy(indices)
@@ -138,6 +151,7 @@ def _cpp_backend(module: Any) -> SimpleNamespace:
         knn_sq_distances=knn_sq_distances,
         knn_sq_distances_self=knn_sq_distances_self,
         ball_membership=ball_membership,
+        exact_sq_pairs=exact_sq_pairs,
     )
 
 
@@ -186,7 +200,7 @@ def knn_backend(backend: str, device: torch.device) -> SimpleNamespace:
         return _torch_backend()
     if resolved == "cpp":
         module = cpu_kernels()
-        if not hasattr(module, "knn_sq_distances"):
+        if not hasattr(module, "knn_sq_distances") or not hasattr(module, "exact_sq_distance_pairs"):
             raise BackendUnavailableError(
                 "medsyn._kernels was built without the k-NN kernels (stale build); rebuild with `make install`"
             )
@@ -294,6 +308,7 @@ def nearest_neighbors(
     backend: str = "auto",
     block_rows: int | None = None,
     block_cols: int | None = None,
+    screen: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean nearest reference row of every query, exact.
 
@@ -302,7 +317,14 @@ def nearest_neighbors(
     (distances float64 [q], indices int64 [q]) on the CPU (the device of the inputs for CUDA).
     ``exclude_self=True`` requires queries and reference to be the same set (same n) and skips
     query i == reference i (nearest *other* record). Ties -> smallest index.
+    ``screen``: "on" finds the nearest row by the float64 GEMM screen of ``medsyn.kernels.gemm_screen``
+    (exact, the same values and indices: its survivors are recomputed exactly), "off" by the float32 tile scan
+    of ``backend``, "auto" screens CPU inputs of at least ``SCREEN_MIN_DIM`` features (pixel space), where the
+    float32 tiles' rounding bound sends most pairs to the exact recompute. The backend and block sizes
+    apply to the tile scan only.
     """
+    if screen not in SCREEN_CHOICES:
+        raise ValueError(f"screen must be one of {list(SCREEN_CHOICES)}, got {screen!r}")
     queries_t = as_feature_matrix(queries, "queries", dtype=None)
     reference_t = as_feature_matrix(reference, "reference", min_rows=2 if exclude_self else 1, dtype=None)
     check_same_dim(queries_t, "queries", reference_t, "reference")
@@ -317,6 +339,11 @@ def nearest_neighbors(
         )
     (queries_t, reference_t), exponent = float32_scaled_features([(queries_t, "queries"), (reference_t, "reference")])
     scan = knn_backend(backend, queries_t.device)
+    on_cpu = queries_t.device.type == "cpu"
+    if screen == "on" or (screen == "auto" and on_cpu and queries_t.shape[1] >= SCREEN_MIN_DIM):
+        sq, idx = nearest_sq_screened(queries_t, reference_t, exclude_self=exclude_self,
+                                      exact_pairs=getattr(scan, "exact_sq_pairs", knn_torch.exact_sq_distances))
+        return times_power_of_two(sq.sqrt(), -exponent), idx
     sq, idx = scan.knn_sq_distances(
         queries_t,
         reference_t,
