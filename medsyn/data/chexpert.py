@@ -30,6 +30,13 @@ from medsyn.data.image_set import ImageSet
 from medsyn.data.read_errors import SkippedFiles
 from medsyn.data.safe_names import listed_path
 from medsyn.data.source_data import SourceData, stacked_image_set
+from medsyn.data.source_store import (
+    ListedItems,
+    StoreDtype,
+    check_store_options,
+    listing_digest,
+    stored_source_data,
+)
 
 __all__ = ["CHEXPERT_FINDINGS", "CHEXPERT_SIZE", "select_chexpert_rows", "read_chexpert", "load_chexpert"]
 
@@ -98,6 +105,9 @@ def read_chexpert(
     limit: int | None = None,
     on_error: str = "raise",
     allow_outside_root: bool = False,
+    store: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    store_dtype: StoreDtype = "auto",
 ) -> SourceData:
     """Frontal AP single-finding CheXpert images, float32 [N, 1, size, size] in [0, 1], 14 classes.
 
@@ -105,8 +115,13 @@ def read_chexpert(
     limit: read only the first ``limit`` kept rows (for a quick look at a large CSV).
     allow_outside_root: accept CSV paths that resolve outside ``image_root`` (default: ValueError naming
         the CSV, row and path)
+    store: decode once into an on-disk image store and reuse it on later runs (:mod:`medsyn.data.source_store`;
+        the CSV gives the items and patient groups on every run, no path reaches the store); cache_dir:
+        where stores live (default MEDSYN_CACHE_DIR, else the user cache folder); store_dtype: "auto" (the
+        narrowest exact), "uint8", "uint16" or "float32"
     """
     csv_path = Path(path)
+    check_store_options(store, store_dtype, on_error)
     skipped = SkippedFiles(on_error)
     rows = _numbered_rows(csv_path, skipped)
     if limit is not None:
@@ -117,13 +132,15 @@ def read_chexpert(
         first_part = Path(rows[0][1]).parts[0]
         image_root = csv_path.parent.parent if first_part == csv_path.parent.name else csv_path.parent
     image_root = Path(image_root)
+    if store:
+        return _stored_chexpert(csv_path, image_root, rows, size=size, allow_outside_root=allow_outside_root,
+                                cache_dir=cache_dir, dtype=store_dtype, limit=limit)
     images: list[torch.Tensor] = []
     labels: list[int] = []
     item_ids: list[str] = []
     groups: list[str] = []
     for row_number, relative, label in rows:
-        path = listed_path(image_root, relative, where=f"CheXpert CSV {csv_path}, row {row_number}",
-                           allow_outside_root=allow_outside_root)
+        path = _image_path(csv_path, image_root, row_number, relative, allow_outside_root)
         if not path.is_file():
             skipped.bad_file(path, f"listed in {csv_path} but not found", missing=True)
             continue
@@ -135,9 +152,7 @@ def read_chexpert(
         images.append(image)
         labels.append(label)
         item_ids.append(relative)
-        # .../train/patient00001/study1/view1_frontal.jpg: the patient folder groups their studies.
-        parts = Path(relative).parts
-        groups.append(next((part for part in parts if part.startswith("patient")), relative))
+        groups.append(_patient_group(relative))
     skipped.warn_if_any(str(csv_path))
     if not images:
         raise ValueError(f"CheXpert CSV {csv_path}: none of the selected images could be read")
@@ -145,6 +160,55 @@ def read_chexpert(
         image_root, images, labels, CHEXPERT_FINDINGS, item_ids, size=size, source=str(csv_path)
     )
     return SourceData(sets=image_set, skipped=skipped.entries, item_ids=item_ids, groups=groups)
+
+
+def _image_path(csv_path: Path, image_root: Path, row_number: int, relative: str, allow_outside_root: bool
+                ) -> Path:
+    return listed_path(image_root, relative, where=f"CheXpert CSV {csv_path}, row {row_number}",
+                       allow_outside_root=allow_outside_root)
+
+
+def _patient_group(relative: str) -> str:
+    """.../train/patient00001/study1/view1_frontal.jpg: the patient folder groups their studies."""
+    parts = Path(relative).parts
+    return next((part for part in parts if part.startswith("patient")), relative)
+
+
+def _stored_chexpert(csv_path: Path, image_root: Path, rows: list[tuple[int, str, int]], *, size: int | None,
+                     allow_outside_root: bool, cache_dir: str | os.PathLike | None, dtype: str,
+                     limit: int | None) -> SourceData:
+    """read_chexpert with ``store=True``: the same items, labels and patient groups, pixels from the store."""
+    listing = ListedItems()
+    for row_number, relative, label in rows:
+        path = _image_path(csv_path, image_root, row_number, relative, allow_outside_root)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: listed in {csv_path} but not found")
+        listing.add_file(path, (1, *_encoded_size(path, size)), label, [relative], _patient_group(relative))
+
+    def decode_file(index: int) -> torch.Tensor:
+        path = listing.files[index]
+        return decode_image_bytes(path.read_bytes(), 1, where=str(path)).unsqueeze(0)
+
+    options = {"size": size, "limit": limit, "listing": listing_digest(csv_path)}
+    return stored_source_data(
+        listing, decode_file, kind="chexpert", root=image_root,
+        class_names=CHEXPERT_FINDINGS, size=size, options=options, cache_dir=cache_dir, dtype=dtype,
+        source=str(csv_path), group_key=None,
+    )
+
+
+def _encoded_size(path: Path, size: int | None) -> tuple[int, int]:
+    """(height, width) of the image at ``path`` from its header (only read when ``size`` is None)."""
+    if size is not None:
+        return (int(size), int(size))
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from error
+    return (height, width)
 
 
 def load_chexpert(path: str | os.PathLike, **options) -> ImageSet:

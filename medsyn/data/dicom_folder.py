@@ -18,7 +18,10 @@ naming the modalities and their file counts, unless ``allow_mixed_modalities=Tru
 of several frame sizes are resized to ``size`` with a warning naming the sizes and counts (pixel spacing
 then differs between them); with ``size=None`` they are refused.
 
-Files are read into memory once and parsed from those bytes; the folder is never written to. In folder-name
+Files are read into memory once and parsed from those bytes; the folder is never written to. With
+``store=True`` the headers (read up to the pixel data) give the items, their ids and groups and the checks
+above on every run, and the pixels are decoded once into an on-disk image store (:mod:`medsyn.data.source_store`;
+no PatientID or file name reaches it) and reused while the files are unchanged. In folder-name
 mode, files with suffix .dcm/.dicom/.ima or no suffix are read (DICOM files often have none), except
 DICOMDIR; others are ignored.
 
@@ -46,7 +49,20 @@ from medsyn.data.class_folders import files_by_class_folder, files_under
 from medsyn.data.image_set import ImageSet
 from medsyn.data.labels_csv import LabelTable, listed_files, read_labels_csv
 from medsyn.data.read_errors import SkippedFiles
-from medsyn.data.source_data import FolderItems, SourceData, file_item_id, source_data_from_items
+from medsyn.data.source_data import (
+    FolderItems,
+    SourceData,
+    check_every_class,
+    file_item_id,
+    source_data_from_items,
+)
+from medsyn.data.source_store import (
+    ListedItems,
+    StoreDtype,
+    check_store_options,
+    listing_digest,
+    stored_source_data,
+)
 
 __all__ = ["DICOM_SUFFIXES", "GROUP_BY_CHOICES", "read_dicom_folder", "load_dicom_folder", "read_dicom_bytes"]
 
@@ -68,11 +84,21 @@ _DECODE_ERRORS = (
 
 def read_dicom_bytes(data: bytes, *, where: str, stop_before_pixels: bool = False):
     """DICOM Part 10 file bytes -> pydicom Dataset; ValueError naming ``where`` if it is not DICOM."""
+    return _parse_dicom(io.BytesIO(data), where=where, stop_before_pixels=stop_before_pixels)
+
+
+def _read_dicom_header(path: Path):
+    """The data set of the file at ``path`` up to its pixel data (the rest of the file is not read)."""
+    with open(path, "rb") as handle:
+        return _parse_dicom(handle, where=str(path), stop_before_pixels=True)
+
+
+def _parse_dicom(handle, *, where: str, stop_before_pixels: bool):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+        return pydicom.dcmread(handle, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as error:
         raise ValueError(f"{where}: not a DICOM file ({error})") from error
     except _DECODE_ERRORS as error:
@@ -191,56 +217,112 @@ class _FolderRead:
 
     def add_file(self, ds, frames: np.ndarray, label: int, relative: str, group_by: str) -> None:
         """Record one decoded file: its frames as items of one split group; its group key, modality, size."""
+        group = self.note_file(ds, frames.shape[-2:], relative, group_by)
+        for frame, item_id in zip(frames, _frame_item_ids(relative, len(frames))):
+            self.items.add(torch.from_numpy(frame), label, item_id, group)
+
+    def note_file(self, ds, frame_size: Sequence[int], relative: str, group_by: str) -> str:
+        """Count one file's group key, modality and frame size (rows, columns); returns its split group."""
         group, key = _split_group(ds, relative, group_by)
         if key != group_by:
             self.fallbacks[key] += 1
             self.first_fallback = self.first_fallback or relative
         self.modalities[str(ds.get("Modality", "") or "").strip() or "(none)"] += 1
-        self.sizes[tuple(int(n) for n in frames.shape[-2:])] += 1
-        for frame_index, frame in enumerate(frames):
-            item_id = relative if len(frames) == 1 else f"{relative}#frame{frame_index}"
-            self.items.add(torch.from_numpy(frame), label, item_id, group)
+        self.sizes[tuple(int(n) for n in frame_size)] += 1
+        return group
+
+
+def _frame_item_ids(relative: str, count: int) -> list[str]:
+    """The item ids of a file's ``count`` images: the file, or one per frame."""
+    return [relative] if count == 1 else [f"{relative}#frame{index}" for index in range(count)]
+
+
+@dataclass
+class _SeenFiles:
+    """The files decoded so far by their bytes and by their SOPInstanceUID (a repeat is the same image)."""
+
+    by_digest: dict[str, str] = field(default_factory=dict)
+    by_uid: dict[str, str] = field(default_factory=dict)
+
+
+def _decoded_file(
+    file_path: Path, skipped: SkippedFiles, seen: _SeenFiles, *, window: str | Sequence[float], frames: str,
+    color: str,
+):
+    """(data set, float32 [F, C, H, W] frames) of one file (:func:`medsyn.data.dicom_pixels.dicom_frames`),
+    or None when ``skipped`` takes it: not decodable, or the bytes or SOPInstanceUID of an earlier file."""
+    from medsyn.data.dicom_pixels import dicom_frames
+
+    data = file_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in seen.by_digest:
+        skipped.bad_file(file_path, f"same bytes as {seen.by_digest[digest]} (duplicate file)")
+        return None
+    try:
+        ds = read_dicom_bytes(data, where=str(file_path))
+        uid = str(ds.get("SOPInstanceUID", ""))
+        if uid and uid in seen.by_uid:
+            raise ValueError(
+                f"{file_path}: SOPInstanceUID {uid} is also in {seen.by_uid[uid]} (same image twice)"
+            )
+        unit = dicom_frames(ds, where=str(file_path), window=window, frames=frames, color=color)
+    except ValueError as error:
+        skipped.bad_file(file_path, str(error).removeprefix(f"{file_path}: "))
+        return None
+    except _DECODE_ERRORS as error:
+        skipped.bad_file(file_path, f"pixel data not decodable ({type(error).__name__}: {error})")
+        return None
+    seen.by_digest[digest] = str(file_path)
+    if uid:
+        seen.by_uid[uid] = str(file_path)
+    return ds, unit
 
 
 def _read_files(
     root: Path, pairs: list[tuple[Path, int]], skipped: SkippedFiles, *, window: str | Sequence[float],
     frames: str, color: str, group_by: str,
 ) -> _FolderRead:
-    """Read and decode each file once, in order (see :func:`medsyn.data.dicom_pixels.dicom_frames`).
-
-    A file with the bytes or the SOPInstanceUID of an earlier file is the same image again (it would land in
-    two splits); it and a file that does not decode are reported to ``skipped``.
-    """
-    from medsyn.data.dicom_pixels import dicom_frames
-
+    """Read and decode each file once, in order (see :func:`_decoded_file`); a file that does not decode or
+    repeats an earlier one (it would land in two splits) is reported to ``skipped``."""
     read = _FolderRead()
-    first_by_digest: dict[str, str] = {}
+    seen = _SeenFiles()
+    for file_path, label in pairs:
+        decoded = _decoded_file(file_path, skipped, seen, window=window, frames=frames, color=color)
+        if decoded is not None:
+            read.add_file(decoded[0], decoded[1], label, file_item_id(root, file_path), group_by)
+    return read
+
+
+def _listed_headers(
+    root: Path, pairs: list[tuple[Path, int]], *, frames: str, color: str, group_by: str
+) -> tuple[_FolderRead, ListedItems]:
+    """What :func:`_read_files` records, from the headers alone (for the store: no pixel is decoded), and the
+    items each file will decode to (frames: NumberOfFrames, or the middle one; channels: 3 for kept colour)."""
+    from medsyn.data.dicom_pixels import COLOR_CHOICES, COLOR_PHOTOMETRICS, FRAME_CHOICES
+
+    if frames not in FRAME_CHOICES:
+        raise ValueError(f"frames must be one of {FRAME_CHOICES}, got {frames!r}")
+    if color not in COLOR_CHOICES:
+        raise ValueError(f"color must be one of {COLOR_CHOICES}, got {color!r}")
+    read, listing = _FolderRead(), ListedItems()
     first_by_uid: dict[str, str] = {}
     for file_path, label in pairs:
-        data = file_path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in first_by_digest:
-            skipped.bad_file(file_path, f"same bytes as {first_by_digest[digest]} (duplicate file)")
-            continue
-        try:
-            ds = read_dicom_bytes(data, where=str(file_path))
-            uid = str(ds.get("SOPInstanceUID", ""))
-            if uid and uid in first_by_uid:
-                raise ValueError(
-                    f"{file_path}: SOPInstanceUID {uid} is also in {first_by_uid[uid]} (same image twice)"
-                )
-            unit = dicom_frames(ds, where=str(file_path), window=window, frames=frames, color=color)
-        except ValueError as error:
-            skipped.bad_file(file_path, str(error).removeprefix(f"{file_path}: "))
-            continue
-        except _DECODE_ERRORS as error:
-            skipped.bad_file(file_path, f"pixel data not decodable ({type(error).__name__}: {error})")
-            continue
-        first_by_digest[digest] = str(file_path)
+        header = _read_dicom_header(file_path)
+        uid = str(header.get("SOPInstanceUID", ""))
+        if uid and uid in first_by_uid:
+            raise ValueError(f"{file_path}: SOPInstanceUID {uid} is also in {first_by_uid[uid]} (same image twice)")
         if uid:
             first_by_uid[uid] = str(file_path)
-        read.add_file(ds, unit, label, file_item_id(root, file_path), group_by)
-    return read
+        if header.get("Rows") is None or header.get("Columns") is None:
+            raise ValueError(f"{file_path}: no Rows and Columns (not an image object, e.g. a structured report)")
+        frame_size = (int(header.Rows), int(header.Columns))
+        count = 1 if frames == "middle" else int(header.get("NumberOfFrames", 1) or 1)
+        colour = str(header.get("PhotometricInterpretation", "")).strip() in COLOR_PHOTOMETRICS
+        relative = file_item_id(root, file_path)
+        group = read.note_file(header, frame_size, relative, group_by)
+        listing.add_file(file_path, (3 if colour and color == "keep" else 1, *frame_size), label,
+                         _frame_item_ids(relative, count), group)
+    return read, listing
 
 
 def _check_options(
@@ -272,6 +354,9 @@ def read_dicom_folder(
     group_by: str = "PatientID",
     allow_mixed_modalities: bool = False,
     allow_outside_root: bool = False,
+    store: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    store_dtype: StoreDtype = "auto",
 ) -> SourceData:
     """Read a DICOM folder into float32 [N, C, size, size] in [0, 1] (see module doc and ``dicom_frames``).
 
@@ -280,13 +365,40 @@ def read_dicom_folder(
     allow_mixed_modalities: read a folder whose files have several Modality values (default: refused)
     allow_outside_root: accept CSV rows whose path resolves (after symlinks) outside ``path`` (default:
         ValueError naming the CSV, row and path)
+    store: decode once into an on-disk image store and reuse it on later runs (:mod:`medsyn.data.source_store`:
+        the headers give the items, ids and groups, the pixels are decoded and windowed as in memory);
+        cache_dir: where stores live (default MEDSYN_CACHE_DIR, else the user cache folder); store_dtype:
+        "auto" (the narrowest exact: uint8, uint16, else float32), "uint8", "uint16" or "float32"
     """
     root = Path(path)
     _check_options(root, labels_csv, group_by=group_by, allow_mixed_modalities=allow_mixed_modalities)
+    check_store_options(store, store_dtype, on_error)
     skipped = SkippedFiles(on_error)
     pairs, names = _labelled_files(
         root, labels_csv, key_column, label_column, class_names, skipped, allow_outside_root
     )
+    if store:
+        read, listing = _listed_headers(root, pairs, frames=frames, color=color, group_by=group_by)
+        _warn_about_fallbacks(root, group_by, read.fallbacks, read.first_fallback)
+        _check_consistency(
+            root, read.modalities, read.sizes, allow_mixed_modalities=allow_mixed_modalities, size=size
+        )
+        seen = _SeenFiles()
+
+        def decode_file(index: int) -> torch.Tensor:
+            decoded = _decoded_file(listing.files[index], SkippedFiles("raise"), seen, window=window,
+                                    frames=frames, color=color)
+            return torch.from_numpy(decoded[1])  # type: ignore[index]  # "raise" returns or raises
+
+        options = {"size": size, "window": window if isinstance(window, str) else [float(v) for v in window],
+                   "frames": frames, "color": color,
+                   "listing": None if labels_csv is None else listing_digest(labels_csv)}
+        check_every_class(listing.labels, names, what="DICOM folder", root=root)
+        return stored_source_data(
+            listing, decode_file, kind="dicom_folder", root=root, class_names=names,
+            size=size, options=options, cache_dir=cache_dir, dtype=store_dtype, source=str(root),
+            group_key=group_by, group_fallbacks=dict(read.fallbacks),
+        )
     read = _read_files(root, pairs, skipped, window=window, frames=frames, color=color, group_by=group_by)
     skipped.warn_if_any(str(root))
     _warn_about_fallbacks(root, group_by, read.fallbacks, read.first_fallback)

@@ -1,4 +1,4 @@
-"""A class-per-folder image set decoded once into an on-disk image store (medsyn.data.store), reused after.
+"""A class-per-folder image set decoded once into an on-disk image store (medsyn.data.source_store).
 
     read_image_folder("kvasir/", size=256, store=True)                       # cache: MEDSYN_CACHE_DIR / ~/.cache
     read_image_folder("kvasir/", size=256, store=True, cache_dir="/scratch/medsyn")
@@ -25,10 +25,7 @@ import torch
 
 from medsyn.data.image_decode import decode_image
 from medsyn.data.image_set import ImageSet
-from medsyn.data.pixels import resize_images
-from medsyn.data.store import build_store
-from medsyn.data.store.storage_dtype import DTYPE_REQUESTS
-from medsyn.data.stored_images import StoredImages
+from medsyn.data.source_store import check_store_options, resized_item, stored_image_set
 
 __all__ = ["stored_image_folder"]
 
@@ -48,8 +45,7 @@ def stored_image_folder(
 ) -> ImageSet:
     """The ImageSet of ``files_by_class`` ((file, class index) in reading order), its images StoredImages
     of the store (read in batches by every stage)."""
-    if dtype not in DTYPE_REQUESTS:  # the store's own rule, named by this reader's option
-        raise ValueError(f"store_dtype must be one of {list(DTYPE_REQUESTS)}, got {dtype!r}")
+    check_store_options(True, dtype)
     files = [path for path, _ in files_by_class]
     labels = np.asarray([label for _, label in files_by_class], dtype=np.int64)
     first_by_digest: dict[str, str] = {}
@@ -66,7 +62,7 @@ def stored_image_folder(
         if detected is not None:
             assumed.append((str(path), detected))
         if size is not None:
-            return resize_images(image.unsqueeze(0), size)[0]
+            return resized_item(image, size)
         if tuple(image.shape) != shape:
             raise ValueError(f"{path}: image shape {tuple(image.shape)} differs from {files[0]} {shape}; "
                              "set size to resize every image")
@@ -75,13 +71,14 @@ def stored_image_folder(
     shape = _image_shape(files[0], channels, size, value_range)
     options = {"size": size, "channels": channels,
                "value_range": value_range if isinstance(value_range, str) else [float(v) for v in value_range]}
-    build = build_store(kind="image_folder", root=root, files=files, labels=labels, class_names=class_names,
-                        image_shape=shape, decode=decode, options=options, dtype=dtype, cache_dir=cache_dir)
+    image_set = stored_image_set(kind="image_folder", root=root, files=files, labels=labels,
+                                 class_names=class_names, image_shape=shape, decode=decode, options=options,
+                                 dtype=dtype, cache_dir=cache_dir, source=source)
     if assumed:
         overall = (min(r[0] for _, r in assumed), max(r[1] for _, r in assumed))
         warnings.warn(f"image folder {root}: " + assumed_range_message(len(assumed), *assumed[0], overall),
                       UserWarning, stacklevel=3)
-    return ImageSet(StoredImages.of_store(build.store), build.store.labels, class_names, source)
+    return image_set
 
 
 def _image_shape(first: Path, channels: int, size: int | None, value_range: str | Sequence[float]

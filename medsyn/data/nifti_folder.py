@@ -14,12 +14,15 @@ last axis.
 
 Bad input (each names the file): not NIfTI or unreadable, NaN/inf voxels, fewer than 3 dimensions, a slice
 index out of range, a constant volume under percentile scaling -> ValueError, or skipped with
-``on_error="skip"``. Files are read, never written.
+``on_error="skip"``. Files are read, never written. With ``store=True`` the headers give the slices, their
+ids and groups on every run, and the slices are scaled, cut and resized once into an on-disk image store
+(:mod:`medsyn.data.source_store`; no file or subject name reaches it), reused while the files are unchanged.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import re
 import zlib
@@ -34,13 +37,27 @@ from medsyn.data.image_set import ImageSet
 from medsyn.data.labels_csv import listed_files, read_labels_csv
 from medsyn.data.pixels import min_max_to_unit_range
 from medsyn.data.read_errors import SkippedFiles
-from medsyn.data.source_data import FolderItems, SourceData, file_item_id, source_data_from_items
+from medsyn.data.source_data import (
+    FolderItems,
+    SourceData,
+    check_every_class,
+    file_item_id,
+    source_data_from_items,
+)
+from medsyn.data.source_store import (
+    ListedItems,
+    StoreDtype,
+    check_store_options,
+    listing_digest,
+    stored_source_data,
+)
 from medsyn.data.subjects import read_subject_column, subject_from_pattern, subject_group, subject_options
 
 __all__ = ["NIFTI_SUFFIXES", "read_nifti_folder", "load_nifti_folder", "nifti_slices"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DEFAULT_PERCENTILES = (0.5, 99.5)
+_HEADER_BYTES = 540  # a NIfTI-2 header (a NIfTI-1 header is 348)
 
 
 def _is_nifti(path: Path) -> bool:
@@ -69,17 +86,67 @@ def _read_volume(data: bytes, *, where: str, volume: int) -> np.ndarray:
         zlib.error,
     ) as error:
         raise ValueError(f"{where}: not a readable NIfTI file ({type(error).__name__}: {error})") from error
+    shape = _volume_shape(array.shape, where=where, volume=volume)
     if array.ndim == 4:
-        if not 0 <= volume < array.shape[3]:
-            raise ValueError(f"{where}: volume={volume} outside the {array.shape[3]} volumes of this 4D file")
         array = array[..., volume]
-    while array.ndim > 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3:
-        raise ValueError(f"{where}: expected a 3D (or 4D) volume, got shape {array.shape}")
+    array = array.reshape(shape)  # trailing axes of length 1 dropped
     if not np.isfinite(array).all():
         raise ValueError(f"{where}: volume contains NaN or inf voxels")
     return array
+
+
+def _volume_shape(shape: Sequence[int], *, where: str, volume: int) -> tuple[int, int, int]:
+    """The 3D shape read from a file whose data has ``shape``: ``volume`` of a 4D file, trailing axes of
+    length 1 dropped; ValueError naming ``where`` for a volume out of range or another number of axes."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 4:
+        if not 0 <= volume < shape[3]:
+            raise ValueError(f"{where}: volume={volume} outside the {shape[3]} volumes of this 4D file")
+        shape = shape[:3]
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise ValueError(f"{where}: expected a 3D (or 4D) volume, got shape {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def _header_shape(path: Path, *, volume: int) -> tuple[int, int, int]:
+    """The 3D shape of the NIfTI file at ``path`` from its header alone (see :func:`_read_volume`)."""
+    import nibabel as nib
+    from nibabel.spatialimages import HeaderDataError
+    from nibabel.wrapstruct import WrapStructError
+
+    where = str(path)
+    try:
+        with open(path, "rb") as handle:
+            gzipped = handle.read(2) == b"\x1f\x8b"
+        with (gzip.open if gzipped else open)(path, "rb") as handle:
+            raw = handle.read(_HEADER_BYTES)
+        if raw[344:348] == b"n+1\x00":
+            header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+        elif raw[4:8] == b"n+2\x00":
+            header = nib.Nifti2Header.from_fileobj(io.BytesIO(raw))
+        else:
+            raise ValueError("no single-file NIfTI-1 or NIfTI-2 magic in the header")
+        shape = header.get_data_shape()
+    except (HeaderDataError, WrapStructError, OSError, EOFError, ValueError, zlib.error) as error:
+        raise ValueError(f"{where}: not a readable NIfTI file ({type(error).__name__}: {error})") from error
+    return _volume_shape(shape, where=where, volume=volume)
+
+
+def _chosen_slices(count: int, slices: str | Sequence[int], *, where: str, axis: int) -> list[int]:
+    """Indices along ``axis`` (``count`` slices) of ``slices``: "all", "middle" or a list of indices."""
+    if slices == "all":
+        return list(range(count))
+    if slices == "middle":
+        return [count // 2]
+    if isinstance(slices, str):
+        raise ValueError(f"slices must be 'all', 'middle' or a list of indices, got {slices!r}")
+    chosen = [int(s) for s in slices]
+    bad = [s for s in chosen if not 0 <= s < count]
+    if bad:
+        raise ValueError(f"{where}: slice indices {bad} outside [0, {count}) on axis {axis}")
+    return chosen
 
 
 def nifti_slices(
@@ -112,17 +179,7 @@ def nifti_slices(
             raise ValueError(f"{where}: constant volume (all voxels {low}); percentile scaling is undefined")
     unit = min_max_to_unit_range(volume, low, high, where=where)
     stacked = np.moveaxis(unit, axis, 0)  # [S, a, b]
-    if slices == "all":
-        chosen = list(range(stacked.shape[0]))
-    elif slices == "middle":
-        chosen = [stacked.shape[0] // 2]
-    elif isinstance(slices, str):
-        raise ValueError(f"slices must be 'all', 'middle' or a list of indices, got {slices!r}")
-    else:
-        chosen = [int(s) for s in slices]
-        bad = [s for s in chosen if not 0 <= s < stacked.shape[0]]
-        if bad:
-            raise ValueError(f"{where}: slice indices {bad} outside [0, {stacked.shape[0]}) on axis {axis}")
+    chosen = _chosen_slices(stacked.shape[0], slices, where=where, axis=axis)
     if drop_constant:
         chosen = [s for s in chosen if stacked[s].max() > stacked[s].min()]
     # NIfTI's first in-plane axis is i (columns): transpose so rows run along j, as radiologists view it.
@@ -157,6 +214,15 @@ def _listed_volumes(
     return pairs, table.class_names, subject_by_file
 
 
+def _volume_subject(
+    file_path: Path, relative: str, subject_by_file: dict[Path, str], subject_pattern: re.Pattern[str] | None
+) -> str | None:
+    """The volume's subject from the CSV column or the pattern (ValueError when the pattern misses)."""
+    if subject_pattern is not None:
+        return subject_from_pattern(subject_pattern, relative)
+    return subject_by_file.get(file_path)
+
+
 def _read_volumes(
     root: Path,
     pairs: list[tuple[Path, int]],
@@ -188,13 +254,11 @@ def _read_volumes(
             skipped.bad_file(file_path, str(error).removeprefix(f"{where}: "))
             continue
         relative = file_item_id(root, file_path)
-        subject = subject_by_file.get(file_path)
-        if subject_pattern is not None:
-            try:
-                subject = subject_from_pattern(subject_pattern, relative)
-            except ValueError as error:
-                skipped.bad_file(file_path, str(error))
-                continue
+        try:
+            subject = _volume_subject(file_path, relative, subject_by_file, subject_pattern)
+        except ValueError as error:
+            skipped.bad_file(file_path, str(error))
+            continue
         group = subject_group(subject) if subject is not None else relative
         if len(unit) == 0:
             skipped.bad_file(file_path, f"no slice left after dropping constant slices along axis {axis}")
@@ -202,6 +266,29 @@ def _read_volumes(
         for slice_index, image in zip(slice_indices, unit):
             items.add(torch.from_numpy(image), label, f"{relative}#slice{slice_index}", group)
     return items
+
+
+def _listed_volumes_by_header(
+    root: Path, pairs: list[tuple[Path, int]], *, subject_by_file: dict[Path, str],
+    subject_pattern: re.Pattern[str] | None, volume: int, axis: int, slices: str | Sequence[int],
+) -> ListedItems:
+    """The items :func:`_read_volumes` gives (without dropping constant slices), from the headers alone."""
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
+    listing = ListedItems()
+    for file_path, label in pairs:
+        shape = _header_shape(file_path, volume=volume)
+        chosen = _chosen_slices(shape[axis], slices, where=str(file_path), axis=axis)
+        relative = file_item_id(root, file_path)
+        try:
+            subject = _volume_subject(file_path, relative, subject_by_file, subject_pattern)
+        except ValueError as error:
+            raise ValueError(f"{file_path}: {error}") from None
+        in_plane = [n for dim, n in enumerate(shape) if dim != axis]  # [a, b], transposed to rows b
+        listing.add_file(file_path, (1, in_plane[1], in_plane[0]), label,
+                         [f"{relative}#slice{index}" for index in chosen],
+                         subject_group(subject) if subject is not None else relative)
+    return listing
 
 
 def read_nifti_folder(
@@ -221,6 +308,9 @@ def read_nifti_folder(
     subject_column: str | None = None,
     subject_pattern: str | None = None,
     allow_outside_root: bool = False,
+    store: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    store_dtype: StoreDtype = "auto",
 ) -> SourceData:
     """Read NIfTI volumes into float32 [N, 1, size, size] slices in [0, 1] (see module doc).
 
@@ -228,11 +318,23 @@ def read_nifti_folder(
         whose match in the volume's relative path is its subject. Without either, a volume is its own group.
     allow_outside_root: accept CSV rows whose path resolves (after symlinks) outside ``path`` (default:
         ValueError naming the CSV, row and path)
+    store: decode once into an on-disk image store and reuse it on later runs (:mod:`medsyn.data.source_store`:
+        the headers give the slices, ids and groups; each volume is scaled and sliced as in memory);
+        cache_dir: where stores live (default MEDSYN_CACHE_DIR, else the user cache folder); store_dtype:
+        "auto" (the narrowest exact: uint8, uint16, else float32), "uint8", "uint16" or "float32".
+        ``drop_constant_slices`` is refused with a store (which slices are kept depends on their pixels).
     """
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"NIfTI folder not found: {root}")
     subjects = subject_options(subject_column, subject_pattern, labels_csv=labels_csv)
+    check_store_options(store, store_dtype, on_error)
+    if store and drop_constant_slices:
+        raise ValueError(
+            "drop_constant_slices: true cannot be used with store: true (which slices are kept depends on "
+            "their pixels, and a store lists its items before decoding); list the slices to keep, or read "
+            "without the store"
+        )
     skipped = SkippedFiles(on_error)
     if labels_csv is None:
         pairs, names = files_by_class_folder(root, class_names, _is_nifti, "NIfTI files (.nii, .nii.gz)")
@@ -240,6 +342,30 @@ def read_nifti_folder(
     else:
         pairs, names, subject_by_file = _listed_volumes(
             root, labels_csv, label_column, class_names, subjects.column, skipped, allow_outside_root
+        )
+    if store:
+        listing = _listed_volumes_by_header(root, pairs, subject_by_file=subject_by_file,
+                                            subject_pattern=subjects.pattern, volume=volume, axis=axis,
+                                            slices=slices)
+
+        def decode_file(index: int) -> torch.Tensor:
+            file_path = listing.files[index]
+            array = _read_volume(file_path.read_bytes(), where=str(file_path), volume=volume)
+            unit, _ = nifti_slices(array, where=str(file_path), axis=axis, slices=slices, window=window,
+                                   percentiles=percentiles)
+            return torch.from_numpy(unit)
+
+        options = {
+            "size": size, "axis": axis, "slices": slices if isinstance(slices, str) else [int(s) for s in slices],
+            "window": None if window is None else [float(v) for v in window],
+            "percentiles": [float(v) for v in percentiles], "volume": volume,
+            "listing": None if labels_csv is None else listing_digest(labels_csv),
+        }
+        check_every_class(listing.labels, names, what="NIfTI folder", root=root)
+        return stored_source_data(
+            listing, decode_file, kind="nifti_folder", root=root, class_names=names,
+            size=size, options=options, cache_dir=cache_dir, dtype=store_dtype, source=str(root),
+            group_key=subjects.group_key or "file",
         )
     items = _read_volumes(
         root, pairs, skipped, subject_by_file=subject_by_file, subject_pattern=subjects.pattern,

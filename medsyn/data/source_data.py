@@ -10,7 +10,9 @@ import torch
 from medsyn.data.image_set import ImageSet
 from medsyn.data.pixels import stack_images
 
-__all__ = ["SourceData", "FolderItems", "file_item_id", "stacked_image_set", "source_data_from_items"]
+__all__ = [
+    "SourceData", "FolderItems", "check_every_class", "file_item_id", "stacked_image_set", "source_data_from_items",
+]
 
 
 @dataclass
@@ -83,6 +85,14 @@ def stacked_image_set(
     )
 
 
+def check_every_class(labels: list[int], class_names: tuple[str, ...], *, what: str, root: Path) -> None:
+    """ValueError naming the folder and the classes without an item (all of them when there is none)."""
+    counts = torch.bincount(torch.tensor(labels, dtype=torch.int64), minlength=len(class_names)).tolist()
+    empty = [name for name, count in zip(class_names, counts) if count == 0]
+    if not labels or empty:
+        raise ValueError(f"{what} {root}: no readable images for class(es) {empty or list(class_names)}")
+
+
 def source_data_from_items(
     root: Path,
     items: FolderItems,
@@ -98,11 +108,7 @@ def source_data_from_items(
 
     what: the kind of folder for the error message ("DICOM folder", "NIfTI folder").
     """
-    labels = torch.tensor(items.labels, dtype=torch.int64)
-    counts = torch.bincount(labels, minlength=len(class_names)).tolist()
-    empty = [name for name, count in zip(class_names, counts) if count == 0]
-    if not items.images or empty:
-        raise ValueError(f"{what} {root}: no readable images for class(es) {empty or list(class_names)}")
+    check_every_class(items.labels, class_names, what=what, root=root)
     image_set = stacked_image_set(
         root, items.images, items.labels, class_names, items.item_ids, size=size, source=str(root)
     )

@@ -22,7 +22,9 @@ Registered kinds (options after ``path``; see each reader's docstring):
                    subject_column, subject_pattern        a volume (or subject) stays in one split
     chexpert       image_root, size, limit                CSV filtered as paper 000 §3
     (all folder kinds also take on_error="raise" | "skip"; dicom_folder, nifti_folder and chexpert take
-    allow_outside_root=False: a CSV row whose path resolves outside the data folder is refused unless true)
+    allow_outside_root=False: a CSV row whose path resolves outside the data folder is refused unless true;
+    image_folder and its presets, dicom_folder, nifti_folder, medmnist and chexpert take store=False,
+    cache_dir, store_dtype="auto": decode once into an on-disk image store, medsyn.data.source_store)
 
 A new source is a function ``(**options) -> SourceData`` added with :func:`register_source`.
 """
@@ -56,6 +58,7 @@ from medsyn.data.split import (
     official_split_manifest,
     save_split_manifest,
 )
+from medsyn.data.stored_images import StoredImages
 
 __all__ = [
     "SOURCES",
@@ -116,8 +119,10 @@ def _concatenate(splits: Mapping[str, ImageSet]) -> ImageSet:
             raise ValueError(
                 f"official split {name!r} of {part.source} differs in class names or image shape"
             )
+    stored = any(part.stored for part in parts)  # MedMNIST read with store: views of one store
     return ImageSet(
-        torch.cat([part.images for part in parts]),
+        StoredImages.concatenate([part.images for part in parts]) if stored
+        else torch.cat([part.images for part in parts]),
         torch.cat([part.labels for part in parts]),
         class_names,
         parts[0].source,
