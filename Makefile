@@ -19,6 +19,8 @@ $(STAMP): requirements.txt setup.py pyproject.toml CMakeLists.txt $(wildcard csr
 	$(PIP) install $(FIND_LINKS) -r requirements.txt "torch==2.13.0"
 	# torchattacks pins a newer torch and torchvision; take only its code.
 	$(PIP) install --no-deps torchattacks==3.5.1
+	# lpips: only its shipped LPIPS linear layers are read (medsyn.metrics.lpips); its torchvision cannot load here.
+	$(PIP) install --no-deps lpips==0.1.4
 	$(PIP) install --no-build-isolation --no-deps -e .
 	$(BIN)/python -c "import medsyn._kernels as k; assert k.openmp_max_threads() >= 1"
 	@touch $(STAMP)

@@ -16,7 +16,7 @@ the synthetic one as a ``folder`` set, both ``store: true`` with ``cache_dir`` =
 image (per_class, val_per_class, test_per_class null) and these stage settings (``KVASIR_SETTINGS``):
 one seed (0); utility cnn3 for 1 epoch (its paper batch size and lr), multipliers [1] (all five regimes);
 robustness DeepFool 5 steps (paper 000 §4.1.5), engine auto; privacy SSIM-max q 100, l 10 (paper 000
-§4.1.6; the full scan too), DCR in pixel space and in effnet_lite0 features, empirical epsilon off (a folder
+§4.1.6; the full scan too, unless ``--ssim-scan paper``: only the drawn images), DCR in pixel space and in effnet_lite0 features, empirical epsilon off (a folder
 set cannot have it); fidelity effnet_lite0 and the domain space of the Baseline Real classifier: PRDC k 3,
 FID, KID (100 subsets of 1000: cheap next to the rest), Inception Score; sampling speed is not run for a
 folder set.
@@ -24,10 +24,9 @@ folder set.
 Mode b runs only the stages the issue names for PlantVillage, through the evaluation layer (the assessment
 always trains the utility classifiers and attacks them, so it cannot be used): the real store build and
 split, the synthetic folder's store, effnet_lite0 features of train, test and synthetic, fidelity (PRDC k 3,
-FID, KID) of the 1x subset against train, SSIM-max by the paper protocol (q 100, l 10: only the drawn
-synthetic images are scanned against all of train; the value equals ``ssim_max_privacy``'s
-``ssim_max_paper``, as ``test_paper_protocol_scan_matches_ssim_max_privacy`` checks) and DCR in the
-feature space (synthetic -> train, holdout test -> train; the pixel-space DCR is left out).
+FID, KID) of the 1x subset against train, SSIM-max by the paper protocol (q 100, l 10, ``scan="paper"``:
+only the drawn synthetic images are scanned against all of train; the value equals the full scan's
+``ssim_max_paper``, tests/metrics/test_privacy_ssim_max_protocol.py) and DCR in the feature space (synthetic -> train, holdout test -> train; the pixel-space DCR is left out).
 
 Measured, per run, in a child process (``python bench_scale.py --child job.json``):
   stages       ``metadata.costs.stages`` of results.json: seconds, calls and VmHWM at the stage's end
@@ -59,9 +58,6 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale_data import DataSetPaths, DataSetSpec, ensure_data_set, kvasir_like, plantvillage_like
@@ -113,19 +109,22 @@ def real_data_options(paths: DataSetPaths, size: int, cache: Path) -> dict[str, 
     return {"path": str(paths.real), "size": size, "channels": 3, **store_options(cache)}
 
 
-def assessment_arguments(paths: DataSetPaths, size: int, cache: Path) -> dict[str, Any]:
+def assessment_arguments(paths: DataSetPaths, size: int, cache: Path, ssim_scan: str = "full") -> dict[str, Any]:
     """Keyword arguments of ``run_assessment`` for mode a (all but output_dir and progress)."""
     data = {"kind": "image_folder", "options": real_data_options(paths, size, cache), "per_class": None,
             "val_per_class": None, "test_per_class": None}
     synthetic = {"kind": "folder", "path": str(paths.synthetic), "labels_csv": str(paths.labels_csv),
                  **store_options(cache)}
-    return {"data": data, "synthetic_sets": {"synthetic": synthetic}, **KVASIR_SETTINGS}
+    settings = {**KVASIR_SETTINGS, "privacy": {**KVASIR_SETTINGS["privacy"], "ssim_scan": ssim_scan}}
+    return {"data": data, "synthetic_sets": {"synthetic": synthetic}, **settings}
 
 
-def make_job(mode: str, paths: DataSetPaths, size: int, cache: Path, output_dir: Path) -> dict[str, Any]:
+def make_job(mode: str, paths: DataSetPaths, size: int, cache: Path, output_dir: Path,
+             ssim_scan: str = "full") -> dict[str, Any]:
     """What the child process runs: JSON only, so it travels as a file."""
     if mode == "a":
-        return {"mode": "a", "output_dir": str(output_dir), "arguments": assessment_arguments(paths, size, cache)}
+        return {"mode": "a", "output_dir": str(output_dir),
+                "arguments": assessment_arguments(paths, size, cache, ssim_scan)}
     return {"mode": "b", "output_dir": str(output_dir), "seed": SEED,
             "data_options": real_data_options(paths, size, cache),
             "synthetic": {"path": str(paths.synthetic), "labels_csv": str(paths.labels_csv), **store_options(cache)},
@@ -142,29 +141,6 @@ def run_assessment_job(job: dict[str, Any]) -> Path:
     return Path(job["output_dir"]) / "results.json"
 
 
-def paper_draws(m: int, q: int, repeats: int, seed: int) -> list[np.ndarray]:
-    """The synthetic indices of each repetition, drawn exactly as ``ssim_max_privacy`` draws them."""
-    rng = np.random.default_rng(int(seed))
-    q_used = min(int(q), m)
-    return [rng.choice(m, size=q_used, replace=False) for _ in range(int(repeats))]
-
-
-def ssim_max_paper_protocol(synthetic: Any, train_images: Any, *, q: int, repeats: int, seed: int) -> dict[str, Any]:
-    """SSIM-max of paper 000 §4.1.6 scanning only the drawn synthetic images (``synthetic``: an ImageSet).
-    P_j depends on s_j and the training set alone, so the mean over the repetitions is ``ssim_max_privacy``'s
-    ``ssim_max_paper`` of the whole set, at a fraction of its full scan."""
-    from medsyn.metrics.privacy import ssim_max_privacy
-
-    draws = paper_draws(len(synthetic), q, repeats, seed)
-    drawn = np.unique(np.concatenate(draws))
-    scan = ssim_max_privacy(synthetic.subset(drawn.tolist()).images, train_images, q=1, repeats=1, seed=seed)
-    value_of = dict(zip(drawn.tolist(), scan["per_image_values"]))
-    per_repetition = [float(np.mean([value_of[i] for i in draw.tolist()])) for draw in draws]
-    return {"ssim_max_paper": float(np.mean(per_repetition)), "per_repetition": per_repetition,
-            "q": len(draws[0]), "repeats": len(draws), "scanned_synthetic": int(len(drawn)),
-            "n_real": int(len(train_images))}
-
-
 def run_plantvillage_job(job: dict[str, Any]) -> Path:
     """Mode b through the evaluation layer, with the assessment's stage names; writes results.json."""
     from medsyn.config.sections import FIRST_FIDELITY_EXTRACTOR, AssessmentPrivacy, FidelitySection
@@ -173,7 +149,7 @@ def run_plantvillage_job(job: dict[str, Any]) -> Path:
     from medsyn.data.sources import draw_splits
     from medsyn.evaluation.feature_spaces import FeatureSpaces
     from medsyn.evaluation.fidelity_suite import FIDELITY_METRICS, fidelity_scores
-    from medsyn.evaluation.privacy_suite import dcr_scores
+    from medsyn.evaluation.privacy_suite import dcr_scores, ssim_max_scores
     from medsyn.evaluation.stage_costs import StageCosts
     from medsyn.evaluation.synthetic_labels import first_per_class_index
 
@@ -200,13 +176,13 @@ def run_plantvillage_job(job: dict[str, Any]) -> Path:
         scores = fidelity_scores(features["train"], features["synthetic"][index_1x], metrics=FIDELITY_METRICS,
                                  k=fidelity["k"], kid=fidelity["kid"], seed=seed)
     with costs.stage("privacy: SSIM-max (paper protocol)"):
-        ssim = ssim_max_paper_protocol(synthetic, train.images, q=privacy["q"], repeats=privacy["repeats"],
-                                       seed=seed)
+        ssim, _ = ssim_max_scores(synthetic.images, train.images, q=privacy["q"], repeats=privacy["repeats"],
+                                  seed=seed, scan="paper")
     with costs.stage("privacy: DCR (feature space)"):
         dcr, _ = dcr_scores({space: (features["synthetic"], features["train"], features["test"])})
     results = {
         "workflow": "bench_scale mode b",
-        "scores": {"fidelity": {space: scores}, "privacy": {**dcr, "ssim_max_paper": ssim}},
+        "scores": {"fidelity": {space: scores}, "privacy": {**dcr, **ssim}},
         "metadata": {"wall_seconds": time.perf_counter() - started, "costs": costs.as_metadata(),
                      "data": {"split_sizes": {name: len(split) for name, split in splits.items()},
                               "synthetic": len(synthetic), "image_shape": list(train.image_shape)}},
@@ -466,7 +442,7 @@ def report_lines(mode: str, spec: DataSetSpec, summary: dict[str, Any], runs: li
 
 
 def measure_runs(mode: str, spec: DataSetSpec, paths: DataSetPaths, *, out: Path, cache: Path, twice: bool,
-                 reuse_stores: bool, interval: float) -> dict[str, Any]:
+                 reuse_stores: bool, interval: float, ssim_scan: str = "full") -> dict[str, Any]:
     """Run the mode once or twice in child processes; write summary.json and summary.md; return the summary."""
     folder = out / f"{mode}-n{spec.count}-{spec.size}px-{time.strftime('%Y%m%d-%H%M%S')}"
     if not reuse_stores:
@@ -475,15 +451,15 @@ def measure_runs(mode: str, spec: DataSetSpec, paths: DataSetPaths, *, out: Path
         "mode": mode, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average_before": os.getloadavg(),
         "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "data": {**asdict(spec), "folder": str(paths.folder), "built": paths.built, "build_seconds": paths.seconds},
-        "job": make_job(mode, paths, spec.size, cache, folder / "run1" / "assessment"),
+        "job": make_job(mode, paths, spec.size, cache, folder / "run1" / "assessment", ssim_scan),
     }
     runs = []
     for number in (1, 2) if twice else (1,):
         label, run_folder = f"run {number}", folder / f"run{number}"
         print(f"{label}: mode {mode}, {spec.count} real + {spec.synthetic_count} synthetic images, "
               f"{spec.size} px -> {run_folder}", flush=True)
-        measured = run_child(make_job(mode, paths, spec.size, cache, run_folder / "assessment"), run_folder,
-                             label, interval)
+        measured = run_child(make_job(mode, paths, spec.size, cache, run_folder / "assessment", ssim_scan),
+                             run_folder, label, interval)
         runs.append(measured)
         if measured.returncode != 0:
             print(f"{label} failed (exit {measured.returncode}); log: {run_folder / 'child.log'}")
@@ -524,24 +500,6 @@ def test_bench_scale_mode_a_tiny(benchmark, tmp_path):
     )
 
 
-def test_paper_protocol_scan_matches_ssim_max_privacy(tmp_path):
-    """Mode b's SSIM-max (only the drawn images scanned) equals the library's ssim_max_paper (full scan)."""
-    from medsyn.data.labelled_folder import load_labelled_folder
-    from medsyn.data.sources import draw_splits
-    from medsyn.metrics.privacy import ssim_max_privacy
-
-    spec = data_spec("b", 380, 38, 1, 32)
-    paths = ensure_data_set(spec, tmp_path / "data")
-    splits, _ = draw_splits("image_folder", real_data_options(paths, spec.size, tmp_path), seed=0)
-    synthetic = load_labelled_folder(paths.synthetic, paths.labels_csv, class_names=splits["train"].class_names,
-                                     image_shape=splits["train"].image_shape, store=True,
-                                     cache_dir=tmp_path / "stores")
-    subset = ssim_max_paper_protocol(synthetic, splits["train"].images, q=10, repeats=3, seed=0)
-    full = ssim_max_privacy(synthetic.images, splits["train"].images, q=10, repeats=3, seed=0)
-    assert subset["per_repetition"] == pytest.approx(full["ssim_max_paper"]["per_repetition"], abs=1e-12)
-    assert subset["scanned_synthetic"] < len(synthetic)
-
-
 # --- command line -------------------------------------------------------------------------------------------
 
 
@@ -561,6 +519,8 @@ def main() -> int:
     parser.add_argument("--twice", action="store_true", help="run a second time, reusing the stores")
     parser.add_argument("--reuse-stores", action="store_true", help="keep stores of an earlier invocation")
     parser.add_argument("--sample-interval", type=float, default=SAMPLE_INTERVAL_S, help="seconds between RSS samples")
+    parser.add_argument("--ssim-scan", choices=("full", "paper"), default="full",
+                        help="mode a: privacy.ssim_scan (paper: only the drawn images; the full scan is m x n pairs)")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child is not None:
@@ -569,7 +529,8 @@ def main() -> int:
     spec = data_spec(arguments.mode, arguments.n, arguments.classes, arguments.synthetic_multiplier, arguments.size)
     paths = prepare_data(arguments.mode, spec, cache, arguments.workers)
     summary = measure_runs(arguments.mode, spec, paths, out=arguments.out, cache=cache, twice=arguments.twice,
-                           reuse_stores=arguments.reuse_stores, interval=arguments.sample_interval)
+                           reuse_stores=arguments.reuse_stores, interval=arguments.sample_interval,
+                           ssim_scan=arguments.ssim_scan)
     return 0 if all(run["returncode"] == 0 for run in summary["runs"]) else 1
 
 

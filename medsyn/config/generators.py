@@ -8,7 +8,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from medsyn.config.strict import ConfigError, check_known_keys, coerce_value, join_path
+from medsyn.config.strict import ConfigError, check_known_keys, coerce_value, join_path, parse_section
 
 __all__ = ["parse_generator_overrides"]
 
@@ -18,7 +18,8 @@ def parse_generator_overrides(
 ) -> dict[str, Any]:
     """Flat overrides of ``build_generator(model, ...)`` (model-config keys, plus training keys unless
     ``training_keys`` is False) checked by key and type; an unknown key names the closest valid key.
-    Returns the overrides (lists of tuple fields become tuples, ints of float fields floats)."""
+    The training keys are range-checked by ``TrainingSettings`` (``<path>.num_workers: must be an integer
+    >= 0, got -1``). Returns the overrides (lists of tuple fields become tuples, ints of float fields floats)."""
     from medsyn.models.registry import generator_class
     from medsyn.training.settings import TRAINING_KEYS, TrainingSettings
 
@@ -35,5 +36,8 @@ def parse_generator_overrides(
     extra = ["preset"] if model == "stylegan2" else []  # a named starting point (STYLEGAN2_PRESETS)
     check_known_keys(overrides, model_keys + extra + (list(TRAINING_KEYS) if training_keys else []), path)
     hints = {**typing.get_type_hints(config_class), **typing.get_type_hints(TrainingSettings)}
-    return {key: value if key in extra else coerce_value(value, hints[key], join_path(path, key))
-            for key, value in overrides.items()}
+    parsed = {key: value if key in extra else coerce_value(value, hints[key], join_path(path, key))
+              for key, value in overrides.items()}
+    if training_keys:
+        parse_section(TrainingSettings, {key: parsed[key] for key in parsed if key in TRAINING_KEYS}, path=path)
+    return parsed

@@ -43,11 +43,21 @@ from medsyn.config.strict import (
 from medsyn.metrics.features.extract import DEFAULT_EXTRACTOR, FEATURE_BATCH_SIZE
 from medsyn.metrics.kid import KID_DEFAULTS
 from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
-from medsyn.metrics.privacy.empirical_epsilon import DEFAULT_ISOMAP_NEIGHBORS, DEFAULT_K, DEFAULT_N_COMPONENTS
+from medsyn.metrics.privacy.empirical_epsilon import (
+    DEFAULT_ISOMAP_NEIGHBORS,
+    DEFAULT_ISOMAP_NOISE_SIGMAS,
+    DEFAULT_ISOMAP_PER_CLASS,
+    DEFAULT_K,
+    DEFAULT_N_COMPONENTS,
+    DEFAULT_N_QUERIES,
+    DEFAULT_SAMPLES_PER_CLASS,
+)
 from medsyn.metrics.privacy.ssim_max_protocol import PAPER_Q, PAPER_REPEATS
+from medsyn.metrics.privacy.ssim_max_protocol import SCANS as SSIM_SCANS
 from medsyn.metrics.robustness import DEEPFOOL_STEPS
 from medsyn.metrics.robustness.policy import check_engine
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER
+from medsyn.training.batch_loader import DEFAULT_NUM_WORKERS
 
 __all__ = [
     "MULTIPLIERS",
@@ -95,13 +105,16 @@ PAPER_PER_CLASS = 10
 @dataclass(frozen=True)
 class ClassifierSection:
     """The downstream classifier (paper 000 §4.1.4, Appendix A). epochs / batch_size / lr left null take the
-    arch's paper values (``medsyn.models.classifiers.CLASSIFIER_HYPERPARAMETERS``); top_k: top-k accuracy."""
+    arch's paper values (``medsyn.models.classifiers.CLASSIFIER_HYPERPARAMETERS``); top_k: top-k accuracy;
+    num_workers: DataLoader worker processes reading the training batches (0: in process; no number
+    depends on it)."""
 
     arch: str = DEFAULT_CLASSIFIER
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     top_k: int = 1
+    num_workers: int = DEFAULT_NUM_WORKERS
 
     def __post_init__(self) -> None:
         from medsyn.models.classifiers import classifier_hyperparameters
@@ -111,11 +124,13 @@ class ClassifierSection:
         except ValueError as error:
             raise ConfigError(f"arch: {error}") from error
         check_minimum(self, "epochs", "batch_size", "top_k")
+        check_minimum(self, "num_workers", minimum=0)
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr!r}")
 
     def settings(self) -> dict[str, Any]:
-        """Keyword arguments of ``train_classifier`` (arch, epochs, batch_size, lr) with the paper values filled in."""
+        """Keyword arguments of ``train_classifier`` (arch, epochs, batch_size, lr, num_workers) with the paper
+        values filled in."""
         from medsyn.models.classifiers import classifier_hyperparameters
 
         hyper = classifier_hyperparameters(self.arch)
@@ -124,6 +139,7 @@ class ClassifierSection:
             "epochs": hyper.epochs if self.epochs is None else self.epochs,
             "batch_size": hyper.batch_size if self.batch_size is None else self.batch_size,
             "lr": hyper.lr if self.lr is None else self.lr,
+            "num_workers": self.num_workers,
         }
 
     def as_mapping(self) -> dict[str, Any]:
@@ -132,7 +148,7 @@ class ClassifierSection:
 
 
 def parse_classifier(value: Any, path: str) -> dict[str, Any]:
-    """A [classifier] mapping as ``ClassifierSection.as_mapping()`` (arch, epochs, batch_size, lr, top_k),
+    """A [classifier] mapping as ``ClassifierSection.as_mapping()`` (arch, epochs, batch_size, lr, num_workers, top_k),
     the arch's paper values filled in (a ``strict_arguments`` section parser)."""
     return parse_section(ClassifierSection, value, path=path).as_mapping()
 
@@ -175,39 +191,57 @@ class RobustnessSection:
 # --- privacy ---------------------------------------------------------------------------------------------------
 
 
+def _check_empirical_epsilon(section: Any) -> None:
+    check_minimum(section, "samples_per_class", "k", "n_components", "isomap_neighbors", "isomap_per_class")
+    check_minimum(section, "query_class", minimum=0)
+    if any(not sigma > 0 for sigma in section.isomap_noise_sigmas):
+        raise ConfigError(f"isomap_noise_sigmas: expected numbers > 0, got {list(section.isomap_noise_sigmas)}")
+
+
 @dataclass(frozen=True)
 class EmpiricalEpsilonSection:
-    """[privacy.empirical_epsilon] of the assessment (paper 001 §3.2; generator sets only).
+    """[privacy.empirical_epsilon] of the assessment (paper 001 §3.2; generator sets only). The defaults are
+    the authors' (``medsyn.metrics.privacy.empirical_epsilon``, which cites their code).
 
-    n_queries: minority-class query samples, one ablated generator per query and seed.
+    n_queries: queries of the query class; one victim generator per query and one ablated per seed.
+    query_class: null: the paper's class for MNIST (0), OCTMNIST (0), OrganAMNIST (3) (§4.2.1, §4.3.1), else
+        the least frequent class; an integer: that class.
     samples_per_class: synthetic images per class drawn from the victim and the ablated generator.
-    k, n_components, isomap_neighbors: kNN density in an Isomap embedding (defaults of
-    ``medsyn.metrics.privacy.empirical_epsilon``).
+    k: kNN density; n_components, isomap_neighbors: the Isomap; isomap_per_class: its fit set's cap of real
+        training images per class (seeded, stratified); isomap_noise_sigmas: noisy copies added to the fit set.
     """
 
     enabled: bool = True
-    n_queries: int = 1
-    samples_per_class: int = 10
+    n_queries: int = DEFAULT_N_QUERIES
+    query_class: int | None = None
+    samples_per_class: int = DEFAULT_SAMPLES_PER_CLASS
     k: int = DEFAULT_K
     n_components: int = DEFAULT_N_COMPONENTS
     isomap_neighbors: int = DEFAULT_ISOMAP_NEIGHBORS
+    isomap_per_class: int = DEFAULT_ISOMAP_PER_CLASS
+    isomap_noise_sigmas: tuple[float, ...] = DEFAULT_ISOMAP_NOISE_SIGMAS
 
     def __post_init__(self) -> None:
-        check_minimum(self, "n_queries", "samples_per_class", "k", "n_components", "isomap_neighbors")
+        check_minimum(self, "n_queries")
+        _check_empirical_epsilon(self)
 
 
 @dataclass(frozen=True)
 class SweepEmpiricalEpsilon:
-    """[empirical_epsilon] of the DP sweep (paper 001 §3.2, Fig. 10(c)); null in the YAML skips it.
-    samples_per_class must be given (it sets the cost); k may not exceed it."""
+    """[empirical_epsilon] of the DP sweep (paper 001 §3.2, Fig. 10(c)); null in the YAML skips it. One query
+    per (seed, sigma); the keys as in ``EmpiricalEpsilonSection``. samples_per_class must be given (it sets the
+    cost); k may not exceed it."""
 
     samples_per_class: int
+    query_class: int | None = None
     k: int = DEFAULT_K
     n_components: int = DEFAULT_N_COMPONENTS
     isomap_neighbors: int = DEFAULT_ISOMAP_NEIGHBORS
+    isomap_per_class: int = DEFAULT_ISOMAP_PER_CLASS
+    isomap_noise_sigmas: tuple[float, ...] = DEFAULT_ISOMAP_NOISE_SIGMAS
 
     def __post_init__(self) -> None:
-        check_minimum(self, "samples_per_class", "k", "n_components", "isomap_neighbors")
+        _check_empirical_epsilon(self)
         if self.k > self.samples_per_class:
             raise ConfigError(f"k: must not exceed samples_per_class ({self.samples_per_class}), got {self.k}")
 
@@ -250,6 +284,9 @@ class AssessmentPrivacy:
     """[privacy] of the assessment.
 
     q, repeats: SSIM-max protocol (paper 000 §4.1.6; ``PAPER_Q``, ``PAPER_REPEATS``).
+    ssim_scan: "full" (every synthetic image: ``ssim_max_full`` and a gallery of the whole set) or "paper"
+        (only the images the protocol draws; ``ssim_max_paper`` is the same, the full scan's m x n pairs are
+        skipped: hours at paper scale on a CPU, see ``medsyn.metrics.privacy.ssim_max_protocol``).
     gallery_top: synthetic images shown in the privacy gallery (medsyn's choice).
     dcr_feature_extractor: DCR feature space besides pixel space (paper 001 §3.2); the default is the
         first of fidelity.extractors; null: pixel space only.
@@ -257,12 +294,15 @@ class AssessmentPrivacy:
 
     q: int = PAPER_Q
     repeats: int = PAPER_REPEATS
+    ssim_scan: str = "full"
     gallery_top: int = 16
     dcr_feature_extractor: str | None = FIRST_FIDELITY_EXTRACTOR
     empirical_epsilon: EmpiricalEpsilonSection = field(default_factory=EmpiricalEpsilonSection)
 
     def __post_init__(self) -> None:
         check_minimum(self, "q", "repeats", "gallery_top")
+        if self.ssim_scan not in SSIM_SCANS:
+            raise ConfigError(f"ssim_scan: expected one of {list(SSIM_SCANS)}, got {self.ssim_scan!r}")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ def assess(output: Path, *, data: Mapping[str, Any], synthetic_sets: Mapping[str
             check_utility_inputs(train, val, test, source.fixed, regimes=protocol.synthetic_regimes,
                                  multipliers=protocol.multipliers, classifier=protocol.classifier)
     if protocol.epsilon is not None:
-        minority_class_queries(train.labels, protocol.epsilon["n_queries"], seed=0)  # too many queries -> now
+        minority_class_queries(train.labels, protocol.epsilon["n_queries"], seed=0,  # too many queries -> now
+                               query_class=protocol.epsilon["query_class"], source=train.source)
     output.mkdir(parents=True, exist_ok=True)
     save_split_manifest(split_manifest, output / "split_manifest.json")  # the first byte written
 

@@ -9,12 +9,15 @@ figure:
                         delta = 1 / (training-set size); null at sigma = 0 (no privacy, epsilon = inf)
     utility             Data Anonymization at 1x: test accuracy on the REAL test split of a classifier
                         trained on the synthetic set only, best epoch on the REAL validation split (001 §3.4)
-    empirical_epsilon   (optional; 001 §3.2, Fig. 10(c)) the trained generator is the victim, its ablated twin
-                        (same sigma, seed and settings) trains without one minority-class query; both sample
-                        with seed + 2
+    empirical_epsilon   (optional; 001 §3.2, Fig. 10(c)) two more generators (same sigma, seed and settings):
+                        the victim on the training split without the query's class except one query, the
+                        ablated twin without that class; both sample with seed + 2; the signed log density
+                        ratio at the query, paper-code (no d) and with-d conventions (one query: worst = mean)
 
 Each sigma is one synthetic set of the results schema (``sigma_<s>``, with ``dp``: sigma, max_grad_norm,
-delta); files per run under ``seed_<k>/sigma_<s>/``: checkpoint.pt, synthetic.npz, the ablated generator.
+delta); files per run under ``seed_<k>/sigma_<s>/``: checkpoint.pt, synthetic.npz, the victim and ablated
+generators. Each per-seed tree records ``empirical_epsilon_setup``: the query, its class and how it was
+chosen, the neighbouring set sizes and the Isomap fit (points, seconds).
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from medsyn.evaluation.synthetic_sources import SyntheticSource
 from medsyn.io.json_values import finite_or_none
 from medsyn.training.dp_grid import sigma_name
 
-__all__ = ["dp_settings_for_sigma", "run_dir_of", "sweep", "sweep_notes"]
+__all__ = ["dp_settings_for_sigma", "epsilon_setup", "run_dir_of", "sweep", "sweep_notes"]
 
-# The ablated twin samples with seed + 2 (the victim's synthetic set uses seed + 1).
+# The victim and ablated generators sample with seed + 2 (the scored synthetic set uses seed + 1).
 _EPSILON_SAMPLING_OFFSET = 2
 
 
@@ -47,6 +50,16 @@ def dp_settings_for_sigma(sigma: float, max_grad_norm: float, num_train: int) ->
     if sigma == 0:
         return None
     return {"noise_multiplier": float(sigma), "max_grad_norm": float(max_grad_norm), "delta": 1.0 / num_train}
+
+
+def epsilon_setup(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The bookkeeping of one empirical-epsilon run (``empirical_epsilon_of_generator``'s summary) that a
+    per-seed tree keeps: the query, its class and how it was chosen, the set sizes, the Isomap fit and its cost."""
+    isomap = summary["isomap"]
+    return {"query_index": summary["query_indices"][0], "query_class": summary["query_class"],
+            "query_class_from": summary["query_class_from"], "victim_size": summary["victim_size"],
+            "ablated_size": summary["ablated_size"],
+            "isomap": {key: isomap[key] for key in ("fit_points", "real_images", "fit_seconds", "eigen_solver")}}
 
 
 def run_dir_of(output: Path, seed: int, sigma: float) -> Path:
@@ -95,7 +108,7 @@ def sweep(output: Path, *, data: Mapping[str, Any], model: str, model_config: Ma
             dp = source.spec["config"]["dp"]
             tree.setdefault("privacy", {})["dp_epsilon"] = _dp_epsilon(source.trained[seed], dp, model)
             if "epsilon" in artefacts:
-                tree["query_index"] = artefacts["epsilon"]["empirical_epsilon"]["query_indices"][0]
+                tree["empirical_epsilon_setup"] = epsilon_setup(artefacts["epsilon"]["empirical_epsilon"])
             tree["seed"] = seed
             per_seed[sigma].append(tree)
             notes[sigma].update(set_notes)
@@ -135,8 +148,9 @@ def sweep_notes(extractor: str, *, empirical: bool) -> list[str]:
         "sigma = 0 trains without DP-SGD (paper 001 §3.1): epsilon is unbounded and recorded as null.",
         "epsilon is the formal DP-SGD guarantee (Opacus RDP accountant) with delta = 1 / (training-set size); "
         "paper 001 Fig. 10(c) plots the empirical epsilon of §3.2"
-        + (" (empirical_epsilon here: Isomap fitted on the real training split only)." if empirical
-           else ", not measured in this run (empirical_epsilon: null)."),
+        + (" (empirical_epsilon_* here: one query per run, so worst = mean; paper_code = ln(r_a/r_v) as the "
+           "authors' code, with_d = the kNN log density ratio = d x paper_code; signed; Isomap fitted on real "
+           "training images only)." if empirical else ", not measured in this run (empirical_epsilon: null)."),
         f"FID uses {extractor} features against the real training split (same size as the synthetic set); it is "
         "not comparable to published Inception FID.",
         "Utility: a classifier trained on the synthetic set only, best epoch on the real validation split, "

@@ -5,7 +5,12 @@
   training split, so the set sizes are equal;
 - the Inception Score of the 1x subset from p(y|x) of the seed's Baseline Real classifier (the data set's
   own classes; torch-fidelity's split protocol);
-- PSNR / SSIM on true pairs for generators with ``reconstruct(images, labels)``.
+- PSNR / SSIM (and LPIPS) of the real test split against the generator's reconstructions of it, for
+  generators with ``reconstruct(images, labels)`` ("true_pairs": a reconstruction error);
+- paper 001's set-level PSNR / SSIM (and LPIPS) of the real test split (X_h) against as many synthetic images
+  of each class, paired class by class with no correspondence ("unpaired_set": a similarity of two sets);
+- LPIPS in both when the vgg16 extractor has a weights file (``fidelity.vgg16_weights``, its backbone) and the
+  lpips package's linear layers are installed; otherwise :func:`lpips_network_of` says why not.
 """
 
 from __future__ import annotations
@@ -15,7 +20,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["FIDELITY_METRICS", "fidelity_scores", "inception_score_of", "true_pair_scores"]
+__all__ = [
+    "FIDELITY_METRICS",
+    "fidelity_scores",
+    "inception_score_of",
+    "lpips_network_of",
+    "true_pair_scores",
+    "unpaired_set_scores",
+]
 
 FIDELITY_METRICS = ("precision", "recall", "density", "coverage", "fid", "kid")
 
@@ -54,12 +66,41 @@ def inception_score_of(classifier: torch.nn.Module, images: torch.Tensor) -> flo
     return inception_score(probabilities, splits=min(IS_SPLITS, len(images)))[0]
 
 
-def true_pair_scores(generator: Any, real: Any) -> dict[str, float] | None:
-    """Mean PSNR and SSIM of ``real`` (an ImageSet) against ``generator.reconstruct(images, labels)``; None
-    when the generator has no ``reconstruct`` method (no true pairs exist)."""
-    from medsyn.metrics.true_pairs import true_pair_psnr_ssim
+def lpips_network_of(spaces: Any, image_shape: tuple[int, int, int]) -> tuple[Any, str | None]:
+    """(LPIPS network, None) on the convolutions of the run's vgg16 extractor (``spaces.objects["vgg16"]``,
+    loaded from ``fidelity.vgg16_weights``) and the lpips package's linear layers; (None, why) when there is
+    no such extractor, the lpips package is not installed, or the images (C,H,W) are too small for VGG16."""
+    from medsyn.metrics.lpips import MIN_IMAGE_SIZE, lpips_linear_layers_file, lpips_vgg16_of
+
+    spec = spaces.objects.get("vgg16")
+    if spec is None:
+        return None, ("skipped: LPIPS uses the VGG16 backbone of the vgg16 extractor and fidelity.vgg16_weights "
+                      "is not set (the torchvision-format VGG16 weights file; nothing is downloaded)")
+    if min(image_shape[1:]) < MIN_IMAGE_SIZE:
+        return None, (f"skipped: LPIPS (VGG16) needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}, "
+                      f"these are {image_shape[1]}x{image_shape[2]}")
+    try:
+        linear_layers = lpips_linear_layers_file()
+    except FileNotFoundError as error:
+        return None, f"skipped: {error}"
+    return lpips_vgg16_of(spec.build(), linear_layers), None
+
+
+def true_pair_scores(generator: Any, real: Any, *, lpips: Any = None) -> dict[str, float] | None:
+    """Mean PSNR and SSIM (and LPIPS with an ``lpips`` network) of ``real`` (an ImageSet) against
+    ``generator.reconstruct(images, labels)``; None when the generator has no ``reconstruct`` method (no
+    true pairs exist)."""
+    from medsyn.metrics.true_pairs import score_true_pairs
 
     reconstruct = getattr(generator, "reconstruct", None)
     if generator is None or not callable(reconstruct):
         return None
-    return true_pair_psnr_ssim(real.images, reconstruct(real.images, real.labels))
+    return score_true_pairs(real.images, real.labels, reconstruct, lpips=lpips)
+
+
+def unpaired_set_scores(real: Any, synthetic: Any, *, lpips: Any = None) -> dict[str, float]:
+    """Paper 001's set-level mean PSNR and SSIM (and LPIPS with an ``lpips`` network) of ``real`` (the held-out
+    ImageSet) against ``synthetic`` (an ImageSet), paired class by class (``medsyn.metrics.unpaired_set``)."""
+    from medsyn.metrics.unpaired_set import score_unpaired_set
+
+    return score_unpaired_set(real.images, real.labels, synthetic.images, synthetic.labels, lpips=lpips)

@@ -6,9 +6,10 @@ real test split, never seen by a generator.
 - SSIM-max: the paper protocol (q synthetic images, l repetitions) and the full scan;
 - DCR in pixel space and, when a feature space is set, in that space: ECDF KS distance and area between
   synthetic->members and holdout->members;
-- empirical epsilon (generator sets only): the victim is the seed's trained generator; one ablated generator
-  per query is trained on the training split minus the query (checkpoint named by the neighbouring set, so a
-  re-run resumes it); kNN density ratio in an Isomap embedding of the real training split.
+- empirical epsilon (generator sets only): paper 001's neighbouring sets (a victim per query on the training
+  split without the query's class except the query, an ablated twin without that class; checkpoints named by
+  the neighbouring set, so a re-run resumes them); signed kNN density ratio in an Isomap embedding of a capped
+  subsample of the real training split, worst and mean over queries, paper-code and with-d conventions.
 """
 
 from __future__ import annotations
@@ -21,18 +22,21 @@ from typing import Any
 import torch
 
 from medsyn.data.image_set import ImageSet
+from medsyn.evaluation.stage_costs import StageCosts
 
 __all__ = ["dcr_scores", "empirical_epsilon_of_generator", "ssim_max_scores"]
 
 
 def ssim_max_scores(synthetic: torch.Tensor, train: torch.Tensor, *, q: int, repeats: int,
-                    seed: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """({"ssim_max_paper", "ssim_max_full"}, the full ``ssim_max_privacy`` result for the gallery)."""
+                    seed: int, scan: str = "full") -> tuple[dict[str, float], dict[str, Any]]:
+    """({"ssim_max_paper", "ssim_max_full" (scan "full" only)}, the ``ssim_max_privacy`` result for the gallery)."""
     from medsyn.metrics.privacy import ssim_max_privacy
 
-    result = ssim_max_privacy(synthetic, train, q=q, repeats=repeats, seed=seed)
-    return {"ssim_max_paper": result["ssim_max_paper"]["value"],
-            "ssim_max_full": result["ssim_max_full"]["value"]}, result
+    result = ssim_max_privacy(synthetic, train, q=q, repeats=repeats, seed=seed, scan=scan)
+    scores = {"ssim_max_paper": result["ssim_max_paper"]["value"]}
+    if "ssim_max_full" in result:
+        scores["ssim_max_full"] = result["ssim_max_full"]["value"]
+    return scores, result
 
 
 def dcr_scores(spaces: Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -51,32 +55,61 @@ def dcr_scores(spaces: Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 
 def empirical_epsilon_of_generator(
-    victim: Any,
     build_generator: Callable[[], Any],
     train: ImageSet,
     *,
     seed: int,
-    query_indices: list[int],
     settings: Mapping[str, Any],
     run_dir: Path,
     sampling_seed: int,
     progress: bool,
-) -> dict[str, Any]:
-    """Paper 001 §3.2 for one seed: ``victim`` is the generator trained on ``train`` with ``seed``; each
-    query's ablated twin (``build_generator()``, fit with the same seed) trains on ``train`` minus the query
-    into ``run_dir / "ablated_<hash of the neighbouring set>.pt"``. Both sample ``settings["samples_per_class"]``
-    images per class with ``sampling_seed``. Returns ``run_empirical_epsilon_experiment``'s result."""
-    from medsyn.metrics.privacy import run_empirical_epsilon_experiment
+    costs: StageCosts | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Paper 001 §3.2 for one seed. ``settings``: the [privacy.empirical_epsilon] section (n_queries,
+    query_class, samples_per_class, k, n_components, isomap_neighbors, isomap_per_class, isomap_noise_sigmas).
 
-    def train_fn(train_set: ImageSet, fit_seed: int) -> Any:
-        if train_set is train:
-            return victim
-        digest = hashlib.sha1(train_set.source.encode("utf-8")).hexdigest()[:12]
+    The queries are ``minority_class_queries`` of ``train`` (drawn with ``seed``); per query a victim trains on
+    ``train`` without the query's class except the query, and one ablated generator per query class on
+    ``train`` without that class (``build_generator()``, fit with ``seed`` into ``run_dir /
+    "<victim_q<i> | ablated_c<c>>_<hash of the set>.pt"``, so a re-run resumes them); both sample
+    ``samples_per_class`` images per class with ``sampling_seed``. The generator assessed elsewhere (trained on
+    all of ``train``) is not one of them. ``costs`` gets the stages "privacy: empirical epsilon (victim and
+    ablated generators)" and "privacy: empirical epsilon (Isomap fit, kNN)".
+
+    Returns ({RESULT_NAMES: value}, the ``empirical_epsilon`` result, its summary also holding "query_class"
+    and "query_class_from")."""
+    from medsyn.metrics.privacy.empirical_epsilon import (
+        RESULT_NAMES,
+        empirical_epsilon,
+        minority_class_queries,
+        query_class_of,
+        train_neighbouring_generators,
+    )
+
+    costs = costs if costs is not None else StageCosts()
+    query_class, chosen_by = query_class_of(train.labels, train.source, settings["query_class"])
+    query_indices = minority_class_queries(train.labels, settings["n_queries"], seed=seed, query_class=query_class)
+
+    def train_fn(neighbour: ImageSet, fit_seed: int, name: str) -> Any:
+        digest = hashlib.sha1(neighbour.source.encode("utf-8")).hexdigest()[:12]
         generator = build_generator()
-        generator.fit(train_set, run_dir / f"ablated_{digest}.pt", seed=fit_seed, progress=progress)
+        generator.fit(neighbour, run_dir / f"{name}_{digest}.pt", seed=fit_seed, progress=progress)
         return generator
 
-    options = {key: settings[key] for key in ("k", "n_components", "isomap_neighbors")}
-    return run_empirical_epsilon_experiment(train, train_fn, query_indices=query_indices, seeds=[seed],
-                                            sampling_seeds=[sampling_seed],
-                                            samples_per_class=settings["samples_per_class"], **options)
+    with costs.stage("privacy: empirical epsilon (victim and ablated generators)"):
+        trials = train_neighbouring_generators(train, train_fn, query_indices=query_indices, seed=seed,
+                                               samples_per_class=settings["samples_per_class"],
+                                               sampling_seed=sampling_seed)
+    with costs.stage("privacy: empirical epsilon (Isomap fit, kNN)"):
+        result = empirical_epsilon(
+            train.images, train.labels, torch.stack([trial["query"] for trial in trials]),
+            [trial["victim"] for trial in trials], [trial["ablated"] for trial in trials],
+            k=settings["k"], n_components=settings["n_components"], isomap_neighbors=settings["isomap_neighbors"],
+            isomap_per_class=settings["isomap_per_class"], isomap_noise_sigmas=settings["isomap_noise_sigmas"],
+            seed=seed, trial_labels=[f"query={trial['query_index']}" for trial in trials])
+    summary = result["empirical_epsilon"]
+    summary.update({"query_indices": query_indices, "query_class": query_class, "query_class_from": chosen_by,
+                    "victim_size": len(trials[0]["victim_indices"]), "ablated_size": len(trials[0]["ablated_indices"]),
+                    "samples_per_class": int(settings["samples_per_class"])})
+    scores = {name: summary[f"{statistic}_{convention}"] for (statistic, convention), name in RESULT_NAMES.items()}
+    return scores, result

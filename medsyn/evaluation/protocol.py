@@ -57,7 +57,7 @@ class Protocol:
     regimes: utility regimes (baselines and synthetic) in REGIMES order; multipliers: of the synthetic ones.
     classifier: ``ClassifierSection.as_mapping()``; robustness: {"steps", "engine"}.
     fidelity_metrics: subset of FIDELITY_METRICS; kid: {"subsets", "subset_size"}; domain: domain features
-    and IS from the Baseline Real classifier; ssim: {"q", "repeats"}; gallery_top: images in the privacy
+    and IS from the Baseline Real classifier; ssim: {"q", "repeats", "scan"}; gallery_top: images in the privacy
     gallery; dcr: DCR in pixel space (+ the feature space of ``FeatureSpaces.dcr``); epsilon: the
     [privacy.empirical_epsilon] section; speed: the [speed] section.
     """
@@ -101,7 +101,8 @@ class Protocol:
         return cls(
             regimes=REGIMES, multipliers=tuple(utility["multipliers"]), classifier=dict(classifier),
             robustness=dict(robustness), fidelity_metrics=FIDELITY_METRICS, prdc_k=fidelity["k"],
-            kid=dict(fidelity["kid"]), domain=fidelity["domain"], ssim={"q": privacy["q"], "repeats": privacy["repeats"]},
+            kid=dict(fidelity["kid"]), domain=fidelity["domain"], ssim={"q": privacy["q"], "repeats": privacy["repeats"],
+                                                                      "scan": privacy["ssim_scan"]},
             gallery_top=privacy["gallery_top"], dcr=True, epsilon=dict(epsilon) if epsilon["enabled"] else None,
             speed=dict(speed),
         )
@@ -195,12 +196,19 @@ def evaluate_for_seed(real: RealData, source: SyntheticSource, protocol: Protoco
     if protocol.speed is not None and source.kind != "folder":
         with costs.stage("sampling speed"):
             tree["sampling_speed"] = _sampling_speed(source.trained[seed], protocol.speed, train.num_classes, seed)
-    if protocol.true_pairs:
-        pairs = true_pair_scores(source.trained.get(seed), real.test)
+    if protocol.true_pairs:  # PSNR / SSIM / LPIPS on true pairs and on paper 001's unpaired set
+        from medsyn.evaluation.fidelity_suite import lpips_network_of, unpaired_set_scores
+
+        lpips, why_no_lpips = lpips_network_of(spaces, real.test.image_shape)
+        with costs.stage("fidelity: PSNR, SSIM, LPIPS"):
+            pairs = true_pair_scores(source.trained.get(seed), real.test, lpips=lpips)
+            fidelity["unpaired_set"] = unpaired_set_scores(real.test, synthetic, lpips=lpips)
         if pairs is not None:
             fidelity["true_pairs"] = pairs
         else:
             notes["psnr_ssim_true_pairs"] = _NO_TRUE_PAIRS
+        if why_no_lpips is not None:
+            notes["lpips"] = why_no_lpips
     if fidelity:
         tree["fidelity"] = fidelity
     privacy = _privacy_stage(real, source, synthetic, synthetic_features, protocol, seed, baseline,
@@ -258,8 +266,12 @@ def _privacy_stage(real: RealData, source: SyntheticSource, synthetic: ImageSet,
     if protocol.ssim is not None:
         with costs.stage("privacy: SSIM-max"):
             ssim, artefacts["ssim"] = ssim_max_scores(synthetic.images, train.images, q=protocol.ssim["q"],
-                                                      repeats=protocol.ssim["repeats"], seed=seed)
+                                                      repeats=protocol.ssim["repeats"], seed=seed,
+                                                      scan=protocol.ssim.get("scan", "full"))
         privacy.update(ssim)
+        if "ssim_max_full" not in ssim:
+            notes["ssim_max_full"] = ("not computed: privacy.ssim_scan is 'paper' (only the synthetic images the "
+                                      "protocol draws were scanned; the gallery shows those)")
     if protocol.dcr:
         dcr_spaces = {"pixel": (synthetic.images, train.images, real.test.images)}
         if spaces.dcr is not None:
@@ -269,16 +281,10 @@ def _privacy_stage(real: RealData, source: SyntheticSource, synthetic: ImageSet,
             scores, artefacts["dcr"] = dcr_scores(dcr_spaces)
         privacy.update(scores)
     if protocol.epsilon is not None and source.kind == "generator":
-        from medsyn.metrics.privacy import minority_class_queries
-
-        with costs.stage("privacy: empirical epsilon (ablated generators, Isomap)"):
-            epsilon = empirical_epsilon_of_generator(
-                source.trained[seed], lambda: source.build_generator(train), train, seed=seed,
-                query_indices=minority_class_queries(train.labels, protocol.epsilon["n_queries"], seed=seed),
-                settings=protocol.epsilon, run_dir=run_dir, sampling_seed=seed + protocol.epsilon_sampling_offset,
-                progress=progress)
-        privacy["empirical_epsilon"] = epsilon["empirical_epsilon"]["value"]
-        artefacts["epsilon"] = epsilon
+        epsilon, artefacts["epsilon"] = empirical_epsilon_of_generator(
+            lambda: source.build_generator(train), train, seed=seed, settings=protocol.epsilon, run_dir=run_dir,
+            sampling_seed=seed + protocol.epsilon_sampling_offset, progress=progress, costs=costs)
+        privacy.update(epsilon)
     else:
         notes["empirical_epsilon"] = (
             "not computed: it needs victim and ablated generators trained on neighbouring data sets, "

@@ -66,7 +66,7 @@ _COMPOSITION = {
     "synthetic_da": (True, True, False),
     "combined_da": (True, True, True),
 }
-_CLASSIFIER_KEYS = {"arch", "epochs", "batch_size", "lr", "top_k"}
+_CLASSIFIER_KEYS = {"arch", "epochs", "batch_size", "lr", "top_k", "num_workers"}
 
 
 def multiplier_key(multiplier: int) -> str:

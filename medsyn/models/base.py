@@ -198,6 +198,7 @@ def run_generator_training(
         poisson_sampling=training.dp is not None,
         metadata_fn=metadata_fn,
         device=device,
+        num_workers=training.num_workers,
     )
     history = run_training(run, train, step)
     return history, {**metadata, **(metadata_fn() if metadata_fn else {})}

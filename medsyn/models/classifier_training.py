@@ -8,12 +8,18 @@ of the epoch with the lowest loss on the REAL validation set (Appendix A); ties 
 Images are fed as they are, in [0, 1]: no normalisation, so no statistics of any split leak into training.
 With ``augment=True`` every training batch is transformed on the fly by ``geometric_augment`` (the paper's
 "Geometric DA": rotations, horizontal and vertical flips), drawn from a generator seeded by ``seed``.
+Batches are read through a DataLoader (``medsyn.training.batch_loader``): the shuffle is drawn here and
+``num_workers`` processes only read the images, so the trained weights do not depend on ``num_workers``;
+one worker pool serves every epoch. Augmentation runs in this process, on the CPU.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
+from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import torch
@@ -22,6 +28,7 @@ from torch import nn
 
 from medsyn.data.image_set import ImageSet, check_same_kind
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER, build_classifier, classifier_hyperparameters
+from medsyn.training.batch_loader import DEFAULT_NUM_WORKERS, LoadedBatch, check_num_workers, load_batches
 
 __all__ = [
     "GEOMETRIC_DA",
@@ -113,11 +120,13 @@ def train_classifier(
     augment: bool = False,
     progress: bool = False,
     device: str | torch.device = "cpu",
+    num_workers: int = DEFAULT_NUM_WORKERS,
 ) -> tuple[nn.Module, dict]:
     """Train ``arch`` on ``train``; keep the epoch with the lowest cross-entropy on ``val``.
 
     train, val: ImageSets with the same image shape and classes (val is REAL validation data, never test).
     epochs, batch_size, lr: default to ``CLASSIFIER_HYPERPARAMETERS[arch]`` (paper 000 Appendix A).
+    num_workers: DataLoader worker processes reading the training batches (0: read in this process).
     Returns the model (best epoch's weights, eval mode, on ``device``) and a JSON-serialisable history:
     {"arch", "seed", "augment", "epochs", "batch_size", "lr", "train_size", "best_epoch", "best_val_loss",
      "per_epoch": [{"epoch", "train_loss", "val_loss", "val_accuracy"}, ...]} (epochs count from 1).
@@ -125,6 +134,7 @@ def train_classifier(
     epochs, batch_size, lr = _checked_training_arguments(
         train, val, arch, epochs, batch_size, lr, seed, augment
     )
+    check_num_workers(num_workers)
     device = torch.device(device)
     model, dropout_seed = _seeded_classifier(arch, train, seed)
     model.to(device)
@@ -139,10 +149,14 @@ def train_classifier(
         from tqdm.auto import tqdm
 
         epoch_range = tqdm(epoch_range, desc=f"train {arch}", leave=False)
-    with torch.random.fork_rng(devices=[]):  # dropout (vgg16) draws from the global RNG: seed it too
+    batches_per_epoch = math.ceil(len(train) / batch_size)
+    order = _epoch_batches(len(train), batch_size, shuffle, epochs)
+    stream = load_batches(train.images, train.labels, order, num_workers=num_workers, device=device)
+    with closing(stream), torch.random.fork_rng(devices=[]):  # dropout (vgg16) draws from the global RNG
         torch.manual_seed(dropout_seed)
         for epoch in epoch_range:
-            train_loss = _train_one_epoch(model, optimiser, train, batch_size, shuffle, augmentation, device)
+            epoch_batches = itertools.islice(stream, batches_per_epoch)
+            train_loss = _train_one_epoch(model, optimiser, epoch_batches, len(train), augmentation, device)
             val_loss, val_accuracy = _mean_loss(model, val)
             if not math.isfinite(val_loss):
                 raise ValueError(
@@ -213,33 +227,40 @@ def _seeded_classifier(arch: str, train: ImageSet, seed: int) -> tuple[nn.Module
     return model, dropout_seed
 
 
+def _epoch_batches(num_items: int, batch_size: int, shuffle: torch.Generator, epochs: int
+                   ) -> Iterator[torch.Tensor]:
+    """The indices of every batch of ``epochs`` passes: each pass a permutation drawn from ``shuffle``, cut
+    into batches of ``batch_size`` (the last one shorter when ``batch_size`` does not divide ``num_items``)."""
+    for _ in range(epochs):
+        order = torch.randperm(num_items, generator=shuffle)
+        for start in range(0, num_items, batch_size):
+            yield order[start : start + batch_size]
+
+
 def _train_one_epoch(
     model: nn.Module,
     optimiser: torch.optim.Optimizer,
-    train: ImageSet,
-    batch_size: int,
-    shuffle: torch.Generator,
+    batches: Iterator[LoadedBatch],
+    num_items: int,
     augmentation: torch.Generator | None,
     device: torch.device,
 ) -> float:
-    """One pass over ``train`` in the order ``shuffle`` draws, one Adam step per batch (each batch
+    """One pass over the ``num_items`` training images in ``batches``, one Adam step per batch (each batch
     transformed by ``geometric_augment`` drawing from ``augmentation``, unless None); returns the mean
     training loss over the images."""
     model.train()
-    order = torch.randperm(len(train), generator=shuffle)
     total_loss = 0.0
-    for start in range(0, len(train), batch_size):
-        index = order[start : start + batch_size]
-        images = train.images[index]
+    for batch in batches:
         if augmentation is not None:
-            images = geometric_augment(images, augmentation)
-        logits = model(images.to(device))
-        loss = F.cross_entropy(logits, train.labels[index].to(device))
+            batch = batch._replace(images=geometric_augment(batch.images, augmentation))
+        images, labels = batch.images_and_labels(device)
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        total_loss += loss.item() * len(index)
-    return total_loss / len(train)
+        total_loss += loss.item() * len(batch.index)
+    return total_loss / num_items
 
 
 def macro_f1_score(labels: torch.Tensor, predictions: torch.Tensor) -> float:

@@ -402,6 +402,7 @@ class ConditionalLDM(DiffusionGenerator):
             metadata=metadata,
             progress=progress,
             device=self.codec.scale_factor.device,
+            num_workers=self.training.num_workers,
         )
         self.autoencoder_history = run_training(run, train, step)
         autoencoder.requires_grad_(False)

@@ -5,7 +5,8 @@ what the table shows; a column no set has is left out and a cell a set lacks is 
 Every cell is "mean [low, high]" with the 90% CI over seeds; every column names its extractor or protocol.
 
 - Table A (000 Table 2): per synthetic set, fidelity (precision), diversity (recall), density, coverage, FID and
-  KID for each feature extractor; then Inception Score, sampling speed and PSNR/SSIM on true pairs.
+  KID for each feature extractor; then Inception Score, sampling speed, and PSNR/SSIM/LPIPS on true pairs
+  (reconstructions) and on paper 001's unpaired set (001 Table 1).
 - Table B (000 Table 2, privacy column, + 001 §3.2): SSIM-max (paper protocol and full scan), DCR KS/area in
   each space, empirical epsilon, DP epsilon.
 - Table C (000 Tables 3-4): rows Experiments x Models (baselines once, with "-"), columns utility (accuracy,
@@ -31,7 +32,16 @@ __all__ = [
 
 _FIDELITY_COLUMNS = (("precision", "Fidelity (precision) ↑"), ("recall", "Diversity (recall) ↑"),
                      ("density", "Density ↑"), ("coverage", "Coverage ↑"), ("fid", "FID ↓"), ("kid", "KID ↓"))
-_NOT_AN_EXTRACTOR = ("true_pairs", "inception_score")
+_PAIR_GROUPS = {"true_pairs": "true pairs", "unpaired_set": "unpaired set"}
+_PAIR_COLUMNS = (("psnr", "PSNR {group} (dB) ↑"), ("ssim", "SSIM {group} ↑"), ("lpips", "LPIPS {group} ↓"))
+_NOT_AN_EXTRACTOR = (*_PAIR_GROUPS, "inception_score")
+_PAIRS_NOTE = (
+    "PSNR / SSIM / LPIPS (VGG16, lpips v0.1) of image pairs. **True pairs**: each real test image and the "
+    "generator's reconstruction of it (a reconstruction error: how faithfully the model reproduces a given "
+    "image). **Unpaired set** (paper 001 Table 1): the real test split and as many synthetic images of each "
+    "class, paired class by class with no correspondence (a similarity of two sets, not an error: smooth, "
+    "average-looking samples score a higher PSNR than sharp, varied ones)."
+)
 NO_PRIVACY = "inf (no privacy)"
 
 
@@ -78,8 +88,10 @@ def fidelity_tables(results: Mapping[str, Any]) -> list[str]:
     is_classifiers = _first_seen([f.get("inception_score", {}) for f in fidelity.values()])
     speed_rows = [[name, format_interval(entry["sampling_speed"])] for name, entry in sets.items()
                   if "sampling_speed" in entry]
-    pair_rows = [[name, format_interval(f["true_pairs"].get("psnr")), format_interval(f["true_pairs"].get("ssim"))]
-                 for name, f in fidelity.items() if "true_pairs" in f]
+    pair_columns = [(group, key, label.format(group=words)) for group, words in _PAIR_GROUPS.items()
+                    for key, label in _PAIR_COLUMNS if any(key in f.get(group, {}) for f in fidelity.values())]
+    pair_rows = [[name] + [format_interval(f.get(group, {}).get(key)) for group, key, _label in pair_columns]
+                 for name, f in fidelity.items() if any(group in f for group in _PAIR_GROUPS)]
     if not (extractors or is_classifiers or speed_rows or pair_rows):
         return []
     lines = ["## Table A: fidelity and diversity (paper 000 Table 2)", ""]
@@ -103,8 +115,8 @@ def fidelity_tables(results: Mapping[str, Any]) -> list[str]:
                   "machine; sets of external images have none):", ""]
         lines += markdown_table(["Synthetic set", "Sampling speed (samples/s) ↑"], speed_rows)
     if pair_rows:
-        lines += ["PSNR / SSIM on true pairs (real test image, its reconstruction):", ""]
-        lines += markdown_table(["Synthetic set", "PSNR (dB) ↑", "SSIM ↑"], pair_rows)
+        lines += [_PAIRS_NOTE, ""]
+        lines += markdown_table(["Synthetic set"] + [label for _group, _key, label in pair_columns], pair_rows)
     return lines
 
 
@@ -112,6 +124,15 @@ def _dp_epsilon_cell(privacy: Mapping[str, Any]) -> str:
     if "dp_epsilon" not in privacy:
         return "-"
     return NO_PRIVACY if privacy["dp_epsilon"] is None else format_interval(privacy["dp_epsilon"])
+
+
+# paper 001 §3.2, signed; worst = max over the queries (the headline), mean beside it
+EMPIRICAL_EPSILON_COLUMNS = (
+    ("empirical_epsilon_worst_paper_code", "empirical ε worst query, ln(r_a/r_v) as paper code ↓"),
+    ("empirical_epsilon_mean_paper_code", "empirical ε mean over queries, paper code ↓"),
+    ("empirical_epsilon_worst_with_d", "empirical ε worst query, with d (kNN log density ratio) ↓"),
+    ("empirical_epsilon_mean_with_d", "empirical ε mean over queries, with d ↓"),
+)
 
 
 def privacy_table(results: Mapping[str, Any]) -> list[str]:
@@ -129,9 +150,9 @@ def privacy_table(results: Mapping[str, Any]) -> list[str]:
     for key, label in (("dcr_ks", "DCR KS"), ("dcr_area", "DCR area")):
         columns += [(f"{label} ({space} space)", lambda p, key=key, space=space: format_interval(p.get(key, {}).get(space)))
                     for space in spaces if any(space in p.get(key, {}) for p in sets.values())]
-    if any("empirical_epsilon" in p for p in sets.values()):
-        columns.append(("empirical ε (kNN density in Isomap of real train) ↓",
-                        lambda p: format_interval(p.get("empirical_epsilon"))))
+    for key, label in EMPIRICAL_EPSILON_COLUMNS:
+        if any(key in p for p in sets.values()):
+            columns.append((label, lambda p, key=key: format_interval(p.get(key))))
     if any("dp_epsilon" in p for p in sets.values()):
         columns.append(("DP ε (DP-SGD accountant) ↓", _dp_epsilon_cell))
     lines = ["## Table B: privacy (paper 000 §4.1.6, paper 001 §3.2)", ""]

@@ -3,8 +3,9 @@ results document of workflow ``dp_sweep`` (schema 2, ``medsyn.report.results``):
 DP-SGD noise multiplier sigma, in order of ``dp.sigma``.
 
 Columns: FID on the sweep's extractor, the DP epsilon ("inf (no privacy)" when null: sigma 0 or no finite
-bound over the seeds), the empirical epsilon of paper 001 §3.2 when measured, and utility = accuracy of a
-classifier trained on the synthetic set only (``utility.data_anonymization.1x.accuracy``).
+bound over the seeds), the empirical epsilon of paper 001 §3.2 when measured (worst query, signed, in the
+paper-code convention ln(r_a/r_v) and with the dimension factor d), and utility = accuracy of a classifier
+trained on the synthetic set only (``utility.data_anonymization.1x.accuracy``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import Any
 from medsyn.report.cost_table import cost_table_lines
 from medsyn.report.results import validate_results
 
-__all__ = ["NO_PRIVACY", "dp_sweep_extractor", "dp_sweep_series", "render_dp_sweep_markdown"]
+__all__ = ["EMPIRICAL_SERIES", "NO_PRIVACY", "dp_sweep_extractor", "dp_sweep_series", "render_dp_sweep_markdown"]
+
+# (series key, privacy metric, column header): the empirical epsilon of the worst query in both conventions
+EMPIRICAL_SERIES = (
+    ("empirical_epsilon_paper_code", "empirical_epsilon_worst_paper_code", "empirical ε worst, paper code"),
+    ("empirical_epsilon_with_d", "empirical_epsilon_worst_with_d", "empirical ε worst, with d"),
+)
 
 NO_PRIVACY = "inf (no privacy)"
 _MISSING = object()
@@ -45,7 +52,8 @@ def dp_sweep_extractor(results: Mapping[str, Any]) -> str:
 
 def dp_sweep_series(results: Mapping[str, Any], *, extractor: str) -> list[dict[str, Any]]:
     """One row per synthetic set, ascending ``dp.sigma``: {"name", "sigma", "fid", "dp_epsilon",
-    "empirical_epsilon", "utility", "no_privacy"}; each metric a statistic, or None where the set has none;
+    "empirical_epsilon_paper_code", "empirical_epsilon_with_d" (worst query), "utility", "no_privacy"}; each
+    metric a statistic, or None where the set has none;
     ``no_privacy``: the set records ``dp_epsilon`` null (no finite DP guarantee, e.g. sigma 0). ValueError
     for a document that is not a valid DP sweep or has no FID on ``extractor``."""
     validate_results(results)
@@ -59,7 +67,7 @@ def dp_sweep_series(results: Mapping[str, Any], *, extractor: str) -> list[dict[
     for name, entry in sorted(sets.items(), key=lambda item: item[1]["dp"]["sigma"]):
         metrics = {key: _get(entry, *path) for key, path in (
             ("fid", ("fidelity", extractor, "fid")), ("dp_epsilon", ("privacy", "dp_epsilon")),
-            ("empirical_epsilon", ("privacy", "empirical_epsilon")),
+            *((key, ("privacy", metric)) for key, metric, _header in EMPIRICAL_SERIES),
             ("utility", ("utility", "data_anonymization", "1x", "accuracy")))}
         rows.append({"name": name, "sigma": float(entry["dp"]["sigma"]),
                      **{key: None if value is _MISSING else value for key, value in metrics.items()},
@@ -97,15 +105,15 @@ def render_dp_sweep_markdown(results: Mapping[str, Any], *, figure_name: str = "
         ),
         "",
     ]
-    empirical = any(row["empirical_epsilon"] is not None for row in rows)
+    empirical = [(key, header) for key, _metric, header in EMPIRICAL_SERIES if any(row[key] is not None for row in rows)]
     header = f"| sigma | FID ({extractor}) | epsilon (delta = 1/n_train) |"
-    header += " empirical epsilon |" if empirical else ""
-    lines += [header + " utility (accuracy) | seeds |", "|---" * (6 if empirical else 5) + "|"]
+    header += "".join(f" {name} |" for _key, name in empirical)
+    lines += [header + " utility (accuracy) | seeds |", "|---" * (5 + len(empirical)) + "|"]
     for row in rows:
         epsilon = NO_PRIVACY if row["no_privacy"] else _cell(row["dp_epsilon"], 3)
         seeds = next((row[key]["n_seeds"] for key in ("fid", "utility", "dp_epsilon") if row[key] is not None), "-")
         line = f"| {row['sigma']:g} | {_cell(row['fid'], 2)} | {epsilon} |"
-        line += f" {_cell(row['empirical_epsilon'], 3)} |" if empirical else ""
+        line += "".join(f" {_cell(row[key], 3)} |" for key, _name in empirical)
         lines.append(line + f" {_cell(row['utility'], 3)} | {seeds} |")
     lines += [
         "",

@@ -85,6 +85,19 @@ METRIC_CATALOG: dict[str, MetricInfo] = {
     "fidelity.true_pairs.ssim": MetricInfo(
         "fidelity", "SSIM between real test images and their reconstructions (true pairs only)", True
     ),
+    "fidelity.true_pairs.lpips": MetricInfo(
+        "fidelity", "LPIPS (VGG16, lpips v0.1) between real test images and their reconstructions", False
+    ),
+    "fidelity.unpaired_set.psnr": MetricInfo(
+        "fidelity", "paper 001's set-level PSNR: real test images vs as many synthetic images of their class, "
+        "paired with no correspondence (a similarity of two sets, not a reconstruction error)", True, "dB"
+    ),
+    "fidelity.unpaired_set.ssim": MetricInfo(
+        "fidelity", "paper 001's set-level SSIM of the same class-matched, unrelated pairs", True
+    ),
+    "fidelity.unpaired_set.lpips": MetricInfo(
+        "fidelity", "paper 001's set-level LPIPS (VGG16, lpips v0.1) of the same class-matched, unrelated pairs", False
+    ),
     "sampling_speed": MetricInfo(
         "sampling speed", "synthetic images generated per second after a warm-up (paper 000 §4.1.3)", True, "samples/s"
     ),
@@ -114,12 +127,18 @@ METRIC_CATALOG: dict[str, MetricInfo] = {
     "privacy.dcr_area": MetricInfo(
         "privacy", "area between the same two ECDFs of distances to the closest training record", False
     ),
-    "privacy.empirical_epsilon": MetricInfo(
-        "privacy",
-        "log ratio of the kNN densities of victim and ablated synthetic sets at the query, in an Isomap of the "
-        "real training split (paper 001 §3.2)",
-        False,
-    ),
+    **{
+        f"privacy.empirical_epsilon_{statistic}_{convention}": MetricInfo(
+            "privacy",
+            f"{reading} over the queries of the signed log density ratio victim / ablated generator at the query "
+            f"(paper 001 §3.2: neighbouring sets differ by the query, alone in its class), kNN in an Isomap of real "
+            f"training images; {meaning}",
+            False,
+        )
+        for statistic, reading in (("worst", "maximum (eq. 1's sup)"), ("mean", "mean"))
+        for convention, meaning in (("paper_code", "ln(r_a / r_v) as the authors' code (no dimension factor)"),
+                                    ("with_d", "ln p_v - ln p_a = d ln(r_a / r_v) + ln(n_a / n_v)"))
+    },
     "privacy.dp_epsilon": MetricInfo(
         "privacy",
         "formal (epsilon, delta)-DP guarantee of DP-SGD training (Opacus RDP accountant); null = no DP (sigma 0)",
@@ -152,8 +171,8 @@ def metric_name_of(path: str) -> str:
     elif section == "fidelity":
         if len(parts) != 3:
             raise ValueError(f"{path}: expected fidelity.<extractor>.<metric>")
-        if parts[1] == "true_pairs":
-            name = f"fidelity.true_pairs.{parts[2]}"
+        if parts[1] in ("true_pairs", "unpaired_set"):
+            name = f"fidelity.{parts[1]}.{parts[2]}"
         elif parts[1] == "inception_score":
             name = "fidelity.inception_score"
         else:

@@ -65,8 +65,9 @@ def save_dcr_ecdf_plot(path: str | os.PathLike, dcr_result: dict[str, Any], *, t
 def save_isomap_scatter(
     path: str | os.PathLike, epsilon_result: dict[str, Any], *, title: str | None = None
 ) -> Path:
-    """Isomap embedding (fitted on real training data) of the real set, the first trial's victim and ablated
-    synthetic sets, and every query.
+    """Isomap embedding (fitted on real training data) of the real images of its fit set, the first trial's
+    victim and ablated synthetic sets, and every query; the title gives the worst-query epsilon in both
+    conventions and the fit's size and seconds.
 
     epsilon_result: the dict returned by :func:`medsyn.metrics.privacy.empirical_epsilon` /
         :func:`medsyn.metrics.privacy.run_empirical_epsilon_experiment`
@@ -91,10 +92,14 @@ def save_isomap_scatter(
     axis.set_ylabel("Isomap 2")
     axis.legend(fontsize=8)
     summary = epsilon_result.get("empirical_epsilon", {})
+    isomap = summary.get("isomap", {})
+    nan = float("nan")
     axis.set_title(
-        (title + "\n" if title else "") + f"empirical epsilon mean {summary.get('value', float('nan')):.3g}"
-        f"  max {summary.get('max', float('nan')):.3g}",
-        fontsize=9,
+        (title + "\n" if title else "")
+        + f"empirical epsilon worst query: {summary.get('worst_paper_code', nan):.3g} (paper code), "
+        f"{summary.get('worst_with_d', nan):.3g} (with d)\nIsomap fit on {isomap.get('fit_points', '?')} points "
+        f"({isomap.get('real_images', '?')} real images + noisy copies), {isomap.get('fit_seconds', nan):.3g} s",
+        fontsize=8,
     )
     return _write(path, figure)
 

@@ -25,10 +25,13 @@ does not compute is absent, never filled with placeholders):
   ``data_anonymization`` at 1x; the DP sweep: ``data_anonymization`` at 1x).
 - ``robustness``: ``{regime: {multiplier: {"adversarial_accuracy": S}}}``, the same keys as utility.
 - ``fidelity``: ``{extractor: {"precision", "recall", "density", "coverage", "fid", "kid": S}}`` per
-  feature extractor, ``"inception_score": {classifier: S}`` and ``"true_pairs": {"psnr": S, "ssim": S}``.
+  feature extractor, ``"inception_score": {classifier: S}``, ``"true_pairs": {"psnr", "ssim", "lpips": S}``
+  (real test images vs their reconstructions) and ``"unpaired_set": {"psnr", "ssim", "lpips": S}`` (paper 001's
+  class-matched pairs with no correspondence); ``"lpips"`` only with a VGG16 weights file.
 - ``privacy``: ``"ssim_max_paper"``, ``"ssim_max_full"``, ``"dcr_ks": {space: S}``, ``"dcr_area": {space:
-  S}``, ``"empirical_epsilon"``: S, and ``"dp_epsilon"``: S or null (null: no finite DP guarantee, e.g.
-  sigma 0).
+  S}``, ``"empirical_epsilon_<worst|mean>_<paper_code|with_d>"``: S (signed; worst/mean over the queries;
+  paper_code = ln(r_a/r_v), with_d = d times that, paper 001 §3.2), and ``"dp_epsilon"``: S or null (null:
+  no finite DP guarantee, e.g. sigma 0).
 - ``sampling_speed``: S (samples per second; absent for folder sets).
 - ``not_computed``: ``{metric: reason}``, why a metric the workflow would compute is missing for this set.
 - ``per_seed``: one tree per seed with the sections above holding plain numbers (plus bookkeeping such as

@@ -1,6 +1,6 @@
 """Seeded, resumable mini-batch orders over a training set.
 
-Two orders, one convention (``next() -> indices``, ``state_dict()``/``load_state_dict()``):
+Two orders, one convention (``next() -> indices``, ``state_dict()``/``load_state_dict()``, ``clone()``):
 
 - ``ShuffledBatches``: epochs of a seeded permutation cut into fixed-size batches (ordinary training).
 - ``PoissonBatches``: every item joins each batch independently with probability ``sample_rate``
@@ -8,6 +8,10 @@ Two orders, one convention (``next() -> indices``, ``state_dict()``/``load_state
 
 Either order is a pure function of (seed, position) and its state is part of every checkpoint, so a
 resumed run sees exactly the batches the uninterrupted run would have seen.
+
+``clone()`` is an independent order at the same position: a DataLoader may draw ahead on the clone while
+the training loop's own order advances only with the batches consumed, so a checkpoint saves the position
+of the last batch trained on (``medsyn.training.batch_loader``).
 
 Under DDP every rank draws the same global batch and keeps its share (``shard_batch``), so the union
 over ranks is the single-process batch.
@@ -77,6 +81,13 @@ class ShuffledBatches:
         self.position = state["position"]
         self._order = self._permutation(self.epoch)
 
+    def clone(self) -> ShuffledBatches:
+        """An independent order at this position: it yields the batches this one would, and advancing
+        either leaves the other where it was."""
+        twin = ShuffledBatches(self.num_items, self.batch_size, self.seed)
+        twin.load_state_dict(self.state_dict())
+        return twin
+
 
 class PoissonBatches:
     """Poisson subsampling: batch t holds each item independently with probability ``sample_rate``.
@@ -124,6 +135,13 @@ class PoissonBatches:
                 f"this run {mine}"
             )
         self.step = state["step"]
+
+    def clone(self) -> PoissonBatches:
+        """An independent order at this step: it yields the batches this one would, and advancing either
+        leaves the other where it was."""
+        twin = PoissonBatches(self.num_items, self.sample_rate, self.seed)
+        twin.load_state_dict(self.state_dict())
+        return twin
 
 
 def shard_batch(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:

@@ -9,11 +9,17 @@ Under DDP (a process group is up, see ``medsyn.training.distributed``) every ran
 batch and trains on its shard; losses are averaged over ranks; only rank 0 writes checkpoints.
 With ``poisson_sampling=True`` batches are Poisson-subsampled (``PoissonBatches``), which the DP-SGD
 accountant requires.
+
+Batches are read through a DataLoader (``medsyn.training.batch_loader``; ``num_workers`` processes, 0 reads
+in this process). The loader draws its batch indices from a clone of the run's batch order and may run
+ahead; the run's own order advances once per batch trained on, so a checkpoint saves the position of the
+batches consumed, not of those prefetched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from medsyn.data.image_set import ImageSet
+from medsyn.training.batch_loader import DEFAULT_NUM_WORKERS, check_num_workers, load_batches
 from medsyn.training.batches import PoissonBatches, ShuffledBatches, shard_batch
 from medsyn.training.checkpoint import load_checkpoint, save_checkpoint
 from medsyn.training.distributed import all_reduce_mean, barrier, broadcast_buffers, rank_and_world_size
@@ -50,6 +57,8 @@ class TrainingRun:
         shuffled fixed-size batches.
     device: where each batch is moved before ``step_fn`` (the modules must already be there); the
         training set itself stays on the CPU.
+    num_workers: DataLoader worker processes reading the batches (0: read in this process); the batches,
+        and so the run, are the same for any number.
     """
 
     model_name: str
@@ -65,6 +74,7 @@ class TrainingRun:
     poisson_sampling: bool = False
     metadata_fn: Callable[[], dict[str, Any]] | None = None
     device: torch.device | str = "cpu"
+    num_workers: int = DEFAULT_NUM_WORKERS
 
 
 def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dict[str, float]]:
@@ -78,6 +88,7 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
         raise ValueError(f"steps must be >= 0, got {run.steps}")
     if run.checkpoint_every < 0:
         raise ValueError(f"checkpoint_every must be >= 0, got {run.checkpoint_every}")
+    check_num_workers(run.num_workers)
     if len(train) == 0:
         raise ValueError(f"training set {train.source} is empty")
     rank, world_size = rank_and_world_size()
@@ -101,16 +112,21 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
         disable=not run.progress or rank != 0,
         leave=False,
     )
-    for step in bar:
-        index = shard_batch(batches.next(), rank, world_size)
-        images = train.images[index].to(device, non_blocking=True)
-        labels = train.labels[index].to(device, non_blocking=True)
-        losses = {key: float(value) for key, value in step_fn(images, labels, step).items()}
-        losses = all_reduce_mean(losses)
-        history.append(losses)
-        bar.set_postfix({key: f"{value:.4g}" for key, value in losses.items()})
-        if run.checkpoint_every and (step + 1) % run.checkpoint_every == 0 and step + 1 < run.steps:
-            save(step + 1)
+    # The loader draws from a clone (and runs ahead); ``batches`` advances per batch trained on and is saved.
+    ahead = _sharded(batches.clone(), run.steps - start, rank, world_size)
+    stream = load_batches(train.images, train.labels, ahead, num_workers=run.num_workers, device=device)
+    with closing(stream):
+        for step, batch in zip(bar, stream):
+            index = shard_batch(batches.next(), rank, world_size)
+            if not torch.equal(index, batch.index):  # a broken invariant, never data-dependent
+                raise RuntimeError(f"step {step}: the batch read is not the batch of the run's order")
+            images, labels = batch.images_and_labels(device)
+            losses = {key: float(value) for key, value in step_fn(images, labels, step).items()}
+            losses = all_reduce_mean(losses)
+            history.append(losses)
+            bar.set_postfix({key: f"{value:.4g}" for key, value in losses.items()})
+            if run.checkpoint_every and (step + 1) % run.checkpoint_every == 0 and step + 1 < run.steps:
+                save(step + 1)
     if world_size > 1:
         for obj in run.stateful.values():
             if isinstance(obj, torch.nn.Module):
@@ -118,6 +134,13 @@ def run_training(run: TrainingRun, train: ImageSet, step_fn: StepFn) -> list[dic
     if start < run.steps or not checkpoint_path.exists():
         save(run.steps)
     return history
+
+
+def _sharded(order: ShuffledBatches | PoissonBatches, count: int, rank: int, world_size: int
+             ) -> Iterator[torch.Tensor]:
+    """This rank's share of the next ``count`` batches of ``order``."""
+    for _ in range(count):
+        yield shard_batch(order.next(), rank, world_size)
 
 
 def _batch_sampler(run: TrainingRun, size: int, world_size: int) -> ShuffledBatches | PoissonBatches:

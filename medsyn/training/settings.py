@@ -2,7 +2,7 @@
 
 A generator is configured by two things: its model config (a frozen dataclass per model whose defaults
 are the paper's values, cited there) and these ``TrainingSettings`` (steps, batch size, checkpoint
-interval, optional DP-SGD). ``config_from_mapping`` turns a plain dict (from a bundle YAML) into a
+interval, optional DP-SGD, DataLoader workers). ``config_from_mapping`` turns a plain dict (from a bundle YAML) into a
 config dataclass and rejects unknown keys by name, so a typo fails before training starts.
 
 The checkpoint of a generator stores ``generator_checkpoint_config(...)``: the model config, the class
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from medsyn.config.strict import parse_section
+from medsyn.training.batch_loader import DEFAULT_NUM_WORKERS
 
 __all__ = [
     "DPSettings",
@@ -67,6 +68,8 @@ class TrainingSettings:
     dp: DP-SGD settings, or None for ordinary training.
     device: "cpu" (default), "cuda", "cuda:<i>" or "auto" (medsyn.training.device.resolve_device).
         Not part of the resume identity: a run may continue on another device.
+    num_workers: DataLoader worker processes reading the training batches (0: read in the training
+        process). The batches do not depend on it, so neither does the resume identity.
     """
 
     steps: int = 1000
@@ -74,12 +77,14 @@ class TrainingSettings:
     checkpoint_every: int = 0
     dp: DPSettings | None = None
     device: str = "cpu"
+    num_workers: int = DEFAULT_NUM_WORKERS
 
     def __post_init__(self) -> None:
-        for key, minimum in (("steps", 0), ("batch_size", 1), ("checkpoint_every", 0)):
+        # "key: ..." so that config parsing names the key path (training.num_workers: must be ...)
+        for key, minimum in (("steps", 0), ("batch_size", 1), ("checkpoint_every", 0), ("num_workers", 0)):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
+                raise ValueError(f"{key}: must be an integer >= {minimum}, got {value!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:<index>' or 'auto', got {self.device!r}")
         if isinstance(self.dp, Mapping):
@@ -88,7 +93,8 @@ class TrainingSettings:
             raise ValueError(f"dp must be a mapping of DP settings or null, got {type(self.dp).__name__}")
 
     def resume_identity(self) -> dict[str, Any]:
-        """What a resumed run must share with the checkpoint (steps and checkpoint_every may change)."""
+        """What a resumed run must share with the checkpoint (steps, checkpoint_every, device and
+        num_workers may change)."""
         return {"batch_size": self.batch_size, "dp": None if self.dp is None else dataclasses.asdict(self.dp)}
 
 

@@ -68,7 +68,7 @@ def run_dp_sweep(
     extractor: str = DEFAULT_EXTRACTOR,
     feature_batch_size: int = FEATURE_BATCH_SIZE,
     classifier: Mapping[str, Any],
-    empirical_epsilon: Mapping[str, int] | None = None,
+    empirical_epsilon: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> Path:
     """Run the sweep; return the path of ``dp_sweep.md`` (``results.json`` and ``dp_sweep.png`` beside it).
@@ -78,7 +78,8 @@ def run_dp_sweep(
     model, model_config: a registered generator and its model-config overrides (no training keys: steps,
         batch_size (under DP the expected Poisson batch) and max_grad_norm C are arguments here).
     sigmas: DP-SGD noise multipliers, 0 trains without DP; classifier: the utility classifier section;
-    empirical_epsilon: None, or the [empirical_epsilon] section (trains one more generator per run).
+    empirical_epsilon: None, or the [empirical_epsilon] section (trains two more generators per run: victim
+        and ablated, paper 001 §3.2).
     """
     from medsyn.evaluation.dp_sweep import sweep, sweep_notes
     from medsyn.report.results import SCHEMA_VERSION, write_results

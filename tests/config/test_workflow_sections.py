@@ -37,6 +37,7 @@ CVAE_SET = {"cvae": {"kind": "generator", "model": "cvae", "config": {"hidden_di
         ({"utility": {"multiplier": [1]}}, r"^utility\.multiplier: unknown key; did you mean 'multipliers'\?$"),
         ({"robustness": {"step": 5}}, r"^robustness\.step: unknown key; did you mean 'steps'\?$"),
         ({"robustness": {"engine": "fast"}}, r"robustness\.engine must be one of 'auto', 'autograd', 'sequential'"),
+        ({"privacy": {"ssim_scan": "drawn"}}, r"^privacy\.ssim_scan: expected one of \['full', 'paper'\], got 'drawn'$"),
         ({"privacy": {"empirical_epsilon": {"n_querys": 1}}},
          r"^privacy\.empirical_epsilon\.n_querys: unknown key; did you mean 'n_queries'\?$"),
         ({"fidelity": {"kid": {"subset": 5}}}, r"^fidelity\.kid\.subset: unknown key; did you mean 'subsets'\?$"),
@@ -145,7 +146,7 @@ def test_section_defaults_are_the_named_paper_constants():
     # a classifier left partly unset takes its arch's paper values (paper 000 Appendix A)
     vgg = CLASSIFIER_HYPERPARAMETERS["vgg16"]
     assert parse_classifier({"arch": "vgg16", "epochs": 3}, "classifier") == {
-        "arch": "vgg16", "epochs": 3, "batch_size": vgg.batch_size, "lr": vgg.lr, "top_k": 1}
+        "arch": "vgg16", "epochs": 3, "batch_size": vgg.batch_size, "lr": vgg.lr, "num_workers": 0, "top_k": 1}
     assert parse_section(ClassifierSection, {"lr": "null"}, path="c").lr is None
 
 

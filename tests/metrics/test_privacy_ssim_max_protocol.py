@@ -117,3 +117,38 @@ def test_bad_images():
         ssim_max_privacy(torch.full((2, 1, 12, 12), float("nan")), real)
     with pytest.raises(ValueError, match="real_train is empty"):
         ssim_max_privacy(torch.rand(2, 1, 12, 12), torch.rand(0, 1, 12, 12))
+
+
+def test_paper_scan_scans_only_the_drawn_images_and_gives_the_same_protocol_value(sets, monkeypatch):
+    synthetic, real = sets
+    full = ssim_max_privacy(synthetic, real, q=4, repeats=3, seed=2)
+    scanned_counts = []
+    original = ssim_module.ssim_max
+
+    def counting(a, b, **options):
+        scanned_counts.append(int(a.shape[0]))
+        return original(a, b, **options)
+
+    monkeypatch.setattr(ssim_module, "ssim_max", counting)
+    paper = ssim_max_privacy(synthetic, real, q=4, repeats=3, seed=2, scan="paper")
+    drawn = np.unique(np.concatenate(paper["ssim_max_paper"]["drawn_indices"]))
+    assert paper["scanned_indices"] == drawn.tolist() and scanned_counts == [len(drawn)] and len(drawn) < 14
+    assert paper["ssim_max_paper"]["per_repetition"] == full["ssim_max_paper"]["per_repetition"]
+    assert paper["ssim_max_paper"]["drawn_indices"] == full["ssim_max_paper"]["drawn_indices"]
+    assert "ssim_max_full" not in paper and paper["ssim_max_paper"]["scan"] == "paper"
+    assert paper["per_image_values"] == [full["per_image_values"][i] for i in drawn]
+    assert paper["per_image_indices"] == [full["per_image_indices"][i] for i in drawn]
+    with pytest.raises(ValueError, match="scan must be one of"):
+        ssim_max_privacy(synthetic, real, scan="some")
+
+
+def test_gallery_of_a_paper_scan_names_the_drawn_images(sets):
+    from medsyn.metrics.privacy import privacy_gallery
+
+    synthetic, real = sets
+    paper = ssim_max_privacy(synthetic, real, q=4, repeats=3, seed=2, scan="paper")
+    gallery = privacy_gallery(synthetic, real, paper, top=2)
+    assert set(gallery["synthetic_indices"]) <= set(paper["scanned_indices"])
+    best = int(np.argmax(paper["per_image_values"]))
+    assert gallery["synthetic_indices"][0] == paper["scanned_indices"][best]
+    np.testing.assert_array_equal(gallery["synthetic_images"][0], synthetic[paper["scanned_indices"][best]])

@@ -142,3 +142,38 @@ def test_training_set_that_does_not_match_the_model_is_rejected(tmp_path):
     model = CVAE.from_config(TINY, num_classes=4, image_shape=(1, 32, 32), training={"steps": 1})
     with pytest.raises(ValueError, match="classes"):
         model.fit(_digits(50), tmp_path / "x.pt", progress=False)
+
+
+def test_reconstruct_decodes_the_posterior_mean_with_the_label(monkeypatch):
+    import medsyn.models.cvae as cvae_module
+
+    model = CVAE.from_config(TINY, num_classes=10, image_shape=(1, 32, 32))
+    data = _digits(5)
+    reconstructions = model.reconstruct(data.images, data.labels)
+    network = model.network.eval()
+    with torch.no_grad():
+        condition = F.one_hot(data.labels, 10).float()
+        mean, _log_variance = network.encode(data.images, condition)
+        expected = network.decode(mean, condition)
+    assert reconstructions.shape == data.images.shape and reconstructions.dtype == torch.float32
+    torch.testing.assert_close(reconstructions, expected)  # the mean, no sampled noise
+    assert torch.equal(reconstructions, model.reconstruct(data.images, data.labels))  # deterministic
+    assert not torch.allclose(reconstructions, model.reconstruct(data.images, (data.labels + 1) % 10))  # label used
+    monkeypatch.setattr(cvae_module, "SAMPLE_CHUNK", 2)  # chunking changes memory, not results
+    torch.testing.assert_close(model.reconstruct(data.images, data.labels), reconstructions)
+    with pytest.raises(ValueError, match="labels"):
+        model.reconstruct(data.images, torch.tensor([0, 1, 2, 3, 10]))
+    with pytest.raises(ValueError, match=r"5 images but 4 labels"):
+        model.reconstruct(data.images, data.labels[:4])
+    with pytest.raises(ValueError, match=r"images must be a tensor \[N, 1, 32, 32\], got \(5, 1, 16, 16\)"):
+        model.reconstruct(data.images[:, :, :16, :16], data.labels)
+
+
+def test_true_pair_scores_use_the_cvae_reconstructions():
+    from medsyn.evaluation.fidelity_suite import true_pair_scores
+    from medsyn.metrics.true_pairs import true_pair_psnr_ssim
+
+    model = CVAE.from_config(TINY, num_classes=10, image_shape=(1, 32, 32))
+    data = _digits(6)
+    scores = true_pair_scores(model, data)
+    assert scores == pytest.approx(true_pair_psnr_ssim(data.images, model.reconstruct(data.images, data.labels)))

@@ -59,7 +59,10 @@ def _assessment_set(kind: str, shift: float, precision: float, ssim: float, robu
                                  "psnr_ssim_true_pairs": "skipped: no reconstruct method"}
     else:
         entry["model"] = "cvae" if shift == 0 else "ddpm"
-        entry["privacy"]["empirical_epsilon"] = stat(1.5 + shift, 0.2)
+        entry["privacy"]["empirical_epsilon_worst_paper_code"] = stat(1.5 + shift, 0.2)
+        entry["privacy"]["empirical_epsilon_mean_paper_code"] = stat(1.0 + shift, 0.2)
+        entry["privacy"]["empirical_epsilon_worst_with_d"] = stat(3.0 + 2 * shift, 0.4)
+        entry["privacy"]["empirical_epsilon_mean_with_d"] = stat(2.0 + 2 * shift, 0.4)
     if speed is not None:
         entry["sampling_speed"] = stat(speed, speed / 10)
     return entry

@@ -43,6 +43,10 @@ def test_assessment_report_renders_every_section(assessment_results):
     assert "DCR KS (pixel space) | DCR KS (effnet_lite0 space) | DCR area (pixel space)" in table_b
     assert "| external | 0.45 [0.44, 0.46] | 0.47 [0.46, 0.48] | 0.3 [0.29, 0.31] |" in table_b
     assert table_b.count("| external |") == 1 and "| - |" in table_b  # no empirical epsilon for the folder set
+    assert ("| empirical ε worst query, ln(r_a/r_v) as paper code ↓ | empirical ε mean over queries, paper code ↓ "
+            "| empirical ε worst query, with d (kNN log density ratio) ↓ | empirical ε mean over queries, with d ↓ |"
+            ) in table_b
+    assert "| 1.5 [1.3, 1.7] | 1 [0.8, 1.2] | 3 [2.6, 3.4] | 2 [1.6, 2.4] |" in table_b  # cvae: worst, mean, ...
     assert "DP ε" not in table_b  # no DP in an assessment
 
     table_c = _section(markdown, "Table C")

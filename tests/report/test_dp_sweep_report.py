@@ -16,7 +16,8 @@ def test_series_in_sigma_order_with_the_null_epsilon(dp_sweep_results):
     assert [(row["name"], row["sigma"]) for row in rows] == [("sigma_0", 0.0), ("sigma_0.5", 0.5), ("sigma_2", 2.0)]
     assert rows[0]["dp_epsilon"] is None and rows[0]["no_privacy"] and not rows[1]["no_privacy"]
     assert rows[1]["dp_epsilon"]["mean"] == 8.0 and rows[2]["utility"]["mean"] == 0.4
-    assert rows[0]["fid"]["mean"] == 13.0 and all(row["empirical_epsilon"] is None for row in rows)
+    assert rows[0]["fid"]["mean"] == 13.0
+    assert all(row["empirical_epsilon_paper_code"] is None and row["empirical_epsilon_with_d"] is None for row in rows)
 
 
 def test_markdown_rows_and_text(dp_sweep_results):
@@ -34,12 +35,17 @@ def test_markdown_rows_and_text(dp_sweep_results):
     assert "Notes:\n- sigma = 0 trains without DP-SGD" in report
 
 
-def test_empirical_epsilon_column_when_some_set_has_it(dp_sweep_results, statistic):
-    dp_sweep_results["synthetic_sets"]["sigma_0"]["privacy"]["empirical_epsilon"] = statistic(2.5, 0.5)
+def test_empirical_epsilon_columns_when_some_set_has_them(dp_sweep_results, statistic):
+    privacy = dp_sweep_results["synthetic_sets"]["sigma_0"]["privacy"]
+    privacy["empirical_epsilon_worst_paper_code"] = statistic(2.5, 0.5)
+    privacy["empirical_epsilon_worst_with_d"] = statistic(5.0, 1.0)
+    privacy["empirical_epsilon_mean_paper_code"] = statistic(-7.0, 1.0)  # a mean is not the sweep's column
     report = render_dp_sweep_markdown(dp_sweep_results, figure_name="f.png")
-    assert "| epsilon (delta = 1/n_train) | empirical epsilon | utility (accuracy) |" in report
-    assert _rows(report)[0] == "| 0 | 13.00 [12.00, 14.00] | inf (no privacy) | 2.500 [2.000, 3.000] | 0.900 [0.890, 0.910] | 3 |"
-    assert _rows(report)[1].split(" | ")[3] == "-"
+    assert ("| epsilon (delta = 1/n_train) | empirical ε worst, paper code | empirical ε worst, with d "
+            "| utility (accuracy) |") in report
+    assert _rows(report)[0] == ("| 0 | 13.00 [12.00, 14.00] | inf (no privacy) | 2.500 [2.000, 3.000] "
+                                "| 5.000 [4.000, 6.000] | 0.900 [0.890, 0.910] | 3 |")
+    assert _rows(report)[1].split(" | ")[3:5] == ["-", "-"]
 
 
 def test_extractor_from_metadata_or_the_one_with_fid(dp_sweep_results):
@@ -65,7 +71,8 @@ def test_refuses_other_workflows_and_unknown_extractors(dp_sweep_results, quicks
 def test_figure_has_an_empirical_panel_only_when_measured(tmp_path, dp_sweep_results, statistic):
     three = save_dp_sweep_figure(tmp_path / "a.png", dp_sweep_results, extractor="effnet_lite0", title="t")
     for entry in dp_sweep_results["synthetic_sets"].values():
-        entry["privacy"]["empirical_epsilon"] = statistic(1.0, 0.1)
+        entry["privacy"]["empirical_epsilon_worst_paper_code"] = statistic(-0.5, 0.1)  # signed: may be < 0
+        entry["privacy"]["empirical_epsilon_worst_with_d"] = statistic(-1.0, 0.2)
     four = save_dp_sweep_figure(tmp_path / "b.png", dp_sweep_results, extractor="effnet_lite0")
     width_three, width_four = (matplotlib.image.imread(path).shape[1] for path in (three, four))
     # 4.2 inches per panel at 110 dpi: one more panel is about 460 pixels wider

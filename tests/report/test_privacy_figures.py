@@ -29,7 +29,7 @@ def test_isomap_scatter(tmp_path):
     rng = np.random.default_rng(1)
     real = rng.random((30, 1, 5, 5))
     victim, ablated = rng.random((40, 1, 5, 5)), rng.random((40, 1, 5, 5))
-    result = empirical_epsilon(real, real[:1], [victim], [ablated], k=3)
+    result = empirical_epsilon(real, np.arange(30) % 3, real[:1], [victim], [ablated], k=3)
     path = save_isomap_scatter(tmp_path / "isomap.png", result)
     assert matplotlib.image.imread(path).shape[1] > 100
     with pytest.raises(ValueError, match="epsilon_result"):

@@ -1,5 +1,6 @@
 """Training that does not lose work: a run killed with SIGKILL after a checkpoint resumes to the state of
-an uninterrupted run with the same seed (loss history and weights), and the tiny CVAE exercises it."""
+an uninterrupted run with the same seed (loss history and weights), with batches read in process or by
+DataLoader workers that had read ahead of the checkpoint, and the tiny CVAE exercises it."""
 
 import os
 import signal
@@ -27,9 +28,9 @@ SETUP = textwrap.dedent(
     images = F.interpolate(torch.tensor(digits.images[:120], dtype=torch.float32)[:, None] / 16, size=16)
     train = ImageSet(images.clamp(0, 1), torch.tensor(digits.target[:120]), tuple("0123456789"), "digits")
 
-    def make(steps, dp=None):
+    def make(steps, dp=None, num_workers=0):
         return build_generator("cvae", num_classes=10, image_shape=(1, 16, 16), hidden_dims=[4, 8], latent_dim=4,
-                               steps=steps, batch_size=16, checkpoint_every=10, dp=dp)
+                               steps=steps, batch_size=16, checkpoint_every=10, dp=dp, num_workers=num_workers)
     """
 )
 
@@ -58,7 +59,8 @@ def _assert_same_run(a, b) -> None:
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_state(tmp_path, one_thread):
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_state(tmp_path, one_thread, num_workers):
     checkpoint = tmp_path / "killed.pt"
     # The child trains 40 steps with a checkpoint every 10, then stalls right after writing its first
     # checkpoint so the parent can SIGKILL it mid-run at a known point.
@@ -72,7 +74,7 @@ def test_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_stat
             time.sleep(120)
             return path
         loop.save_checkpoint = save_then_stall
-        make(40).fit(train, {str(checkpoint)!r}, seed=3, progress=False)
+        make(40, num_workers={num_workers}).fit(train, {str(checkpoint)!r}, seed=3, progress=False)
         """
     )
     child = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -92,7 +94,7 @@ def test_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_stat
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no torn temporary left behind
 
     namespace = _namespace()
-    resumed = namespace["make"](40)
+    resumed = namespace["make"](40, num_workers=num_workers)
     resumed.fit(namespace["train"], checkpoint, seed=3, progress=False)
     uninterrupted = namespace["make"](40)
     uninterrupted.fit(namespace["train"], tmp_path / "uninterrupted.pt", seed=3, progress=False)
@@ -100,13 +102,16 @@ def test_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_stat
     assert load_checkpoint(checkpoint)["step"] == 40
 
 
-@pytest.mark.parametrize("dp", [None, {"noise_multiplier": 0.8, "max_grad_norm": 1.0}])
-def test_training_in_two_calls_equals_one_call_including_dp_accountant(tmp_path, one_thread, dp):
+@pytest.mark.parametrize(
+    "dp, num_workers",
+    [(None, 0), ({"noise_multiplier": 0.8, "max_grad_norm": 1.0}, 0), ({"noise_multiplier": 0.8}, 2)],
+)
+def test_training_in_two_calls_equals_one_call_including_dp_accountant(tmp_path, one_thread, dp, num_workers):
     namespace = _namespace()
     make, train = namespace["make"], namespace["train"]
-    make(15, dp).fit(train, tmp_path / "two.pt", seed=5, progress=False)
+    make(15, dp, num_workers).fit(train, tmp_path / "two.pt", seed=5, progress=False)
     assert load_checkpoint(tmp_path / "two.pt")["step"] == 15
-    two_calls = make(30, dp)
+    two_calls = make(30, dp, num_workers)
     two_calls.fit(train, tmp_path / "two.pt", seed=5, progress=False)
     one_call = make(30, dp)
     one_call.fit(train, tmp_path / "one.pt", seed=5, progress=False)

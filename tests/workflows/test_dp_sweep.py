@@ -19,6 +19,8 @@ from medsyn.workflows.dp_sweep import run_dp_sweep
 ROOT = Path(__file__).resolve().parents[2]
 SWEEP = ROOT / "bundles" / "medsyn_dp_sweep" / "configs" / "sweep.yaml"
 TINY = ROOT / "bundles" / "medsyn_dp_sweep" / "configs" / "tiny.yaml"
+EMPIRICAL = ("empirical_epsilon_worst_paper_code", "empirical_epsilon_mean_paper_code",
+             "empirical_epsilon_worst_with_d", "empirical_epsilon_mean_with_d")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_tiny_sweep_aggregates_every_metric_over_three_seeds(tiny_sweep):
         metrics = {
             "fid": entry["fidelity"]["effnet_lite0"]["fid"],
             "dp_epsilon": entry["privacy"]["dp_epsilon"],
-            "empirical_epsilon": entry["privacy"]["empirical_epsilon"],
+            **{name: entry["privacy"][name] for name in EMPIRICAL},
             "utility": entry["utility"]["data_anonymization"]["1x"]["accuracy"],
         }
         for key, metric in metrics.items():
@@ -61,7 +63,17 @@ def test_tiny_sweep_aggregates_every_metric_over_three_seeds(tiny_sweep):
         assert 0.0 <= metrics["utility"]["mean"] <= 1.0 and metrics["fid"]["mean"] > 0
         per_seed = entry["per_seed"]
         assert [tree["seed"] for tree in per_seed] == [0, 1, 2]
-        assert all(tree["privacy"]["empirical_epsilon"] >= 0 for tree in per_seed)
+        for tree in per_seed:  # one query per run: worst = mean; equal sample sizes: with_d = d * paper_code
+            privacy = tree["privacy"]
+            assert privacy["empirical_epsilon_worst_paper_code"] == privacy["empirical_epsilon_mean_paper_code"]
+            assert privacy["empirical_epsilon_worst_with_d"] == pytest.approx(
+                2 * privacy["empirical_epsilon_worst_paper_code"], rel=1e-9, abs=1e-12)
+            setup = tree["empirical_epsilon_setup"]
+            # digits, 4 images per class: no paper class, every class equally rare -> class 0; the victim set
+            # holds the 36 images of the other classes plus the query, the ablated set those 36
+            assert setup["query_class"] == 0 and setup["query_class_from"].startswith("least frequent class")
+            assert setup["victim_size"] == 37 and setup["ablated_size"] == 36
+            assert setup["isomap"]["real_images"] == 40 and setup["isomap"]["fit_points"] == 200  # + 4 noisy copies
         fids = [tree["fidelity"]["effnet_lite0"]["fid"] for tree in per_seed]
         assert metrics["fid"]["mean"] == pytest.approx(np.mean(fids), rel=1e-12)  # the aggregate is the mean
 
@@ -82,10 +94,13 @@ def test_tiny_sweep_epsilon_falls_as_sigma_rises_and_matches_the_accountant(tiny
         expected = oracle.get_epsilon(delta=1.0 / n_train)
         assert entry["privacy"]["dp_epsilon"]["mean"] == pytest.approx(expected, rel=1e-9)
     assert results["metadata"]["empirical_epsilon"] == {
-        "samples_per_class": 10,
-        "k": 5,
+        "samples_per_class": 20,
+        "query_class": None,
+        "k": 20,
         "n_components": 2,
-        "isomap_neighbors": 5,
+        "isomap_neighbors": 15,
+        "isomap_per_class": 200,
+        "isomap_noise_sigmas": [0.01, 0.05, 0.25, 0.5],
     }
 
 
@@ -99,7 +114,8 @@ def test_tiny_sweep_writes_figure_report_and_per_run_artefacts(tiny_sweep):
         assert manifest["seed"] == seed
         for sigma in ("0.1", "0.4"):
             run_dir = output_dir / f"seed_{seed}" / f"sigma_{sigma}"
-            assert (run_dir / "checkpoint.pt").is_file() and len(list(run_dir.glob("ablated_*.pt"))) == 1
+            assert (run_dir / "checkpoint.pt").is_file() and len(list(run_dir.glob("ablated_c0_*.pt"))) == 1
+            assert len(list(run_dir.glob("victim_q*.pt"))) == 1
             with np.load(run_dir / "synthetic.npz") as synthetic:
                 assert synthetic["images"].shape == (40, 1, 32, 32)
                 assert np.bincount(synthetic["labels"]).tolist() == [4] * 10
@@ -137,6 +153,12 @@ def test_the_generator_trains_with_delta_one_over_its_training_set():
         ({"empirical_epsilon": {"k": 3}}, r"empirical_epsilon\.samples_per_class: required key is missing"),
         ({"empirical_epsilon": {"samples_per_class": 2, "k": 5}}, "must not exceed samples_per_class"),
         ({"empirical_epsilon": {"samples_per_class": 0}}, r"empirical_epsilon\.samples_per_class: must be >= 1"),
+        ({"empirical_epsilon": {"samples_per_class": 20, "query_class": -1}},
+         r"empirical_epsilon\.query_class: must be >= 0"),
+        ({"empirical_epsilon": {"samples_per_class": 20, "isomap_noise_sigmas": [0.1, -0.5]}},
+         r"empirical_epsilon\.isomap_noise_sigmas: expected numbers > 0"),
+        ({"empirical_epsilon": {"samples_per_class": 20, "isomap_per_class": 0}},
+         r"empirical_epsilon\.isomap_per_class: must be >= 1"),
     ],
 )
 def test_bad_input_fails_before_any_work(tmp_path, override, message):

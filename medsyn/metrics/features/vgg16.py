@@ -19,7 +19,7 @@ from medsyn.metrics.features.registry import register_feature_extractor
 from medsyn.metrics.features.spec import FeatureExtractorSpec
 from medsyn.metrics.features.weights_file import load_architecture, weights_file_extractor
 
-__all__ = ["VGG16FeatureNet", "load_vgg16_feature_net", "register_vgg16", "vgg16_extractor"]
+__all__ = ["VGG16FeatureNet", "load_vgg16_feature_net", "register_vgg16", "vgg16_convolutions", "vgg16_extractor"]
 
 # torchvision cfgs["D"]: conv widths, "M" = 2x2 max pool
 CONFIGURATION_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -27,6 +27,20 @@ INPUT_SIZE = 224
 INPUT_MEAN = (0.485, 0.456, 0.406)
 INPUT_STD = (0.229, 0.224, 0.225)
 FEATURE_DIM = 4096
+
+
+def vgg16_convolutions() -> nn.Sequential:
+    """torchvision's ``vgg16().features``: 13 3x3 convolutions with ReLU and 5 max pools, indices 0..30
+    (LPIPS reads relu1_2 .. relu5_3 at indices 3, 8, 15, 22, 29)."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in CONFIGURATION_D:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = item
+    return nn.Sequential(*layers)
 
 
 class VGG16FeatureNet(nn.Module):
@@ -37,15 +51,7 @@ class VGG16FeatureNet(nn.Module):
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for item in CONFIGURATION_D:
-            if item == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(channels, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-                channels = item
-        self.features = nn.Sequential(*layers)
+        self.features = vgg16_convolutions()
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
             nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(),

@@ -14,7 +14,7 @@ import torch
 
 from medsyn.metrics.features.spec import FeatureExtractorSpec
 
-__all__ = ["load_architecture", "read_state_dict", "load_state_dict_strict", "weights_file_extractor"]
+__all__ = ["load_architecture", "load_state_dict_strict", "load_state_strict", "read_state_dict", "weights_file_extractor"]
 
 _SHOW = 5  # how many mismatching keys an error message lists
 
@@ -43,7 +43,12 @@ def load_state_dict_strict(model: torch.nn.Module, path: str | os.PathLike) -> t
     parameters take seconds to initialise only to be overwritten); the file's tensors are then assigned,
     cast to the dtype the architecture declares.
     """
-    state = read_state_dict(path)
+    return load_state_strict(model, read_state_dict(path), source=f"weights file {Path(path)}")
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str) -> torch.nn.Module:
+    """:func:`load_state_dict_strict` of tensors already read (``source`` names them in errors, e.g. "weights
+    file X"): identical keys and shapes or ValueError; cast to the architecture's dtypes; meta models assigned."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -60,9 +65,7 @@ def load_state_dict_strict(model: torch.nn.Module, path: str | os.PathLike) -> t
             parts.append(f"{len(unexpected)} unexpected key(s), first: {unexpected[:_SHOW]}")
         if wrong_shape:
             parts.append(f"{len(wrong_shape)} shape mismatch(es), first: {wrong_shape[:_SHOW]}")
-        raise ValueError(
-            f"weights file {Path(path)} does not match the {type(model).__name__} architecture: " + "; ".join(parts)
-        )
+        raise ValueError(f"{source} does not match the {type(model).__name__} architecture: " + "; ".join(parts))
     state = {k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
     on_meta = any(t.is_meta for t in expected.values())
     model.load_state_dict(state, strict=True, assign=on_meta)

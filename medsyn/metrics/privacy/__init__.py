@@ -2,7 +2,8 @@
 epsilon (paper 001 §3.2), and the gallery of the most similar synthetic/training pairs. Their figures are
 drawn by ``medsyn.report.privacy_figures``.
 
-Result names: ``ssim_max_paper``, ``ssim_max_full``, ``dcr_ks``, ``dcr_area``, ``empirical_epsilon``.
+Result names: ``ssim_max_paper``, ``ssim_max_full``, ``dcr_ks``, ``dcr_area``,
+``empirical_epsilon_<worst|mean>_<paper_code|with_d>`` (``empirical_epsilon.RESULT_NAMES``).
 """
 
 from medsyn.metrics.privacy.dcr import distance_to_closest_record

@@ -10,6 +10,12 @@ Two numbers are reported:
   makes affordable, plus the per-image values and the index of the most similar training image (the
   input of the privacy gallery).
 
+``scan="paper"`` scans only the synthetic images the protocol draws (at most q x l, 1,000 with the paper's
+values) and reports ``ssim_max_paper`` alone, identical to the full scan's: P_j depends only on s_j and the
+training set. The full scan costs m x n pairs: at paper scale (24,000 synthetic x 6,400 training images of
+3 x 256 x 256) about 154 million, some 7 hours on 2 CPU cores at the measured ~6,000 pairs/s
+(benchmarks/README.md), where the drawn images take a few minutes; on a GPU the full scan is affordable.
+
 Paper-scale sets (8,000-54,309 images of 3x256x256) do not fit in memory as float32. When either set is
 ``StoredImages`` (pixels in an image store on disk) the full scan is streamed: synthetic images one block at a
 time, and for each block the training set one block at a time, keeping a running max and argmax per synthetic
@@ -31,7 +37,10 @@ import torch
 from medsyn.data.stored_images import StoredImages, image_batches
 from medsyn.metrics.validation import as_image_batch, check_same_image_size
 
-__all__ = ["ssim_max_privacy", "PAPER_Q", "PAPER_REPEATS", "SSIM_MAX_BLOCK_IMAGES"]
+__all__ = ["ssim_max_privacy", "PAPER_Q", "PAPER_REPEATS", "SCANS", "SSIM_MAX_BLOCK_IMAGES"]
+
+SCANS = ("full", "paper")
+"""What ``ssim_max_privacy`` scans: every synthetic image, or only those the paper protocol draws."""
 
 # Paper 000 §4.1.6: "we limited the analysis to 100 synthetic images ... repeated this extraction 10 times".
 PAPER_Q = 100
@@ -102,6 +111,7 @@ def ssim_max_privacy(
     data_range: float = 1.0,
     backend: str = "auto",
     block_images: int = SSIM_MAX_BLOCK_IMAGES,
+    scan: str = "full",
 ) -> dict[str, Any]:
     """SSIM-max privacy of a synthetic set against the generator's real training members.
 
@@ -112,10 +122,14 @@ def ssim_max_privacy(
     window, win_size, data_range, backend: passed to ``medsyn.metrics.ssim_max``
     block_images: images per block of the streamed scan, used when either set is StoredImages (module doc;
         the result does not depend on it)
+    scan: "full" (every synthetic image) or "paper" (only the drawn ones; no "ssim_max_full"; module doc)
     returns: {"ssim_max_paper": {"value", "per_repetition", "q", "repeats", "seed", ...},
-              "ssim_max_full": {"value" (mean), "median", "max", "n_synthetic", "n_real"},
-              "per_image_values": [m] floats, "per_image_indices": [m] ints (argmax real image)}
+              "ssim_max_full": {"value" (mean), "median", "max", "n_synthetic", "n_real"} (scan "full" only),
+              "scanned_indices": [s] ints (the synthetic images scanned: all m, or the drawn ones ascending),
+              "per_image_values": [s] floats, "per_image_indices": [s] ints (argmax real image), per scanned image}
     """
+    if scan not in SCANS:
+        raise ValueError(f"scan must be one of {list(SCANS)}, got {scan!r}")
     for name, value in (("q", q), ("repeats", repeats)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -132,6 +146,12 @@ def ssim_max_privacy(
     # it once for every synthetic image and indexing it per repetition gives exactly the values the
     # paper's repeated scans would, at 1/l of the cost (and the full scan comes for free).
     ssim_options = {"window": window, "win_size": win_size, "data_range": data_range, "backend": backend}
+    m = int(synthetic_images.shape[0])
+    draws = _paper_draws(m, int(q), int(repeats), int(seed))
+    scanned = np.arange(m) if scan == "full" else np.unique(np.concatenate(draws))
+    if scan == "paper":  # only the drawn images (StoredImages: a view of them, read block by block)
+        synthetic_images = (synthetic_images.take(scanned) if isinstance(synthetic_images, StoredImages)
+                            else synthetic_images[torch.as_tensor(scanned, dtype=torch.long)])
     if isinstance(synthetic_images, StoredImages) or isinstance(real_images, StoredImages):
         value_tensor, index_tensor, backend_used = _streamed_ssim_max(
             synthetic_images, real_images, block_images, **ssim_options
@@ -142,24 +162,26 @@ def ssim_max_privacy(
     values = value_tensor.detach().cpu().numpy().astype(np.float64)
     indices = index_tensor.detach().cpu().numpy().astype(np.int64)
 
-    common = {"window": window, "win_size": win_size, "data_range": float(data_range), "backend": backend_used}
-    return _protocol_result(values, indices, n_real=int(real_images.shape[0]), q=int(q), repeats=int(repeats),
+    common = {"window": window, "win_size": win_size, "data_range": float(data_range), "backend": backend_used,
+              "scan": scan}
+    return _protocol_result(values, indices, scanned, draws, n_real=int(real_images.shape[0]), q=int(q),
                             seed=int(seed), common=common)
 
 
-def _protocol_result(values: np.ndarray, indices: np.ndarray, *, n_real: int, q: int, repeats: int, seed: int,
-                     common: dict[str, Any]) -> dict[str, Any]:
-    """The paper protocol's draws over the per-image maxima ``values`` and the result document."""
-    m = values.shape[0]
-    q_used = min(q, m)
+def _paper_draws(m: int, q: int, repeats: int, seed: int) -> list[np.ndarray]:
+    """The synthetic indices of each repetition: min(q, m) without replacement, repetitions independent."""
     rng = np.random.default_rng(seed)
-    per_repetition = []
-    drawn = []
-    for _ in range(repeats):
-        chosen = rng.choice(m, size=q_used, replace=False)  # without replacement within a repetition
-        drawn.append(chosen.tolist())
-        per_repetition.append(float(values[chosen].mean()))
-    return {
+    return [rng.choice(m, size=min(q, m), replace=False) for _ in range(repeats)]
+
+
+def _protocol_result(values: np.ndarray, indices: np.ndarray, scanned: np.ndarray, draws: list[np.ndarray], *,
+                     n_real: int, q: int, seed: int, common: dict[str, Any]) -> dict[str, Any]:
+    """The paper protocol over the per-image maxima ``values`` of the ``scanned`` images, and the result."""
+    position = {int(image): row for row, image in enumerate(scanned)}
+    per_repetition = [float(values[[position[int(image)] for image in chosen]].mean()) for chosen in draws]
+    drawn = [chosen.tolist() for chosen in draws]
+    q_used, repeats, m = len(draws[0]), len(draws), int(scanned.shape[0])
+    result = {
         "ssim_max_paper": {
             "value": float(np.mean(per_repetition)),
             "per_repetition": per_repetition,
@@ -172,15 +194,18 @@ def _protocol_result(values: np.ndarray, indices: np.ndarray, *, n_real: int, q:
             "protocol": "paper 000 §4.1.6: mean over l repetitions of the mean max-SSIM of q random synthetic images",
             **common,
         },
-        "ssim_max_full": {
-            "value": float(values.mean()),
-            "median": float(np.median(values)),
-            "max": float(values.max()),
-            "n_synthetic": int(m),
-            "n_real": n_real,
-            "protocol": "every synthetic image against every real training image",
-            **common,
-        },
+        "scanned_indices": scanned.tolist(),
         "per_image_values": values.tolist(),
         "per_image_indices": indices.tolist(),
     }
+    if common["scan"] == "full":
+        result["ssim_max_full"] = {
+            "value": float(values.mean()),
+            "median": float(np.median(values)),
+            "max": float(values.max()),
+            "n_synthetic": m,
+            "n_real": n_real,
+            "protocol": "every synthetic image against every real training image",
+            **common,
+        }
+    return result
