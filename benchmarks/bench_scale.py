@@ -30,9 +30,9 @@ only the drawn synthetic images are scanned against all of train; the value equa
 
 Measured, per run, in a child process (``python bench_scale.py --child job.json``):
   stages       ``metadata.costs.stages`` of results.json: seconds, calls and VmHWM at the stage's end
-  outside      the assessment's wall seconds minus its stages: input checks and the synthetic folder's
-               store build (``prepare_sources`` runs before the first stage)
-  store        the "real data (read, split)" stage (the real store) + outside + any stage named "store"
+  outside      the assessment's wall seconds minus its stages: input checks, the output folder's claim
+  store        the "real data (read, split)" stage (the real store) + any stage with "store" in its name
+               (the synthetic folder's: "synthetic sets (read, store)") + outside
   peak RSS     the sum of VmRSS over the child and all its descendants, sampled from /proc every 0.2 s
                (``--sample-interval``; a peak shorter than that can fall between samples); also the sum
                of RssAnon (without file-backed pages, e.g. of memory-mapped files, which the kernel
@@ -68,8 +68,9 @@ STORE_SPEEDUP_TARGET = 10.0
 REAL_DATA_STAGE = "real data (read, split)"
 SEED = 0
 # The order the stages run in, for the tables (results.json sorts its keys); other names follow in theirs.
-STAGE_ORDER = (REAL_DATA_STAGE, "synthetic folder (read, store)", "features", "utility: classifier training",
+STAGE_ORDER = (REAL_DATA_STAGE, "synthetic sets (read, store)", "synthetic folder (read, store)", "features", "utility: classifier training",
                "robustness: DeepFool", "synthetic images (generator training and sampling)", "fidelity",
+               "fidelity: PSNR, SSIM, LPIPS",
                "sampling speed", "privacy: SSIM-max", "privacy: SSIM-max (paper protocol)", "privacy: DCR",
                "privacy: DCR (feature space)", "privacy: empirical epsilon (ablated generators, Isomap)", "figures")
 
@@ -101,30 +102,34 @@ def data_spec(mode: str, n: int | None, classes: int | None, multiplier: int | N
     return make(size=size, seed=seed, **{key: value for key, value in given.items() if value is not None})
 
 
-def store_options(cache: Path) -> dict[str, Any]:
-    return {"store": True, "cache_dir": str(cache / "stores")}
+def store_options(cache: Path, stored: bool = True) -> dict[str, Any]:
+    """``store: true`` with the cache's store folder; ``stored=False``: the in-memory path (``--in-memory``)."""
+    return {"store": True, "cache_dir": str(cache / "stores")} if stored else {"store": False}
 
 
-def real_data_options(paths: DataSetPaths, size: int, cache: Path) -> dict[str, Any]:
-    return {"path": str(paths.real), "size": size, "channels": 3, **store_options(cache)}
+def real_data_options(paths: DataSetPaths, size: int, cache: Path, stored: bool = True) -> dict[str, Any]:
+    return {"path": str(paths.real), "size": size, "channels": 3, **store_options(cache, stored)}
 
 
-def assessment_arguments(paths: DataSetPaths, size: int, cache: Path, ssim_scan: str = "full") -> dict[str, Any]:
+def assessment_arguments(paths: DataSetPaths, size: int, cache: Path, ssim_scan: str = "full",
+                         stored: bool = True) -> dict[str, Any]:
     """Keyword arguments of ``run_assessment`` for mode a (all but output_dir and progress)."""
-    data = {"kind": "image_folder", "options": real_data_options(paths, size, cache), "per_class": None,
+    data = {"kind": "image_folder", "options": real_data_options(paths, size, cache, stored), "per_class": None,
             "val_per_class": None, "test_per_class": None}
     synthetic = {"kind": "folder", "path": str(paths.synthetic), "labels_csv": str(paths.labels_csv),
-                 **store_options(cache)}
+                 **store_options(cache, stored)}
     settings = {**KVASIR_SETTINGS, "privacy": {**KVASIR_SETTINGS["privacy"], "ssim_scan": ssim_scan}}
     return {"data": data, "synthetic_sets": {"synthetic": synthetic}, **settings}
 
 
 def make_job(mode: str, paths: DataSetPaths, size: int, cache: Path, output_dir: Path,
-             ssim_scan: str = "full") -> dict[str, Any]:
+             ssim_scan: str = "full", stored: bool = True) -> dict[str, Any]:
     """What the child process runs: JSON only, so it travels as a file."""
     if mode == "a":
         return {"mode": "a", "output_dir": str(output_dir),
-                "arguments": assessment_arguments(paths, size, cache, ssim_scan)}
+                "arguments": assessment_arguments(paths, size, cache, ssim_scan, stored)}
+    if not stored:
+        raise ValueError("--in-memory: mode a only (mode b reads the synthetic folder into its store)")
     return {"mode": "b", "output_dir": str(output_dir), "seed": SEED,
             "data_options": real_data_options(paths, size, cache),
             "synthetic": {"path": str(paths.synthetic), "labels_csv": str(paths.labels_csv), **store_options(cache)},
@@ -381,17 +386,20 @@ def seconds_text(value: float | None) -> str:
 
 
 def stage_table(runs: list[RunMeasurement]) -> list[str]:
-    """Markdown: one row per stage (first-seen order), per run its seconds, calls and VmHWM at the end."""
+    """Markdown: one row per stage (first-seen order), per run its seconds, calls, VmHWM at the end and the
+    work it counted with its rate (``metadata.costs``: images, image pairs, ...)."""
+    from medsyn.report.cost_table import work_text
+
     seen = list(dict.fromkeys(name for run in runs for name in run.stages))
     names = [name for name in STAGE_ORDER if name in seen] + [name for name in seen if name not in STAGE_ORDER]
-    header = "| stage |" + "".join(f" {run.label} s | calls | VmHWM MiB |" for run in runs)
-    lines = [header, "|---|" + "---:|---:|---:|" * len(runs)]
+    header = "| stage |" + "".join(f" {run.label} s | calls | VmHWM MiB | work (rate) |" for run in runs)
+    lines = [header, "|---|" + "---:|---:|---:|---:|" * len(runs)]
     for name in names:
         cells = ""
         for run in runs:
             entry = run.stages.get(name)
-            cells += (f" {seconds_text(entry['seconds'])} | {entry['calls']} | {megabytes(entry['peak_rss_bytes'])} |"
-                      if entry else " | | |")
+            cells += (f" {seconds_text(entry['seconds'])} | {entry['calls']} | {megabytes(entry['peak_rss_bytes'])} "
+                      f"| {work_text(entry)} |" if entry else " | | | |")
         lines.append(f"| {name} |{cells}")
     return lines
 
@@ -427,13 +435,60 @@ def prepare_data(mode: str, spec: DataSetSpec, cache: Path, workers: int) -> Dat
     return paths
 
 
+def model_flops(size: int, classes: int) -> dict[str, float]:
+    """FLOPs per image (torch's FlopCounterMode; a multiply-add counts 2) of the networks the stages run:
+    effnet_lite0's forward at its 224 px input, cnn3's forward and forward + backward at ``size``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medsyn.metrics.features.effnet_lite0 import INPUT_SIZE, build_effnet_lite0
+    from medsyn.models.classifiers import build_classifier
+
+    def counted(run) -> float:
+        with FlopCounterMode(display=False) as counter:
+            run()
+        return float(counter.get_total_flops())
+
+    effnet = build_effnet_lite0().eval()
+    cnn3 = build_classifier("cnn3", num_classes=classes, image_shape=(3, size, size))
+    with torch.no_grad():
+        effnet_forward = counted(lambda: effnet(torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)))
+        cnn3_forward = counted(lambda: cnn3(torch.zeros(1, 3, size, size)))
+    cnn3_training = counted(lambda: cnn3(torch.zeros(1, 3, size, size)).sum().backward())
+    return {"effnet_lite0_forward": effnet_forward, "cnn3_forward": cnn3_forward,
+            "cnn3_forward_backward": cnn3_training}
+
+
+def throughput_lines(flops: dict[str, float], runs: list[RunMeasurement]) -> list[str]:
+    """What the FLOP counts say about each run's rates: features (an image-extraction is one effnet_lite0 or
+    one cnn3 forward, so its GFLOP/s lie between those two bounds) and classifier training (every image pass
+    counted as a forward + backward: an upper bound, validation and test passes are forward only)."""
+    lines = [f"FLOPs per image: effnet_lite0 forward (224 px) {flops['effnet_lite0_forward'] / 1e9:.3f} G; cnn3 "
+             f"forward {flops['cnn3_forward'] / 1e9:.3f} G, forward + backward {flops['cnn3_forward_backward'] / 1e9:.3f} G."]
+    for run in runs:
+        features = run.stages.get("features", {})
+        training = run.stages.get("utility: classifier training", {})
+        parts = []
+        if features.get("items") and features["seconds"] > 0:
+            rate = features["items"] / features["seconds"]
+            low, high = sorted((rate * flops["cnn3_forward"], rate * flops["effnet_lite0_forward"]))
+            parts.append(f"features {rate:,.1f} extractions/s = {low / 1e9:.1f}-{high / 1e9:.1f} GFLOP/s")
+        if training.get("items") and training["seconds"] > 0:
+            rate = training["items"] / training["seconds"]
+            parts.append(f"classifier training {rate:,.1f} image passes/s <= "
+                         f"{rate * flops['cnn3_forward_backward'] / 1e9:.1f} GFLOP/s")
+        if parts:
+            lines.append(f"{run.label}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def report_lines(mode: str, spec: DataSetSpec, summary: dict[str, Any], runs: list[RunMeasurement]) -> list[str]:
     """The markdown printed and written to summary.md: a heading line, the stage table, the summary table."""
     load_before, load_after = summary["load_average_before"][0], summary["load_average_after"][0]
     lines = [f"Mode {mode}: {spec.count} real + {spec.synthetic_count} synthetic RGB {spec.size} px images, "
              f"{spec.classes} classes; {summary['started']}; load average {load_before:.2f} before, "
              f"{load_after:.2f} after; OMP_NUM_THREADS={summary['omp_num_threads']}",
-             "", *stage_table(runs), "", *summary_table(runs)]
+             "", *stage_table(runs), "", *summary_table(runs), "", *throughput_lines(summary["flops"], runs)]
     if "store_speedup" in summary:
         met = "met" if summary["store_speedup_target_met"] else "not met"
         lines += ["", f"store s, run 1 / run 2: {summary['store_speedup']:.1f}x "
@@ -442,23 +497,26 @@ def report_lines(mode: str, spec: DataSetSpec, summary: dict[str, Any], runs: li
 
 
 def measure_runs(mode: str, spec: DataSetSpec, paths: DataSetPaths, *, out: Path, cache: Path, twice: bool,
-                 reuse_stores: bool, interval: float, ssim_scan: str = "full") -> dict[str, Any]:
+                 reuse_stores: bool, interval: float, ssim_scan: str = "full",
+                 stored: bool = True) -> dict[str, Any]:
     """Run the mode once or twice in child processes; write summary.json and summary.md; return the summary."""
-    folder = out / f"{mode}-n{spec.count}-{spec.size}px-{time.strftime('%Y%m%d-%H%M%S')}"
+    memory_tag = "" if stored else "-in-memory"
+    folder = out / f"{mode}-n{spec.count}-{spec.size}px{memory_tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not reuse_stores:
         clear_stores(cache)
     summary: dict[str, Any] = {
         "mode": mode, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average_before": os.getloadavg(),
         "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "data": {**asdict(spec), "folder": str(paths.folder), "built": paths.built, "build_seconds": paths.seconds},
-        "job": make_job(mode, paths, spec.size, cache, folder / "run1" / "assessment", ssim_scan),
+        "stored": stored,
+        "job": make_job(mode, paths, spec.size, cache, folder / "run1" / "assessment", ssim_scan, stored),
     }
     runs = []
     for number in (1, 2) if twice else (1,):
         label, run_folder = f"run {number}", folder / f"run{number}"
         print(f"{label}: mode {mode}, {spec.count} real + {spec.synthetic_count} synthetic images, "
               f"{spec.size} px -> {run_folder}", flush=True)
-        measured = run_child(make_job(mode, paths, spec.size, cache, run_folder / "assessment", ssim_scan),
+        measured = run_child(make_job(mode, paths, spec.size, cache, run_folder / "assessment", ssim_scan, stored),
                              run_folder, label, interval)
         runs.append(measured)
         if measured.returncode != 0:
@@ -466,7 +524,7 @@ def measure_runs(mode: str, spec: DataSetSpec, paths: DataSetPaths, *, out: Path
             print(measured.child.get("error", ""))
             break
     summary.update(finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"), load_average_after=os.getloadavg(),
-                   runs=[run.as_dict() for run in runs])
+                   runs=[run.as_dict() for run in runs], flops=model_flops(spec.size, spec.classes))
     if len(runs) == 2 and all(run.returncode == 0 for run in runs):
         summary["store_speedup"] = runs[0].store_seconds / max(runs[1].store_seconds, 1e-9)
         summary["store_speedup_target_met"] = summary["store_speedup"] >= STORE_SPEEDUP_TARGET
@@ -521,6 +579,9 @@ def main() -> int:
     parser.add_argument("--sample-interval", type=float, default=SAMPLE_INTERVAL_S, help="seconds between RSS samples")
     parser.add_argument("--ssim-scan", choices=("full", "paper"), default="full",
                         help="mode a: privacy.ssim_scan (paper: only the drawn images; the full scan is m x n pairs)")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="mode a: store: false for both sets (the in-memory path; compare its results.json "
+                             "with a stored run's by scripts/compare_results.py)")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child is not None:
@@ -530,7 +591,7 @@ def main() -> int:
     paths = prepare_data(arguments.mode, spec, cache, arguments.workers)
     summary = measure_runs(arguments.mode, spec, paths, out=arguments.out, cache=cache, twice=arguments.twice,
                            reuse_stores=arguments.reuse_stores, interval=arguments.sample_interval,
-                           ssim_scan=arguments.ssim_scan)
+                           ssim_scan=arguments.ssim_scan, stored=not arguments.in_memory)
     return 0 if all(run["returncode"] == 0 for run in summary["runs"]) else 1
 
 

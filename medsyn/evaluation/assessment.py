@@ -62,8 +62,9 @@ def assess(output: Path, *, data: Mapping[str, Any], synthetic_sets: Mapping[str
     output.mkdir(parents=True, exist_ok=True)
     save_split_manifest(split_manifest, output / "split_manifest.json")  # the first byte written
 
-    with costs.stage("features"):
+    with costs.stage("features") as work:
         real = RealData.prepare(train, val, test, spaces, protocol)
+        work.add(sum(len(rows) for kind in (real.train_features, real.holdout_features) for rows in kind.values()))
     sets, figures = run_seeds(real, sources, protocol, seeds, output=output, progress=progress, costs=costs)
     extractors = spaces.describe()
     if protocol.domain:

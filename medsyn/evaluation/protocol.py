@@ -154,8 +154,9 @@ def train_baselines(real: RealData, protocol: Protocol, seed: int, costs: StageC
     spaces, train_features = real.spaces, dict(real.train_features)
     if protocol.domain:
         spaces = spaces.with_domain(models["baseline_real"]["0x"], real.train.image_shape)
-        with costs.stage("features"):
+        with costs.stage("features") as work:
             train_features[DOMAIN_EXTRACTOR] = spaces.extract(real.train.images, DOMAIN_EXTRACTOR)
+            work.add(len(real.train))
     return Baseline(results, models, spaces, train_features)
 
 
@@ -189,10 +190,12 @@ def evaluate_for_seed(real: RealData, source: SyntheticSource, protocol: Protoco
     wanted = set(spaces.names) if protocol.fidelity_metrics else set()
     if protocol.dcr and spaces.dcr is not None:
         wanted.add(spaces.dcr)
-    with costs.stage("features"):
+    with costs.stage("features") as work:
         synthetic_features = {name: spaces.extract(synthetic.images, name) for name in wanted}
-    with costs.stage("fidelity"):
+        work.add(len(synthetic) * len(wanted))
+    with costs.stage("fidelity") as work:
         fidelity = _fidelity_stage(real, synthetic, synthetic_features, protocol, seed, baseline)
+        work.add(len(synthetic))
     if protocol.speed is not None and source.kind != "folder":
         with costs.stage("sampling speed"):
             tree["sampling_speed"] = _sampling_speed(source.trained[seed], protocol.speed, train.num_classes, seed)
@@ -264,10 +267,12 @@ def _privacy_stage(real: RealData, source: SyntheticSource, synthetic: ImageSet,
     train, spaces = real.train, baseline.spaces
     privacy: dict[str, Any] = {}
     if protocol.ssim is not None:
-        with costs.stage("privacy: SSIM-max"):
+        with costs.stage("privacy: SSIM-max") as work:
             ssim, artefacts["ssim"] = ssim_max_scores(synthetic.images, train.images, q=protocol.ssim["q"],
                                                       repeats=protocol.ssim["repeats"], seed=seed,
                                                       scan=protocol.ssim.get("scan", "full"))
+            scanned = artefacts["ssim"].get("scanned_indices")
+            work.add((len(synthetic) if scanned is None else len(scanned)) * len(train), "image pairs")
         privacy.update(ssim)
         if "ssim_max_full" not in ssim:
             notes["ssim_max_full"] = ("not computed: privacy.ssim_scan is 'paper' (only the synthetic images the "
@@ -277,8 +282,10 @@ def _privacy_stage(real: RealData, source: SyntheticSource, synthetic: ImageSet,
         if spaces.dcr is not None:
             dcr_spaces[spaces.dcr] = (synthetic_features[spaces.dcr], real.train_features[spaces.dcr],
                                       real.holdout_features[spaces.dcr])
-        with costs.stage("privacy: DCR"):
+        with costs.stage("privacy: DCR") as work:
             scores, artefacts["dcr"] = dcr_scores(dcr_spaces)
+            work.add(sum((len(query) + len(holdout)) * len(members)
+                         for query, members, holdout in dcr_spaces.values()), "distance pairs")
         privacy.update(scores)
     if protocol.epsilon is not None and source.kind == "generator":
         epsilon, artefacts["epsilon"] = empirical_epsilon_of_generator(

@@ -279,10 +279,13 @@ def run_utility(
         steps = tqdm(plan, desc="utility regimes")
     for regime, multiplier in steps:
         training_set, augment = build_regime_training_set(regime, multiplier, train, synthetic)
-        with costs.stage("utility: classifier training"):
+        with costs.stage("utility: classifier training") as work:
             model, history = train_classifier(training_set, val, seed=seed, augment=augment, progress=False,
                                               **settings)
             scores = evaluate_classifier(model, test, top_k=top_k)
+            epochs_run = len(history["per_epoch"])
+            work.add((len(training_set) + len(val)) * epochs_run + len(test),
+                     "image passes")
         entry: dict[str, Any] = {
             "accuracy": scores["accuracy"],
             "macro_f1": scores["macro_f1"],
@@ -293,7 +296,8 @@ def run_utility(
             "seed": seed,
         }
         if robustness_steps is not None:
-            with costs.stage("robustness: DeepFool"):
+            with costs.stage("robustness: DeepFool") as work:
+                work.add(len(test))
                 entry["adversarial_accuracy"] = adversarial_accuracy(model, test, steps=robustness_steps,
                                                                      engine=robustness_engine)
             entry["deepfool_steps"] = robustness_steps

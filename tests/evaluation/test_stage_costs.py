@@ -6,8 +6,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from medsyn.evaluation.stage_costs import StageCosts, peak_rss_bytes
-from medsyn.report.cost_table import cost_table_lines
+from medsyn.report.cost_table import cost_table_lines, work_text
 
 
 def test_a_stage_entered_twice_adds_up_its_seconds_and_calls():
@@ -56,6 +58,33 @@ def test_cost_table_lists_stages_by_time_and_is_absent_without_costs():
         "peak_rss_bytes": 5 * 2**20, "peak_rss_children_bytes": 0}}
     lines = cost_table_lines(metadata)
     rows = [line for line in lines if line.startswith("| ") and "stage" not in line]
-    assert rows == ["| slow | 3.0 | 75% | 2 | 3 |", "| fast | 1.0 | 25% | 1 | 1 |"]
+    assert rows == ["| slow | 3.0 | 75% | 2 | 3 |  |", "| fast | 1.0 | 25% | 1 | 1 |  |"]
     assert any("Peak RSS of the process: 5 MiB" in line for line in lines)
     assert cost_table_lines({"wall_seconds": 1.0}) == []
+
+
+def test_a_stage_counts_its_work_across_calls_in_one_unit():
+    costs = StageCosts()
+    for count in (3, 5):
+        with costs.stage("scan") as work:
+            work.add(count, "pairs")
+    with costs.stage("uncounted"):
+        pass
+    stages = costs.as_metadata()["stages"]
+    assert (stages["scan"]["items"], stages["scan"]["unit"]) == (8, "pairs")
+    assert "items" not in stages["uncounted"] and "unit" not in stages["uncounted"]
+    with pytest.raises(ValueError, match="counts pairs, not images"):
+        with costs.stage("scan") as work:
+            work.add(1, "images")
+    with pytest.raises(ValueError, match="negative"):
+        with costs.stage("other") as work:
+            work.add(-1)
+
+
+def test_work_text_gives_the_rate_from_the_stage_seconds():
+    assert work_text({"seconds": 2.0, "items": 9600, "unit": "images"}) == "9,600 images (4,800.0/s)"
+    assert work_text({"seconds": 2.0}) == ""
+    lines = cost_table_lines({"wall_seconds": 2.0, "costs": {"stages": {
+        "features": {"seconds": 2.0, "calls": 1, "peak_rss_bytes": 2**20, "items": 100, "unit": "images"}},
+        "peak_rss_bytes": 2**20}})
+    assert "| features | 2.0 | 100% | 1 | 1 | 100 images (50.0/s) |" in lines

@@ -65,3 +65,11 @@ def test_stored_and_in_memory_assessments_give_the_same_numbers(tmp_path):
     assert memory["theirs"]["privacy"]["dcr_ks"]["pixel"]["mean"] > 0.5  # the copies are found in both
     stages = documents["stored"]["metadata"]["costs"]["stages"]
     assert {"real data (read, split)", "utility: classifier training", "privacy: SSIM-max"} <= set(stages)
+    counted = {"features": "images", "utility: classifier training": "image passes",
+               "robustness: DeepFool": "images", "fidelity": "images", "privacy: SSIM-max": "image pairs",
+               "privacy: DCR": "distance pairs"}
+    assert {name: stages[name].get("unit") for name in counted} == counted
+    # the full SSIM-max scan: every synthetic image x the training split; the folder set holds 120 images
+    # (2 per real one), the CVAE samples the largest multiplier (2x) of the training split
+    train_size = documents["stored"]["metadata"]["data"]["split_sizes"]["train"]
+    assert stages["privacy: SSIM-max"]["items"] == (120 + 2 * train_size) * train_size
