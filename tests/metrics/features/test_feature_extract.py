@@ -132,3 +132,14 @@ def test_bad_batch_size_and_device(toy_extractor):
         extract_features(torch.rand(2, 1, 8, 8), "toy_means", batch_size=0)
     with pytest.raises(ValueError, match="device"):
         extract_features(torch.rand(2, 1, 8, 8), "toy_means", device="potato")
+
+
+def test_forward_batches_agree_with_whole_batches_and_bad_values_are_refused():
+    images = torch.rand(6, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    whole = extract_features(images, "effnet_lite0", batch_size=6, forward_batch_size=None)
+    for forward in ("auto", 1, 4):
+        torch.testing.assert_close(extract_features(images, "effnet_lite0", batch_size=6,
+                                                    forward_batch_size=forward), whole, atol=1e-4, rtol=1e-4)
+    for bad in (0, -2, 1.5, True, "all"):
+        with pytest.raises(ValueError, match="forward_batch_size"):
+            extract_features(images, "effnet_lite0", forward_batch_size=bad)
