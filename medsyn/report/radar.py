@@ -49,13 +49,16 @@ def radar_scores(results: Mapping[str, Any], *, extractor: str) -> dict[str, dic
 
 
 def save_radar(path: str | os.PathLike, results: Mapping[str, Any], *, extractor: str,
-               title: str | None = None) -> Path:
-    """The radar of :func:`radar_scores` as a PNG at ``path``, written atomically; returns the path."""
+               title: str | None = None, scores: Mapping[str, Mapping[str, float]] | None = None) -> Path:
+    """The radar of :func:`radar_scores` as a PNG at ``path``, written atomically; returns the path.
+
+    scores: set -> axis -> score in [0, 1] to draw instead of ``radar_scores(results)`` (scores normalised
+    over several runs, ``report/compare_radar.py``); ``results`` is then not read."""
     from matplotlib.figure import Figure
 
     from medsyn.report.figure_output import write_png
 
-    scores = radar_scores(results, extractor=extractor)
+    scores = radar_scores(results, extractor=extractor) if scores is None else scores
     names = list(next(iter(scores.values())))
     angles = [2 * math.pi * i / len(names) for i in range(len(names))]
     figure = Figure(figsize=(5.5, 5.5))
