@@ -57,7 +57,9 @@ from medsyn.metrics.privacy.ssim_max_protocol import SCANS as SSIM_SCANS
 from medsyn.metrics.robustness import DEEPFOOL_STEPS
 from medsyn.metrics.robustness.policy import check_engine
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER
+from medsyn.models.geometric_augmentation import GeometricAugmentation
 from medsyn.training.batch_loader import DEFAULT_NUM_WORKERS
+from medsyn.training.dp_grid import PAPER_SIGMAS
 
 __all__ = [
     "MULTIPLIERS",
@@ -95,7 +97,7 @@ __all__ = [
 # Paper 000 §4.1.4: synthetic sets of 1, 2 and 3 times the real training size.
 MULTIPLIERS: tuple[int, ...] = (1, 2, 3)
 # Paper 001 §4 (Fig. 10): the DP-SGD noise multipliers of the sweep and its scarcity level (images per class).
-PAPER_SIGMAS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4)
+# PAPER_SIGMAS (001 §4.2) is defined once in medsyn/training/dp_grid.py and imported above.
 PAPER_PER_CLASS = 10
 
 
@@ -105,9 +107,12 @@ PAPER_PER_CLASS = 10
 @dataclass(frozen=True)
 class ClassifierSection:
     """The downstream classifier (paper 000 §4.1.4, Appendix A). epochs / batch_size / lr left null take the
-    arch's paper values (``medsyn.models.classifiers.CLASSIFIER_HYPERPARAMETERS``); top_k: top-k accuracy;
-    num_workers: DataLoader worker processes reading the training batches (0: in process; no number
-    depends on it)."""
+    arch's paper values (``medsyn.models.classifiers.CLASSIFIER_HYPERPARAMETERS``, Appendix A); top_k: with
+    k > 1 also top-k accuracy and top-k adversarial accuracy (``top3_accuracy``; paper 000 §5.2 uses 3 for
+    CheXpert; 1: top-1 only); num_workers: DataLoader worker processes reading the training batches (0: in
+    process; no number depends on it); geometric_da: the ranges of the Geometric DA / Combined DA transforms
+    (``medsyn.models.geometric_augmentation.GeometricAugmentation``: rotation in [-15, 15] degrees, each flip
+    with p 0.5; paper 000 §4.1.4 names the transforms but no range)."""
 
     arch: str = DEFAULT_CLASSIFIER
     epochs: int | None = None
@@ -115,6 +120,7 @@ class ClassifierSection:
     lr: float | None = None
     top_k: int = 1
     num_workers: int = DEFAULT_NUM_WORKERS
+    geometric_da: GeometricAugmentation = field(default_factory=GeometricAugmentation)
 
     def __post_init__(self) -> None:
         from medsyn.models.classifiers import classifier_hyperparameters
@@ -129,8 +135,8 @@ class ClassifierSection:
             raise ConfigError(f"lr: must be > 0, got {self.lr!r}")
 
     def settings(self) -> dict[str, Any]:
-        """Keyword arguments of ``train_classifier`` (arch, epochs, batch_size, lr, num_workers) with the paper
-        values filled in."""
+        """Keyword arguments of ``train_classifier`` (arch, epochs, batch_size, lr, num_workers, geometric_da)
+        with the paper values filled in."""
         from medsyn.models.classifiers import classifier_hyperparameters
 
         hyper = classifier_hyperparameters(self.arch)
@@ -140,6 +146,7 @@ class ClassifierSection:
             "batch_size": hyper.batch_size if self.batch_size is None else self.batch_size,
             "lr": hyper.lr if self.lr is None else self.lr,
             "num_workers": self.num_workers,
+            "geometric_da": self.geometric_da.to_dict(),
         }
 
     def as_mapping(self) -> dict[str, Any]:

@@ -13,6 +13,8 @@ Registered kinds (options after ``path``; see each reader's docstring):
 
     digits         size                                   embedded sklearn digits, no download
     medmnist       size, channels, class_names            MedMNIST .npz, official splits kept
+    mnist, fashion_mnist  parts, size, class_names        IDX folder (plain or .gz) or .npz; parts "all" |
+                                                          "train" | "test" pooled, then split 80/10/10
     image_folder   size, channels, classes, class_prefix, value_range, subject_pattern
                                                           root/<class>/<image>
     kvasir, plantvillage, corn                            image_folder at 256x256 RGB; corn = prefix "Corn"
@@ -45,6 +47,7 @@ from medsyn.data.dicom_folder import read_dicom_folder
 from medsyn.data.image_folder import read_image_folder
 from medsyn.data.image_set import ImageSet
 from medsyn.data.medmnist import read_medmnist_npz
+from medsyn.data.mnist_idx import FASHION_MNIST_CLASSES, read_mnist
 from medsyn.data.nifti_folder import read_nifti_folder
 from medsyn.data.source_data import SourceData
 from medsyn.data.split import (
@@ -237,6 +240,9 @@ def _digits(size: int = 32) -> SourceData:
 
 
 register_source("medmnist")(read_medmnist_npz)
+# Paper 001 §4's MNIST (and Fashion-MNIST, same layout): IDX files or a Keras-style .npz, split 80/10/10 here.
+register_source("mnist")(read_mnist)
+register_source("fashion_mnist")(functools.partial(read_mnist, class_names=FASHION_MNIST_CLASSES))
 register_source("image_folder")(read_image_folder)
 register_source("dicom_folder")(read_dicom_folder)
 register_source("nifti_folder")(read_nifti_folder)

@@ -109,12 +109,32 @@ def _describe_data(data: Mapping[str, Any], train: ImageSet, val: ImageSet, test
             "train_class_counts": train.class_counts()}
 
 
+def describe_classifier(classifier: Mapping[str, Any]) -> str:
+    """The classifier's training values in words, each marked as the arch's paper default or an override:
+    "classifier cnn4 (Adam, cross-entropy): batch_size 32, lr 0.001, epochs 30 (paper 000 App. A (Corn))"."""
+    from medsyn.models.classifiers import classifier_hyperparameters
+
+    paper = classifier_hyperparameters(classifier["arch"])
+    values = []
+    for key in ("batch_size", "lr", "epochs"):
+        value = classifier.get(key) if classifier.get(key) is not None else getattr(paper, key)
+        values.append(f"{key} {value:g}" + ("" if value == getattr(paper, key) else f" (override; default {getattr(paper, key):g})"))
+    described = f"classifier {classifier['arch']} (Adam, cross-entropy): {', '.join(values)} ({paper.source} unless overridden)"
+    geometric = classifier.get("geometric_da")
+    if geometric:
+        described += (f"; Geometric DA: rotation uniform in ±{geometric['max_rotation_degrees']:g} degrees, horizontal "
+                      f"flip p {geometric['hflip_probability']:g}, vertical flip p {geometric['vflip_probability']:g}")
+    return described
+
+
 def describe_protocol(protocol: Protocol, spaces: FeatureSpaces) -> dict[str, str]:
     """What each section of the results means, in words, for the report and metadata."""
     described = {
-        "utility": f"accuracy (top-{protocol.classifier['top_k']}) and macro F1 on the real test split; best "
+        "utility": "accuracy (top-1)" + (f", top-{protocol.classifier['top_k']} accuracy"
+                                          if protocol.classifier.get("top_k", 1) > 1 else "")
+                   + " and macro F1 on the real test split; best "
                    "epoch by real validation loss; baselines use no synthetic images: keyed '0x' and repeated "
-                   "under every multiplier, shared by every synthetic set",
+                   "under every multiplier, shared by every synthetic set; " + describe_classifier(protocol.classifier),
         "fidelity": f"{', '.join(protocol.fidelity_metrics)} (k={protocol.prdc_k}) of the 1x synthetic subset "
                     "against the real training split",
         "split": "one split (data.split_seed) shared by every seed; generators retrained per seed",

@@ -33,9 +33,12 @@ FIDELITY_METRICS = ("precision", "recall", "density", "coverage", "fid", "kid")
 
 
 def fidelity_scores(real: torch.Tensor, synthetic: torch.Tensor, *, metrics: Sequence[str], k: int,
-                    kid: Mapping[str, Any] | None, seed: int) -> dict[str, float]:
-    """real, synthetic: feature matrices [N, D]; metrics: a subset of FIDELITY_METRICS (in that order);
-    kid: {"subsets", "subset_size"} when "kid" is asked for."""
+                    kid: Mapping[str, Any] | None, seed: int, standardise: bool = False) -> dict[str, float]:
+    """real, synthetic: feature matrices [N, D], real = the real training split's; metrics: a subset of
+    FIDELITY_METRICS (in that order); kid: {"subsets", "subset_size"} when "kid" is asked for; standardise:
+    FID and KID on features standardised with the real training features' mean/std only
+    (``medsyn.metrics.feature_standardisation``; issue 14 item 6), PRDC always on the features as given."""
+    from medsyn.metrics.feature_standardisation import FeatureScale
     from medsyn.metrics.fid import fid
     from medsyn.metrics.kid import kid as kid_of
     from medsyn.metrics.prdc import prdc
@@ -48,6 +51,9 @@ def fidelity_scores(real: torch.Tensor, synthetic: torch.Tensor, *, metrics: Seq
     if manifold_keys:
         manifold = prdc(real, synthetic, k=k)
         scores.update({key: float(manifold[key]) for key in manifold_keys})
+    if standardise and ("fid" in metrics or "kid" in metrics):
+        scale = FeatureScale.of(real, "real_features")
+        real, synthetic = scale.apply(real, "real_features"), scale.apply(synthetic, "synthetic_features")
     if "fid" in metrics:
         scores["fid"] = float(fid(real, synthetic))
     if "kid" in metrics:

@@ -40,6 +40,7 @@ from medsyn.evaluation.stage_costs import StageCosts
 from medsyn.evaluation.synthetic_labels import first_per_class_index
 from medsyn.evaluation.synthetic_sources import SyntheticSource, sample_for_seed
 from medsyn.evaluation.utility_regimes import BASELINE_REGIMES, REGIMES, SYNTHETIC_REGIMES, run_utility
+from medsyn.models.classifier_training import top_k_key
 
 __all__ = ["METRIC_SECTIONS", "Protocol", "RealData", "aggregate_set", "evaluate_for_seed", "train_baselines"]
 
@@ -233,10 +234,13 @@ def _utility_stage(real: RealData, synthetic: ImageSet, protocol: Protocol, seed
             **_robustness_options(protocol))
     regime_results = {**baseline.results, **synthetic_results}
     present = [regime for regime in REGIMES if regime in regime_results]
-    tree = {"utility": {regime: {m: {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"]}
+    # with classifier.top_k > 1 the top-k scores sit beside the top-1 ones ("top3_accuracy", paper 000 §5.2)
+    utility_keys = ("accuracy", "macro_f1", top_k_key("accuracy", protocol.classifier.get("top_k", 1)))
+    robustness_keys = ("adversarial_accuracy", top_k_key("adversarial_accuracy", protocol.classifier.get("top_k", 1)))
+    tree = {"utility": {regime: {m: {k: e[k] for k in dict.fromkeys(utility_keys)}
                                  for m, e in regime_results[regime].items()} for regime in present}}
     if protocol.robustness is not None:
-        tree["robustness"] = {regime: {m: {"adversarial_accuracy": e["adversarial_accuracy"]}
+        tree["robustness"] = {regime: {m: {k: e[k] for k in dict.fromkeys(robustness_keys)}
                                        for m, e in regime_results[regime].items()} for regime in present}
     return tree
 
@@ -250,7 +254,7 @@ def _fidelity_stage(real: RealData, synthetic: ImageSet, synthetic_features: Map
     if protocol.fidelity_metrics:
         fidelity = {name: fidelity_scores(baseline.train_features[name], synthetic_features[name][index_1x],
                                           metrics=protocol.fidelity_metrics, k=protocol.prdc_k, kid=protocol.kid,
-                                          seed=seed)
+                                          seed=seed, standardise=name != "inception_v3")
                     for name in spaces.names}
     if protocol.domain:
         fidelity["inception_score"] = {
@@ -315,9 +319,11 @@ def aggregate_set(per_seed: Sequence[Mapping[str, Any]], *, kind: str, notes: Ma
     ``0x`` entries repeated under every multiplier of the synthetic regimes, plus kind, extra fields,
     not_computed and per_seed."""
     from medsyn.metrics.statistics import aggregate_seeds
+    from medsyn.report.metric_catalog import value_range_of
 
     metrics = [{key: tree[key] for key in METRIC_SECTIONS if key in tree} for tree in per_seed]
-    aggregated = _with_baselines_at_every_multiplier(aggregate_seeds(metrics))
+    # bounded metrics get a bootstrap interval inside their range (issue 14 item 6)
+    aggregated = _with_baselines_at_every_multiplier(aggregate_seeds(metrics, value_range_of=value_range_of))
     return {"kind": kind, **dict(extra or {}), **aggregated, "not_computed": dict(notes), "per_seed": list(per_seed)}
 
 

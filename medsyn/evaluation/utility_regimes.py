@@ -8,7 +8,8 @@ the REAL ``test``):
 
 - ``baseline_real``: the real training set.
 - ``geometric_da``: the real training set, every batch randomly rotated and flipped on the fly
-  (``medsyn.models.classifier_training.geometric_augment``).
+  (``medsyn.models.geometric_augmentation.geometric_augment``; ranges ``classifier["geometric_da"]``, by default
+  a rotation in [-15, 15] degrees and each flip with p 0.5: paper 000 §4.1.4 names the transforms, no range).
 - ``data_anonymization``: synthetic images only, ``m`` times the real training size (m = 1, 2, 3).
 - ``synthetic_da``: real + ``m`` x synthetic.
 - ``combined_da``: real + ``m`` x synthetic, all geometrically augmented.
@@ -38,9 +39,9 @@ from medsyn.data.image_set import ImageSet, check_same_kind
 from medsyn.data.stored_images import StoredImages, image_tensor
 from medsyn.evaluation.stage_costs import StageCosts
 from medsyn.evaluation.synthetic_labels import first_per_class_index, images_needed
-from medsyn.metrics.robustness import DEEPFOOL_STEPS, adversarial_accuracy
+from medsyn.metrics.robustness import DEEPFOOL_STEPS, adversarial_accuracies
 from medsyn.metrics.robustness.policy import check_engine
-from medsyn.models.classifier_training import evaluate_classifier, train_classifier
+from medsyn.models.classifier_training import evaluate_classifier, top_k_key, train_classifier
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER, build_classifier
 
 __all__ = [
@@ -66,7 +67,7 @@ _COMPOSITION = {
     "synthetic_da": (True, True, False),
     "combined_da": (True, True, True),
 }
-_CLASSIFIER_KEYS = {"arch", "epochs", "batch_size", "lr", "top_k", "num_workers"}
+_CLASSIFIER_KEYS = {"arch", "epochs", "batch_size", "lr", "top_k", "num_workers", "geometric_da"}
 
 
 def multiplier_key(multiplier: int) -> str:
@@ -253,12 +254,14 @@ def run_utility(
 
     train, val, test: the REAL splits (val picks the best epoch; test is only scored). synthetic: labelled
     synthetic images (same image shape and classes), or None when only baselines are asked for.
-    classifier: {"arch", "epochs", "batch_size", "lr", "top_k"}; missing keys take the arch's paper values
-    (``CLASSIFIER_HYPERPARAMETERS``), arch "small_cnn" and top_k 1. robustness_steps: DeepFool steps
+    classifier: {"arch", "epochs", "batch_size", "lr", "top_k", "num_workers", "geometric_da"}; missing keys take
+    the arch's paper values (``CLASSIFIER_HYPERPARAMETERS``), arch "small_cnn", top_k 1 and the
+    ``GeometricAugmentation`` defaults. robustness_steps: DeepFool steps
     (paper: 5), or None to skip robustness; robustness_engine: the DeepFool engine ("auto", "autograd",
     "sequential"; ``medsyn.metrics.robustness.policy``). costs: where the training and attack times go.
-    Returns (results, models): results[regime][multiplier_key] = {"accuracy" (top-k), "macro_f1",
-    "adversarial_accuracy" (when robustness_steps), "top_k", "train_size", "augment", "best_epoch", "seed"},
+    Returns (results, models): results[regime][multiplier_key] = {"accuracy" (top-1), "macro_f1",
+    "adversarial_accuracy" (top-1, when robustness_steps), with top_k > 1 also "top{k}_accuracy" and
+    "top{k}_adversarial_accuracy" (paper 000 §5.2: top-3 for CheXpert), "top_k", "train_size", "augment", "best_epoch", "seed"},
     plain JSON data; models[regime][multiplier_key] = the trained classifier (eval mode).
     """
     plan = check_utility_inputs(
@@ -287,8 +290,7 @@ def run_utility(
             work.add((len(training_set) + len(val)) * epochs_run + len(test),
                      "image passes")
         entry: dict[str, Any] = {
-            "accuracy": scores["accuracy"],
-            "macro_f1": scores["macro_f1"],
+            **scores,
             "top_k": top_k,
             "train_size": len(training_set),
             "augment": augment,
@@ -298,8 +300,9 @@ def run_utility(
         if robustness_steps is not None:
             with costs.stage("robustness: DeepFool") as work:
                 work.add(len(test))
-                entry["adversarial_accuracy"] = adversarial_accuracy(model, test, steps=robustness_steps,
-                                                                     engine=robustness_engine)
+                robust = adversarial_accuracies(model, test, steps=robustness_steps, engine=robustness_engine,
+                                                top_ks=tuple(dict.fromkeys((1, top_k))))
+                entry.update({top_k_key("adversarial_accuracy", k): value for k, value in robust.items()})
             entry["deepfool_steps"] = robustness_steps
         key = multiplier_key(multiplier)
         results.setdefault(regime, {})[key] = entry

@@ -7,7 +7,8 @@ Training is cross-entropy with Adam, ``epochs`` passes over a seeded shuffle, an
 of the epoch with the lowest loss on the REAL validation set (Appendix A); ties keep the earlier epoch.
 Images are fed as they are, in [0, 1]: no normalisation, so no statistics of any split leak into training.
 With ``augment=True`` every training batch is transformed on the fly by ``geometric_augment`` (the paper's
-"Geometric DA": rotations, horizontal and vertical flips), drawn from a generator seeded by ``seed``.
+"Geometric DA": rotations, horizontal and vertical flips, ranges ``geometric_da``; ``models.geometric_augmentation``),
+drawn from a generator seeded by ``seed``.
 Batches are read through a DataLoader (``medsyn.training.batch_loader``): the shuffle is drawn here and
 ``num_workers`` processes only read the images, so the trained weights do not depend on ``num_workers``;
 one worker pool serves every epoch. Augmentation runs in this process, on the CPU.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
 from typing import Any
 
@@ -28,55 +29,20 @@ from torch import nn
 
 from medsyn.data.image_set import ImageSet, check_same_kind
 from medsyn.models.classifiers import DEFAULT_CLASSIFIER, build_classifier, classifier_hyperparameters
+from medsyn.models.geometric_augmentation import GeometricAugmentation, geometric_augment
 from medsyn.training.batch_loader import DEFAULT_NUM_WORKERS, LoadedBatch, check_num_workers, load_batches
 
 __all__ = [
-    "GEOMETRIC_DA",
     "evaluate_classifier",
-    "geometric_augment",
     "macro_f1_score",
     "predict_logits",
+    "top_k_key",
     "train_classifier",
 ]
-
-# Paper 000 §4.1.4 names the transforms (rotations, horizontal and vertical flips) but not their ranges;
-# these are medsyn's choices: a uniform angle in [-15, 15] degrees (zero padding) and each flip with p=0.5.
-GEOMETRIC_DA: dict[str, float] = {
-    "max_rotation_degrees": 15.0,
-    "hflip_probability": 0.5,
-    "vflip_probability": 0.5,
-}
 
 _EVAL_BATCH = 256
 # Offsets that keep the augmentation stream and the shuffle stream of one seed independent.
 _AUGMENT_STREAM = 7_919
-
-
-def geometric_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A random rotation and random flips per image, for the whole batch at once.
-
-    images: float [N,C,H,W] in [0,1] -> float [N,C,H,W] in [0,1] (bilinear rotation, zeros outside).
-    ``generator`` (CPU) decides every random draw, so a seeded generator gives the same batch again.
-    """
-    count = images.shape[0]
-    angles = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(
-        GEOMETRIC_DA["max_rotation_degrees"]
-    )
-    hflip = torch.rand(count, generator=generator) < GEOMETRIC_DA["hflip_probability"]
-    vflip = torch.rand(count, generator=generator) < GEOMETRIC_DA["vflip_probability"]
-    # A flip is a sign on one axis of the sampling grid, so rotation and flips are one affine map per image.
-    x_sign = 1.0 - 2.0 * hflip.to(images.dtype)
-    y_sign = 1.0 - 2.0 * vflip.to(images.dtype)
-    cos, sin = torch.cos(angles).to(images.dtype), torch.sin(angles).to(images.dtype)
-    theta = torch.zeros(count, 2, 3, dtype=images.dtype)
-    theta[:, 0, 0] = cos * x_sign
-    theta[:, 0, 1] = -sin * y_sign
-    theta[:, 1, 0] = sin * x_sign
-    theta[:, 1, 1] = cos * y_sign
-    theta = theta.to(images.device)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    rotated = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return rotated.clamp_(0.0, 1.0)
 
 
 def _check_positive_int(value: Any, name: str) -> int:
@@ -121,20 +87,26 @@ def train_classifier(
     progress: bool = False,
     device: str | torch.device = "cpu",
     num_workers: int = DEFAULT_NUM_WORKERS,
+    geometric_da: GeometricAugmentation | Mapping[str, float] | None = None,
 ) -> tuple[nn.Module, dict]:
     """Train ``arch`` on ``train``; keep the epoch with the lowest cross-entropy on ``val``.
 
     train, val: ImageSets with the same image shape and classes (val is REAL validation data, never test).
     epochs, batch_size, lr: default to ``CLASSIFIER_HYPERPARAMETERS[arch]`` (paper 000 Appendix A).
     num_workers: DataLoader worker processes reading the training batches (0: read in this process).
+    geometric_da: the transforms' ranges with ``augment`` (a ``GeometricAugmentation`` or a mapping of its
+    fields; None: its defaults); ignored without ``augment``.
     Returns the model (best epoch's weights, eval mode, on ``device``) and a JSON-serialisable history:
-    {"arch", "seed", "augment", "epochs", "batch_size", "lr", "train_size", "best_epoch", "best_val_loss",
+    {"arch", "seed", "augment", "geometric_da" (with augment), "epochs", "batch_size", "lr", "train_size",
+     "best_epoch", "best_val_loss",
      "per_epoch": [{"epoch", "train_loss", "val_loss", "val_accuracy"}, ...]} (epochs count from 1).
     """
     epochs, batch_size, lr = _checked_training_arguments(
         train, val, arch, epochs, batch_size, lr, seed, augment
     )
     check_num_workers(num_workers)
+    geometric = GeometricAugmentation.from_value(
+        dict(geometric_da) if isinstance(geometric_da, Mapping) else geometric_da, "geometric_da")
     device = torch.device(device)
     model, dropout_seed = _seeded_classifier(arch, train, seed)
     model.to(device)
@@ -156,7 +128,8 @@ def train_classifier(
         torch.manual_seed(dropout_seed)
         for epoch in epoch_range:
             epoch_batches = itertools.islice(stream, batches_per_epoch)
-            train_loss = _train_one_epoch(model, optimiser, epoch_batches, len(train), augmentation, device)
+            train_loss = _train_one_epoch(model, optimiser, epoch_batches, len(train), augmentation, geometric,
+                                          device)
             val_loss, val_accuracy = _mean_loss(model, val)
             if not math.isfinite(val_loss):
                 raise ValueError(
@@ -174,6 +147,7 @@ def train_classifier(
         "arch": arch,
         "seed": seed,
         "augment": augment,
+        **({"geometric_da": geometric.to_dict()} if augment else {}),
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": float(lr),
@@ -243,16 +217,18 @@ def _train_one_epoch(
     batches: Iterator[LoadedBatch],
     num_items: int,
     augmentation: torch.Generator | None,
+    geometric: GeometricAugmentation,
     device: torch.device,
 ) -> float:
     """One pass over the ``num_items`` training images in ``batches``, one Adam step per batch (each batch
-    transformed by ``geometric_augment`` drawing from ``augmentation``, unless None); returns the mean
+    transformed by ``geometric_augment`` with ranges ``geometric``, drawing from ``augmentation``, unless None);
+    returns the mean
     training loss over the images."""
     model.train()
     total_loss = 0.0
     for batch in batches:
         if augmentation is not None:
-            batch = batch._replace(images=geometric_augment(batch.images, augmentation))
+            batch = batch._replace(images=geometric_augment(batch.images, augmentation, geometric))
         images, labels = batch.images_and_labels(device)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
@@ -280,8 +256,14 @@ def macro_f1_score(labels: torch.Tensor, predictions: torch.Tensor) -> float:
     return float(sum(scores) / len(scores))
 
 
+def top_k_key(metric: str, top_k: int) -> str:
+    """The result name of a metric scored top-``top_k``: "accuracy" -> "top3_accuracy" (1: the name unchanged)."""
+    return metric if top_k == 1 else f"top{top_k}_{metric}"
+
+
 def evaluate_classifier(model: nn.Module, test: ImageSet, top_k: int = 1) -> dict[str, float]:
-    """Scores on ``test``: {"accuracy": top-k accuracy, "macro_f1": top-1 macro F1}, in [0,1]."""
+    """Scores on ``test``, in [0,1]: {"accuracy": top-1 accuracy, "macro_f1": top-1 macro F1} and, when
+    ``top_k`` > 1, "top{k}_accuracy" (the true class among the k largest logits; paper 000 §5.2, CheXpert)."""
     if not isinstance(test, ImageSet):
         raise ValueError(f"test must be an ImageSet, got {type(test).__name__}")
     if len(test) == 0:
@@ -295,6 +277,10 @@ def evaluate_classifier(model: nn.Module, test: ImageSet, top_k: int = 1) -> dic
             f"model outputs logits of shape {tuple(logits.shape)} but test ({test.source}) has "
             f"{test.num_classes} classes"
         )
-    top = logits.topk(top_k, dim=1).indices
-    accuracy = (top == test.labels[:, None]).any(dim=1).double().mean().item()
-    return {"accuracy": float(accuracy), "macro_f1": macro_f1_score(test.labels, logits.argmax(dim=1))}
+    predictions = logits.argmax(dim=1)
+    scores = {"accuracy": float((predictions == test.labels).double().mean().item()),
+              "macro_f1": macro_f1_score(test.labels, predictions)}
+    if top_k > 1:
+        top = logits.topk(top_k, dim=1).indices
+        scores[top_k_key("accuracy", top_k)] = float((top == test.labels[:, None]).any(dim=1).double().mean().item())
+    return scores

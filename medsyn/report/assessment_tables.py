@@ -15,6 +15,7 @@ Every cell is "mean [low, high]" with the 90% CI over seeds; every column names 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -181,13 +182,25 @@ def utility_table(results: Mapping[str, Any]) -> list[str]:
         intro += ". Robustness: " + protocol["robustness"]
     lines = ["## Table C: utility and robustness (paper 000 Tables 3-4)", ""] + ([intro, ""] if intro else [])
 
+    top_accuracy = _top_k_key(results, "utility", "accuracy")  # e.g. "top3_accuracy" (classifier.top_k 3)
+    top_robust = _top_k_key(results, "robustness", "adversarial_accuracy") if robust else None
+
     def cells(utility: Mapping[str, Any] | None, robustness: Mapping[str, Any] | None) -> list[str]:
         row = [format_interval((utility or {}).get("accuracy")), format_interval((utility or {}).get("macro_f1"))]
-        return row + ([format_interval((robustness or {}).get("adversarial_accuracy"))] if robust else [])
+        row += [format_interval((utility or {}).get(top_accuracy))] if top_accuracy else []
+        row += [format_interval((robustness or {}).get("adversarial_accuracy"))] if robust else []
+        return row + ([format_interval((robustness or {}).get(top_robust))] if top_robust else [])
+
+    def group(key: str) -> list[str]:
+        suffix = f" {key}" if key else ""
+        names = [f"Utility acc.{suffix}", f"Macro F1{suffix}"]
+        names += [f"Utility {_top_k_label(top_accuracy)} acc.{suffix}"] if top_accuracy else []
+        names += [f"Robustness{suffix}"] if robust else []
+        return names + ([f"Robustness {_top_k_label(top_robust)}{suffix}"] if top_robust else [])
 
     header = ["Experiments", "Models"]
     for key in multipliers:
-        header += [f"Utility acc. {key}", f"Macro F1 {key}"] + ([f"Robustness {key}"] if robust else [])
+        header += group(key)
     rows = []
     for regime in BASELINE_REGIMES:
         utility, robustness = baseline_entry(results, "utility", regime), baseline_entry(results, "robustness", regime)
@@ -203,11 +216,28 @@ def utility_table(results: Mapping[str, Any]) -> list[str]:
                 row += cells((utility or {}).get(key), (robustness or {}).get(key))
             rows.append(row)
     if not multipliers:  # baselines only: one column group, no synthetic image
-        header += ["Utility acc.", "Macro F1"] + (["Robustness"] if robust else [])
+        header += group("")
     lines += markdown_table(header, rows)
     lines += [("Baselines use no synthetic image (keyed `0x` in results.json); their values repeat in every "
                "multiplier column for comparison."), ""]
     return lines
+
+
+def _top_k_key(results: Mapping[str, Any], section: str, metric: str) -> str | None:
+    """The top-k name of ``metric`` in ``section`` of any set ("top3_accuracy"; classifier.top_k > 1), or None."""
+    pattern = re.compile(rf"top\d+_{metric}")
+    for entry in results["synthetic_sets"].values():
+        for by_multiplier in entry.get(section, {}).values():
+            for scores in by_multiplier.values():
+                found = sorted(key for key in scores if pattern.fullmatch(key))
+                if found:
+                    return found[0]
+    return None
+
+
+def _top_k_label(key: str | None) -> str:
+    """"top3_accuracy" -> "top-3"."""
+    return "top-" + (key or "").split("_", 1)[0][3:]
 
 
 def not_computed_lines(results: Mapping[str, Any]) -> list[str]:

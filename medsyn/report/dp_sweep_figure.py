@@ -1,7 +1,8 @@
-"""The DP-sweep figure (paper 001 Fig. 10): FID, epsilon and utility against the DP-SGD noise sigma, drawn
-from a results document of workflow ``dp_sweep`` (rows: ``dp_sweep_tables.dp_sweep_series``).
+"""The DP-sweep figure (paper 001 Fig. 2): every per-sigma metric against the DP-SGD noise sigma, drawn from
+a results document of workflow ``dp_sweep`` (rows: ``dp_sweep_tables.dp_sweep_series``).
 
-One panel per metric: the mean over seeds as a line with markers and the 90% confidence interval as a
+One panel per metric (four per row; a metric no set has, e.g. LPIPS without VGG16 weights, has no panel and
+dp_sweep.md says why): the mean over seeds as a line with markers and the 90% confidence interval as a
 shaded band; the epsilon axis is logarithmic (epsilon spans orders of magnitude over the paper's sigmas). A
 sigma whose epsilon is unbounded (sigma = 0: plain SGD, no privacy) has no point on the epsilon panel; the
 panel says "sigma=0: no privacy (epsilon = inf)" instead. The empirical-epsilon panel (worst query, both
@@ -20,12 +21,21 @@ from medsyn.report.figure_output import write_png
 
 __all__ = ["DP_SWEEP_PANELS", "save_dp_sweep_figure"]
 
-# (panel key, axis label, (series key, legend) per line) in panel order; the empirical panel only when measured
+_PANELS_PER_ROW = 4
+
+# (panel key, axis label, (series key, legend) per line) in panel order; a panel only when some set has it
 DP_SWEEP_PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
-    ("fid", "FID (lower is better)", (("fid", "mean over seeds"),)),
+    ("fid", "FID vs holdout (lower is better)", (("fid", "mean over seeds"),)),
+    ("inception_score", "IS, Baseline Real classifier (higher is better)", (("inception_score", "mean over seeds"),)),
+    ("lpips", "LPIPS vs holdout, unpaired set", (("lpips", "mean over seeds"),)),
+    ("psnr", "PSNR (dB) vs holdout, unpaired set", (("psnr", "mean over seeds"),)),
+    ("ssim", "SSIM vs holdout, unpaired set", (("ssim", "mean over seeds"),)),
     ("dp_epsilon", "DP epsilon (lower is more private)", (("dp_epsilon", "mean over seeds"),)),
     ("empirical_epsilon", "empirical epsilon, worst query, paper 001 §3.2 (lower is more private)",
      tuple((key, header.replace("empirical ε worst, ", "")) for key, _metric, header in EMPIRICAL_SERIES)),
+    ("dcr_ks", "DCR KS statistic, pixel space (lower is more private)", (("dcr_ks", "mean over seeds"),)),
+    ("dcr_area_normalised", "DCR area between ECDFs / pooled range (lower is more private)",
+     (("dcr_area_normalised", "mean over seeds"),)),
     ("utility", "utility: test accuracy, synthetic-only (higher is better)", (("utility", "mean over seeds"),)),
 )
 
@@ -41,9 +51,14 @@ def save_dp_sweep_figure(path: str | os.PathLike, results: Mapping[str, Any], *,
     rows = dp_sweep_series(results, extractor=extractor)
     sigmas = [row["sigma"] for row in rows]
     panels = [(key, label, series) for key, label, series in DP_SWEEP_PANELS
-              if key != "empirical_epsilon" or any(row[name] is not None for row in rows for name, _legend in series)]
-    figure = Figure(figsize=(4.2 * len(panels), 3.6))
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+              if key == "dp_epsilon" or any(row[name] is not None for row in rows for name, _legend in series)]
+    columns = min(_PANELS_PER_ROW, len(panels))
+    rows_of_panels = -(-len(panels) // columns)
+    figure = Figure(figsize=(4.2 * columns, 3.6 * rows_of_panels))
+    grid = figure.subplots(rows_of_panels, columns, squeeze=False)
+    axes = [axis for row_of_axes in grid for axis in row_of_axes]
+    for axis in axes[len(panels):]:
+        axis.set_visible(False)
     for axis, (key, label, series) in zip(axes, panels):
         drawn = False
         for name, legend in series:

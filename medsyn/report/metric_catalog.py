@@ -22,8 +22,10 @@ __all__ = [
     "REGIME_LABELS",
     "RadarAxis",
     "SYNTHETIC_REGIMES",
+    "VALUE_RANGES",
     "describe_metric",
     "metric_name_of",
+    "value_range_of",
 ]
 
 # The utility regimes of paper 000 §4.1.4, in the order of its Tables 3-4 (the evaluation layer trains them).
@@ -68,6 +70,12 @@ METRIC_CATALOG: dict[str, MetricInfo] = {
         "Frechet distance between Gaussian fits of real and synthetic features; only comparable within one extractor",
         False,
     ),
+    "fidelity.fid_holdout": MetricInfo(
+        "fidelity+diversity",
+        "FID of the synthetic set against the holdout (real images the generator never saw) at matched sizes, per "
+        "class the same count from each (paper 001 Fig. 2); only comparable within one extractor",
+        False,
+    ),
     "fidelity.kid": MetricInfo(
         "fidelity+diversity",
         "squared MMD (cubic polynomial kernel) between real and synthetic features, averaged over subsets; "
@@ -105,6 +113,14 @@ METRIC_CATALOG: dict[str, MetricInfo] = {
         "utility", "test accuracy on real test images of a classifier trained in the regime (paper 000 §4.1.4)", True
     ),
     "utility.macro_f1": MetricInfo("utility", "macro-averaged F1 on real test images of the same classifier", True),
+    "utility.top_k_accuracy": MetricInfo(
+        "utility", "top-k accuracy (``top3_accuracy``: the true class among the 3 largest logits; paper 000 §5.2 "
+        "reports top-3 for CheXpert) of the same classifier on real test images", True
+    ),
+    "robustness.top_k_adversarial_accuracy": MetricInfo(
+        "robustness", "top-k accuracy on the same DeepFool-perturbed real test images (``top3_adversarial_accuracy``: "
+        "robust when the true class stays among the 3 largest logits after the attack)", True
+    ),
     "robustness.adversarial_accuracy": MetricInfo(
         "robustness", "accuracy of the regime's classifier on DeepFool-perturbed real test images (paper 000 §4.1.5)",
         True,
@@ -127,6 +143,10 @@ METRIC_CATALOG: dict[str, MetricInfo] = {
     "privacy.dcr_area": MetricInfo(
         "privacy", "area between the same two ECDFs of distances to the closest training record", False
     ),
+    "privacy.dcr_area_normalised": MetricInfo(
+        "privacy", "the DCR area divided by the range of the pooled distances, in [0, 1] (paper 001 Fig. 11's "
+        "normalised area between the ECDFs)", False
+    ),
     **{
         f"privacy.empirical_epsilon_{statistic}_{convention}": MetricInfo(
             "privacy",
@@ -147,6 +167,7 @@ METRIC_CATALOG: dict[str, MetricInfo] = {
 }
 
 _MULTIPLIER = re.compile(r"^[0-9]+x$")
+_TOP_K = re.compile(r"^top[0-9]+_(?=(adversarial_)?accuracy$)")
 
 
 def describe_metric(name: str) -> MetricInfo:
@@ -167,7 +188,8 @@ def metric_name_of(path: str) -> str:
             raise ValueError(f"{path}: unknown regime {parts[1]!r}; expected one of {list(REGIME_LABELS)}")
         if not _MULTIPLIER.match(parts[2]):
             raise ValueError(f"{path}: multiplier key {parts[2]!r} is not of the form '<n>x' (e.g. '1x', '0x')")
-        name = f"{section}.{parts[3]}"
+        # "top3_accuracy" (classifier.top_k 3) is the catalogue's "utility.top_k_accuracy"
+        name = f"{section}.{_TOP_K.sub('top_k_', parts[3])}"
     elif section == "fidelity":
         if len(parts) != 3:
             raise ValueError(f"{path}: expected fidelity.<extractor>.<metric>")
@@ -178,7 +200,7 @@ def metric_name_of(path: str) -> str:
         else:
             name = f"fidelity.{parts[2]}"
     elif section == "privacy":
-        if parts[1:2] in (["dcr_ks"], ["dcr_area"]):
+        if parts[1:2] in (["dcr_ks"], ["dcr_area"], ["dcr_area_normalised"]):
             if len(parts) != 3:
                 raise ValueError(f"{path}: expected privacy.{parts[1]}.<space>")
             name = f"privacy.{parts[1]}"
@@ -191,6 +213,44 @@ def metric_name_of(path: str) -> str:
     if name not in METRIC_CATALOG:
         raise ValueError(f"{path}: metric {name!r} is not in the metric catalogue (known: {sorted(METRIC_CATALOG)})")
     return name
+
+
+_INF = float("inf")
+# The range of each bounded metric (catalogue name -> (low, high)): the one place the seed statistics take it
+# from (``value_range_of``); a metric not listed is unbounded and gets the Student-t interval.
+VALUE_RANGES: dict[str, tuple[float, float]] = {
+    "fidelity.precision": (0.0, 1.0),
+    "fidelity.recall": (0.0, 1.0),
+    "fidelity.coverage": (0.0, 1.0),
+    "fidelity.density": (0.0, _INF),
+    "fidelity.fid": (0.0, _INF),
+    "fidelity.fid_holdout": (0.0, _INF),
+    "fidelity.inception_score": (1.0, _INF),
+    "fidelity.true_pairs.ssim": (-1.0, 1.0),
+    "fidelity.true_pairs.lpips": (0.0, _INF),
+    "fidelity.unpaired_set.ssim": (-1.0, 1.0),
+    "fidelity.unpaired_set.lpips": (0.0, _INF),
+    "sampling_speed": (0.0, _INF),
+    "utility.accuracy": (0.0, 1.0),
+    "utility.top_k_accuracy": (0.0, 1.0),
+    "robustness.adversarial_accuracy": (0.0, 1.0),
+    "robustness.top_k_adversarial_accuracy": (0.0, 1.0),
+    "privacy.ssim_max_paper": (-1.0, 1.0),
+    "privacy.ssim_max_full": (-1.0, 1.0),
+    "privacy.dcr_ks": (0.0, 1.0),
+    "privacy.dcr_area": (0.0, _INF),
+    "privacy.dcr_area_normalised": (0.0, 1.0),
+}
+
+
+def value_range_of(path: str) -> tuple[float, float] | None:
+    """Key path inside one synthetic set -> the metric's (low, high), or None for an unbounded metric and for
+    a number the catalogue does not describe (a count, a stage cost): those keep the Student-t interval."""
+    try:
+        name = metric_name_of(path)
+    except ValueError:
+        return None  # not a catalogued metric, so it has no catalogued range
+    return VALUE_RANGES.get(name)
 
 
 def _mean_at(entry: Mapping[str, Any], path: tuple[str, ...]) -> float | None:

@@ -8,7 +8,10 @@ Top level::
      "metadata": {...}}
 
 A *statistic* ``S`` is a metric over seeds, ``{"mean": float, "ci90": [low, high], "n_seeds": int}``
-(``medsyn.metrics.statistics.mean_ci90``: Student-t 90% interval; one seed gives ``[mean, mean]``). Every
+(``medsyn.metrics.statistics.mean_ci90``: Student-t 90% interval; one seed gives ``[mean, mean]``). A
+bounded metric (a range in ``metric_catalog.VALUE_RANGES``: accuracy, precision, SSIM, ...) carries a fourth
+key ``"ci_method": "bootstrap_percentile"``: its interval is the bootstrap percentile interval of the mean
+over seeds and lies inside the metric's range (checked here); no ``ci_method`` = Student-t. Every
 number in a statistic is finite.
 
 A set entry (every section and every key inside one is optional unless said otherwise; a section a workflow
@@ -22,10 +25,14 @@ does not compute is absent, never filled with placeholders):
   ``geometric_da`` (no synthetic image: keyed ``"0x"`` and repeated under every multiplier key of the
   synthetic regimes) and ``data_anonymization``, ``synthetic_da``, ``combined_da`` keyed ``"1x"``,
   ``"2x"``, ... Which regimes are present depends on the workflow (the quickstart: ``baseline_real`` and
-  ``data_anonymization`` at 1x; the DP sweep: ``data_anonymization`` at 1x).
-- ``robustness``: ``{regime: {multiplier: {"adversarial_accuracy": S}}}``, the same keys as utility.
-- ``fidelity``: ``{extractor: {"precision", "recall", "density", "coverage", "fid", "kid": S}}`` per
-  feature extractor, ``"inception_score": {classifier: S}``, ``"true_pairs": {"psnr", "ssim", "lpips": S}``
+  ``data_anonymization`` at 1x; the DP sweep: ``baseline_real`` and ``data_anonymization`` at
+  ``<utility_per_class / per_class>x``, e.g. ``"10x"`` for 001's 100 synthetic images per class).
+- ``robustness``: ``{regime: {multiplier: {"adversarial_accuracy": S}}}``, the same keys as utility. With
+  ``utility.classifier.top_k`` k > 1 (paper 000 §5.2: 3 for CheXpert) utility also holds ``"top<k>_accuracy"`` and
+  robustness ``"top<k>_adversarial_accuracy"`` (e.g. ``"top3_accuracy"``); ``accuracy`` stays top-1.
+- ``fidelity``: ``{extractor: {"precision", "recall", "density", "coverage", "fid", "kid", "fid_holdout": S}}``
+  per feature extractor (``fid``: against the real training split; ``fid_holdout``, the DP sweep's: against
+  the holdout = real test split at matched sizes, paper 001 Fig. 2), ``"inception_score": {classifier: S}``, ``"true_pairs": {"psnr", "ssim", "lpips": S}``
   (real test images vs their reconstructions) and ``"unpaired_set": {"psnr", "ssim", "lpips": S}`` (paper 001's
   class-matched pairs with no correspondence); ``"lpips"`` only with a VGG16 weights file.
 - ``privacy``: ``"ssim_max_paper"``, ``"ssim_max_full"``, ``"dcr_ks": {space: S}``, ``"dcr_area": {space:
@@ -43,6 +50,16 @@ catalogue entry); an unknown metric is refused. ``metadata`` holds ``seeds``, ``
 ``protocol`` (topic -> what was measured, in words), ``extractors`` (name -> description),
 ``wall_seconds`` and optionally ``notes`` (list of strings); workflows may add keys (the DP sweep records
 its training settings there).
+
+The DP sweep (``workflow: "dp_sweep"``, one set ``sigma_<s>`` per noise multiplier, paper 001 Fig. 2 and
+Table 1) has per set: ``dp``; ``fidelity.<extractor>.fid_holdout``, ``fidelity.inception_score.
+domain_baseline_real``, ``fidelity.unpaired_set.{psnr, ssim[, lpips]}`` (no ``lpips`` without
+``vgg16_weights``: ``not_computed.lpips`` says why); ``privacy.{dp_epsilon, dcr_ks.pixel, dcr_area.pixel,
+dcr_area_normalised.pixel, empirical_epsilon_*}``; ``utility.{baseline_real, data_anonymization}``; each per-seed tree adds ``seed``,
+``fid_reference`` (``{"split": "test", "images_per_set": n}``: the matched size) and, with the empirical
+epsilon, ``empirical_epsilon_setup``. Its metadata adds ``sigmas``, ``per_class``, ``steps``,
+``batch_size``, ``max_grad_norm``, ``extractor``, ``classifier``, ``empirical_epsilon``,
+``utility_per_class`` and ``vgg16_weights``.
 
 Example (a quickstart, one seed, abridged)::
 
@@ -75,7 +92,7 @@ from pathlib import Path
 from typing import Any
 
 from medsyn.io.atomic import write_json_atomic, write_text_atomic
-from medsyn.report.metric_catalog import SYNTHETIC_REGIMES, metric_name_of
+from medsyn.report.metric_catalog import SYNTHETIC_REGIMES, metric_name_of, value_range_of
 
 __all__ = ["METRIC_SECTIONS", "SCHEMA_VERSION", "SET_KINDS", "WORKFLOWS", "baseline_entry", "flatten_for_csv",
            "is_statistic", "multiplier_keys", "validate_results", "write_results"]
@@ -97,10 +114,12 @@ def _is_finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_statistic(value: Mapping[str, Any], where: str) -> None:
-    if set(value) != {"mean", "ci90", "n_seeds"}:
-        raise ValueError(f"{where} must be a statistic with exactly the keys ['ci90', 'mean', 'n_seeds'], "
-                         f"got {sorted(value)}")
+def _check_statistic(value: Mapping[str, Any], where: str, path: str = "") -> None:
+    if set(value) - {"ci_method"} != {"mean", "ci90", "n_seeds"}:
+        raise ValueError(f"{where} must be a statistic with exactly the keys ['ci90', 'mean', 'n_seeds'] "
+                         f"and optionally 'ci_method', got {sorted(value)}")
+    if "ci_method" in value and value["ci_method"] != "bootstrap_percentile":
+        raise ValueError(f"{where}.ci_method must be 'bootstrap_percentile', got {value['ci_method']!r}")
     if not _is_finite_number(value["mean"]):
         raise ValueError(f"{where}.mean must be a finite number, got {value['mean']!r}")
     interval = value["ci90"]
@@ -110,6 +129,9 @@ def _check_statistic(value: Mapping[str, Any], where: str) -> None:
     seeds = value["n_seeds"]
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"{where}.n_seeds must be a positive integer, got {seeds!r}")
+    value_range = value_range_of(path) if path and "ci_method" in value else None
+    if value_range is not None and not value_range[0] <= interval[0] <= interval[1] <= value_range[1]:
+        raise ValueError(f"{where}.ci90 {list(interval)} leaves the metric's range {list(value_range)}")
 
 
 def _check_metrics(node: Any, path: str, where: str) -> None:
@@ -118,7 +140,7 @@ def _check_metrics(node: Any, path: str, where: str) -> None:
         return
     if is_statistic(node):
         _metric_name(path, where)
-        _check_statistic(node, where)
+        _check_statistic(node, where, path)
         return
     if not isinstance(node, Mapping) or not node:
         raise ValueError(f"{where} must be a statistic {{mean, ci90, n_seeds}} or a non-empty mapping of them, "

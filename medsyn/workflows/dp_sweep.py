@@ -1,7 +1,7 @@
 """The ``medsyn_dp_sweep`` bundle's ``run``: fidelity, privacy and utility of a generator against the DP-SGD
-noise multiplier sigma (paper 001 §3, Fig. 10), over seeds with 90% confidence intervals. The protocol is
-``medsyn.evaluation.dp_sweep``; outputs: ``results.json`` (the one results schema, one synthetic set per
-sigma), ``dp_sweep.png`` (three panels, mean line + 90% CI band), ``dp_sweep.md`` and per run
+noise multiplier sigma (paper 001 §3-4, Fig. 2, Table 1), over seeds with 90% confidence intervals. The
+protocol is ``medsyn.evaluation.dp_sweep``; outputs: ``results.json`` (the one results schema, one synthetic
+set per sigma), ``dp_sweep.png`` (a panel per metric, mean line + 90% CI band), ``dp_sweep.md`` and per run
 ``seed_<k>/sigma_<s>/`` (checkpoint, synthetic.npz). A killed sweep resumes from the checkpoints.
 """
 
@@ -26,6 +26,7 @@ from medsyn.config.sections import (
 from medsyn.config.strict import strict_arguments
 from medsyn.io.output_folder import writes_output_folder
 from medsyn.metrics.features.extract import DEFAULT_EXTRACTOR, FEATURE_BATCH_SIZE
+from medsyn.training.dp_grid import PAPER_UTILITY_PER_CLASS
 from medsyn.training.settings import DPSettings
 
 __all__ = ["run_dp_sweep"]
@@ -69,6 +70,8 @@ def run_dp_sweep(
     feature_batch_size: int = FEATURE_BATCH_SIZE,
     classifier: Mapping[str, Any],
     empirical_epsilon: Mapping[str, Any] | None = None,
+    utility_per_class: int = PAPER_UTILITY_PER_CLASS,
+    vgg16_weights: str | None = None,
     progress: bool = True,
 ) -> Path:
     """Run the sweep; return the path of ``dp_sweep.md`` (``results.json`` and ``dp_sweep.png`` beside it).
@@ -80,8 +83,11 @@ def run_dp_sweep(
     sigmas: DP-SGD noise multipliers, 0 trains without DP; classifier: the utility classifier section;
     empirical_epsilon: None, or the [empirical_epsilon] section (trains two more generators per run: victim
         and ablated, paper 001 §3.2).
+    utility_per_class: synthetic images per class the utility classifier trains on (001 §3.4: 100), a
+        multiple of per_class; vgg16_weights: a torchvision-format VGG16 weights file for LPIPS (None: LPIPS
+        is not computed and results say so under not_computed.lpips).
     """
-    from medsyn.evaluation.dp_sweep import sweep, sweep_notes
+    from medsyn.evaluation.dp_sweep import sweep, sweep_notes, utility_multiplier
     from medsyn.report.results import SCHEMA_VERSION, write_results
     from medsyn.report.run_metadata import machine_description, package_versions
     from medsyn.workflows.outputs import write_dp_sweep_report
@@ -93,11 +99,15 @@ def run_dp_sweep(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not max_grad_norm > 0:
         raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm!r}")
+    utility_multiplier(utility_per_class, per_class)  # a bad value fails before any data is read
+    if vgg16_weights is not None and not (isinstance(vgg16_weights, str) and Path(vgg16_weights).is_file()):
+        raise ValueError(f"vgg16_weights: expected the path of a VGG16 weights file or null, got {vgg16_weights!r}")
     output = Path(output_dir)
     swept = sweep(output, data=data, model=model, model_config=model_config, sigmas=sigmas, seeds=seeds,
                   per_class=per_class, steps=steps, batch_size=batch_size, max_grad_norm=max_grad_norm,
                   extractor=extractor, feature_batch_size=feature_batch_size, classifier=classifier,
-                  empirical_epsilon=empirical_epsilon, progress=progress)
+                  empirical_epsilon=empirical_epsilon, progress=progress,
+                  utility_per_class=utility_per_class, vgg16_weights=vgg16_weights)
     results = {
         "schema_version": SCHEMA_VERSION,
         "workflow": "dp_sweep",
@@ -106,7 +116,8 @@ def run_dp_sweep(
             "model": model, "model_config": model_config, "sigmas": list(sigmas), "seeds": list(seeds),
             "n_seeds": len(seeds), "per_class": per_class, "steps": steps, "batch_size": batch_size,
             "max_grad_norm": max_grad_norm, "extractor": extractor, "classifier": dict(classifier),
-            "empirical_epsilon": empirical_epsilon, "data": swept["data"], "versions": package_versions(),
+            "empirical_epsilon": empirical_epsilon, "utility_per_class": utility_per_class,
+            "vgg16_weights": vgg16_weights, "data": swept["data"], "versions": package_versions(),
             "machine": machine_description(), "wall_seconds": time.perf_counter() - started,
             "costs": swept["costs"],
             "notes": sweep_notes(extractor, empirical=empirical_epsilon is not None),

@@ -66,7 +66,7 @@ def test_progress_false_typed_on_the_command_line_draws_no_bars(tmp_path):
 def test_empirical_epsilon_null_from_the_readme_skips_the_measurement(tmp_path):
     output_dir = tmp_path / "sweep"
     run_bundle("--config_file", SWEEP, "--output_dir", str(output_dir), "--empirical_epsilon", "null",
-               "--sigmas", "[0.0, 0.4]", "--seeds", "[0, 1]", "--per_class", "2", "--steps", "2",
+               "--sigmas", "[0.0, 0.4]", "--seeds", "[0, 1]", "--per_class", "2", "--steps", "2", "--utility_per_class", "4",
                "--classifier#epochs", "1")  # fmt: skip
     results = json.loads((output_dir / "results.json").read_text())
     assert results["metadata"]["empirical_epsilon"] is None

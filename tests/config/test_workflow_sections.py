@@ -146,7 +146,8 @@ def test_section_defaults_are_the_named_paper_constants():
     # a classifier left partly unset takes its arch's paper values (paper 000 Appendix A)
     vgg = CLASSIFIER_HYPERPARAMETERS["vgg16"]
     assert parse_classifier({"arch": "vgg16", "epochs": 3}, "classifier") == {
-        "arch": "vgg16", "epochs": 3, "batch_size": vgg.batch_size, "lr": vgg.lr, "num_workers": 0, "top_k": 1}
+        "arch": "vgg16", "epochs": 3, "batch_size": vgg.batch_size, "lr": vgg.lr, "num_workers": 0, "top_k": 1,
+        "geometric_da": {"max_rotation_degrees": 15.0, "hflip_probability": 0.5, "vflip_probability": 0.5}}
     assert parse_section(ClassifierSection, {"lr": "null"}, path="c").lr is None
 
 

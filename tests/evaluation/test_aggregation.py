@@ -1,5 +1,8 @@
 """Aggregation of per-seed trees into the results schema (mean and 90% CI; baselines under every multiplier)."""
 
+import itertools
+
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -16,14 +19,19 @@ def _tree(accuracy, baseline, dp_epsilon=None):
     }
 
 
-def test_every_metric_gets_the_student_t_interval_and_baselines_repeat_under_every_multiplier():
+def test_bounded_metrics_get_the_bootstrap_interval_and_baselines_repeat_under_every_multiplier():
+    # accuracy is bounded in [0, 1] (report/metric_catalog.py VALUE_RANGES): the percentile interval of the
+    # bootstrap mean over seeds, here against brute force over all 3^3 ordered resamples (issue 14 item 6)
     values = [0.5, 0.7, 0.65]
     entry = aggregate_set([_tree(v, 0.9) for v in values], kind="generator", notes={"x": "why"})
     accuracy = entry["utility"]["data_anonymization"]["1x"]["accuracy"]
     mean = sum(values) / 3
-    low, high = stats.t.interval(0.9, 2, loc=mean, scale=stats.sem(values))
+    means = [sum(sample) / 3 for sample in itertools.product(values, repeat=3)]
     assert accuracy["mean"] == pytest.approx(mean, rel=1e-12)
-    assert accuracy["ci90"] == pytest.approx([low, high], rel=1e-9)
+    assert accuracy["ci90"] == pytest.approx(list(np.quantile(means, [0.05, 0.95])), rel=1e-12)
+    assert accuracy["ci_method"] == "bootstrap_percentile"
+    low, high = stats.t.interval(0.9, 2, loc=mean, scale=stats.sem(values))
+    assert accuracy["ci90"] != pytest.approx([low, high], rel=1e-3)  # no longer the Student-t interval
     baseline = entry["utility"]["baseline_real"]
     assert set(baseline) == {"0x", "1x", "2x"} and baseline["1x"] == baseline["0x"]
     assert entry["kind"] == "generator" and entry["not_computed"] == {"x": "why"}

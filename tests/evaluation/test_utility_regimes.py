@@ -203,3 +203,40 @@ def test_run_utility_end_to_end(digits_splits):
     )
     assert noisy["data_anonymization"]["1x"]["accuracy"] < 0.3
     assert "adversarial_accuracy" not in noisy["data_anonymization"]["1x"]
+
+
+def test_top_k_adds_top3_scores_beside_the_top1_ones(digits_splits):
+    from medsyn.metrics.robustness import adversarial_accuracies
+    from medsyn.models.classifier_training import evaluate_classifier
+
+    train, val, test, synthetic = digits_splits
+    classifier = {"arch": "small_cnn", "epochs": 2, "batch_size": 16, "lr": 1e-2}
+    top1, _ = run_utility(train, val, test, None, regimes=["baseline_real"], classifier=classifier, seed=0,
+                          robustness_steps=2)
+    top3, models = run_utility(train, val, test, None, regimes=["baseline_real"],
+                               classifier={**classifier, "top_k": 3}, seed=0, robustness_steps=2)
+    plain, entry = top1["baseline_real"]["0x"], top3["baseline_real"]["0x"]
+    assert "top3_accuracy" not in plain and "top3_adversarial_accuracy" not in plain
+    # accuracy stays top-1 (the same classifier, the same numbers); the top-3 ones sit beside it
+    assert (entry["accuracy"], entry["adversarial_accuracy"]) == (plain["accuracy"], plain["adversarial_accuracy"])
+    assert entry["top_k"] == 3
+    model = models["baseline_real"]["0x"]
+    assert entry["top3_accuracy"] == evaluate_classifier(model, test, top_k=3)["top3_accuracy"]
+    assert entry["top3_adversarial_accuracy"] == adversarial_accuracies(model, test, steps=2, top_ks=(3,))[3]
+    assert entry["accuracy"] <= entry["top3_accuracy"] and entry["adversarial_accuracy"] < entry["top3_adversarial_accuracy"]
+
+
+def test_geometric_da_ranges_reach_the_classifier(digits_splits, monkeypatch):
+    train, val, test, _ = digits_splits
+    seen = []
+    original = utility.train_classifier
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs["augment"], kwargs.get("geometric_da")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(utility, "train_classifier", recording)
+    ranges = {"max_rotation_degrees": 5.0, "hflip_probability": 0.0, "vflip_probability": 0.0}
+    run_utility(train, val, test, None, regimes=["baseline_real", "geometric_da"], seed=0, robustness_steps=None,
+                classifier={"arch": "small_cnn", "epochs": 1, "geometric_da": ranges})
+    assert seen == [(False, ranges), (True, ranges)]

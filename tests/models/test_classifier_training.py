@@ -14,14 +14,13 @@ from torch import nn
 
 from medsyn.data.digits import load_digits_images
 from medsyn.data.image_set import ImageSet
-from medsyn.models import classifier_training
 from medsyn.models.classifier_training import (
     evaluate_classifier,
-    geometric_augment,
     macro_f1_score,
     predict_logits,
     train_classifier,
 )
+from medsyn.models.geometric_augmentation import GeometricAugmentation, geometric_augment
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +92,10 @@ def _smooth_test_image() -> torch.Tensor:
     return torch.from_numpy(scipy.ndimage.gaussian_filter(image, 1.5)).view(1, 1, 33, 33)
 
 
-def test_rotation_matches_scipy(monkeypatch):
-    monkeypatch.setitem(classifier_training.GEOMETRIC_DA, "hflip_probability", 0.0)
-    monkeypatch.setitem(classifier_training.GEOMETRIC_DA, "vflip_probability", 0.0)
-    monkeypatch.setitem(classifier_training.GEOMETRIC_DA, "max_rotation_degrees", 40.0)
+def test_rotation_matches_scipy():
+    only_rotation = GeometricAugmentation(max_rotation_degrees=40.0, hflip_probability=0.0, vflip_probability=0.0)
     image = _smooth_test_image()
-    rotated = geometric_augment(image.repeat(6, 1, 1, 1), torch.Generator().manual_seed(5))
+    rotated = geometric_augment(image.repeat(6, 1, 1, 1), torch.Generator().manual_seed(5), only_rotation)
     # The angles are the generator's first draws, uniform in [-40, 40] degrees.
     angles = (torch.rand(6, generator=torch.Generator().manual_seed(5)) * 2 - 1) * 40
     for index, angle in enumerate(angles.tolist()):
@@ -107,10 +104,10 @@ def test_rotation_matches_scipy(monkeypatch):
         np.testing.assert_allclose(rotated[index, 0, 4:-4, 4:-4].numpy(), reference[4:-4, 4:-4], atol=2e-3)
 
 
-def test_flips_are_exact_and_all_occur(monkeypatch):
-    monkeypatch.setitem(classifier_training.GEOMETRIC_DA, "max_rotation_degrees", 0.0)
+def test_flips_are_exact_and_all_occur():
     image = torch.rand(1, 2, 8, 8)
-    batch = geometric_augment(image.repeat(64, 1, 1, 1), torch.Generator().manual_seed(0))
+    batch = geometric_augment(image.repeat(64, 1, 1, 1), torch.Generator().manual_seed(0),
+                              GeometricAugmentation(max_rotation_degrees=0.0))
     candidates = [image[0], image[0].flip(-1), image[0].flip(-2), image[0].flip(-1, -2)]
     seen = set()
     for augmented in batch:
@@ -156,7 +153,9 @@ def test_metrics_match_sklearn(seed):
         expected = sklearn.metrics.top_k_accuracy_score(
             labels.numpy(), logits.numpy(), k=top_k, labels=range(6)
         )
-        assert scores["accuracy"] == pytest.approx(expected, abs=1e-12)
+        key = "accuracy" if top_k == 1 else f"top{top_k}_accuracy"
+        assert scores[key] == pytest.approx(expected, abs=1e-12)
+        assert scores["accuracy"] == pytest.approx((logits.argmax(1) == labels).double().mean().item(), abs=1e-12)
         predictions = logits.argmax(1).numpy()
         assert scores["macro_f1"] == pytest.approx(
             sklearn.metrics.f1_score(labels.numpy(), predictions, average="macro", zero_division=0), abs=1e-12

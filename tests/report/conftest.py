@@ -124,7 +124,7 @@ def _sweep_set(sigma: float, fid: float, epsilon: float | None, accuracy: float)
         "model": "cvae",
         "dp": {"sigma": sigma, "max_grad_norm": 1.0, "delta": None if sigma == 0 else 0.0125},
         "utility": {"data_anonymization": {"1x": {"accuracy": stat(accuracy), "macro_f1": stat(accuracy - 0.1)}}},
-        "fidelity": {"effnet_lite0": {"fid": stat(fid, 1.0)}},
+        "fidelity": {"effnet_lite0": {"fid_holdout": stat(fid, 1.0)}},
         "privacy": {"dp_epsilon": None if epsilon is None else stat(epsilon, epsilon / 10)},
         "not_computed": {},
         "per_seed": [{"seed": seed, "privacy": {"dp_epsilon": epsilon}} for seed in (0, 1, 2)],

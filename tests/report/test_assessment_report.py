@@ -132,3 +132,21 @@ def test_regime_bars_of_a_quickstart(tmp_path, quickstart_results):
 def test_html_escapes_text(tmp_path):
     page = markdown_to_html("# a <b>\n\nx < y & **z**", base_dir=tmp_path, title="t")
     assert "<h1>a &lt;b&gt;</h1>" in page and "x &lt; y &amp; <strong>z</strong>" in page
+
+
+def test_top3_scores_are_validated_and_get_their_own_columns(assessment_results, statistic):
+    from medsyn.report.results import validate_results
+
+    entry = next(iter(assessment_results["synthetic_sets"].values()))
+    for section, metric in (("utility", "top3_accuracy"), ("robustness", "top3_adversarial_accuracy")):
+        for by_multiplier in entry[section].values():
+            for scores in by_multiplier.values():
+                scores[metric] = statistic(0.97)
+    validate_results(assessment_results)
+    table_c = _section(render_report(assessment_results, figures={}, title="t"), "Table C")
+    assert "Utility top-3 acc. 1x" in table_c and "Robustness top-3 1x" in table_c
+    assert "0.97 [" in table_c
+    # a mistyped top-k name is not a metric of the schema
+    next(iter(next(iter(entry["utility"].values())).values()))["top3_macro_f1"] = statistic(0.5)
+    with pytest.raises(ValueError, match="top3_macro_f1"):
+        validate_results(assessment_results)

@@ -2,6 +2,7 @@
 
     adversarial = deepfool(model, images, labels, steps=5, num_classes=10)
     robustness = adversarial_accuracy(model, test_set, steps=5)               # float in [0, 1]
+    adversarial_accuracies(model, test_set, top_ks=(1, 3))                    # {1: ..., 3: ...}, one attack
     resolve_engine(model, images, "auto")                                     # "autograd" | "sequential"
 
 One switch, ``engine="auto" | "autograd" | "sequential"`` on both functions, picks how the gradients are
@@ -19,6 +20,7 @@ from medsyn.metrics.robustness.attack import (
     DEEPFOOL_OVERSHOOT,
     DEEPFOOL_STEPS,
     ROBUSTNESS_DTYPE,
+    adversarial_accuracies,
     adversarial_accuracy,
     deepfool,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "DEEPFOOL_STEPS",
     "ENGINES",
     "ROBUSTNESS_DTYPE",
+    "adversarial_accuracies",
     "adversarial_accuracy",
     "deepfool",
     "resolve_engine",
