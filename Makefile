@@ -9,21 +9,42 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 OUTPUT_DIR ?= runs/quickstart
 
-.PHONY: install demo test bench ctest cuda-check lint clean
+.PHONY: install lock demo test bench ctest cuda-check lint clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt setup.py pyproject.toml CMakeLists.txt $(wildcard csrc/*.* csrc/*/*.*)
+# Installed without their dependencies: torchattacks pins a newer torch and torchvision (only its code is
+# used); lpips: only its shipped LPIPS linear layers are read (medsyn.metrics.lpips), its torchvision cannot load.
+NO_DEPS := torchattacks==3.5.1 lpips==0.1.4
+# Every direct and transitive dependency at an exact version (`make lock` writes it from requirements.txt).
+LOCK := requirements.lock
+
+# $(call install_dependencies,PIP,EXTRA): torch 2.13.0 (CPU) first, alone, then requirements.txt, then NO_DEPS.
+define install_dependencies
+	$(1) install $(FIND_LINKS) $(2) torch==2.13.0
+	$(1) install $(FIND_LINKS) $(2) -r requirements.txt "torch==2.13.0"
+	$(1) install --no-deps $(2) $(NO_DEPS)
+endef
+
+$(STAMP): requirements.txt $(LOCK) setup.py pyproject.toml CMakeLists.txt $(wildcard csrc/*.* csrc/*/*.*)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(PIP) install $(FIND_LINKS) torch==2.13.0
-	$(PIP) install $(FIND_LINKS) -r requirements.txt "torch==2.13.0"
-	# torchattacks pins a newer torch and torchvision; take only its code.
-	$(PIP) install --no-deps torchattacks==3.5.1
-	# lpips: only its shipped LPIPS linear layers are read (medsyn.metrics.lpips); its torchvision cannot load here.
-	$(PIP) install --no-deps lpips==0.1.4
+	$(call install_dependencies,$(PIP),--constraint $(LOCK))
 	$(PIP) install --no-build-isolation --no-deps -e .
 	$(BIN)/python -c "import medsyn._kernels as k; assert k.openmp_max_threads() >= 1"
 	@touch $(STAMP)
+
+# Refresh the lock after a change of requirements.txt (or to move to newer releases): resolve requirements.txt
+# from scratch in a throw-away venv, without the lock, and freeze it; review `git diff requirements.lock`.
+LOCK_VENV := build/lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PY) -m venv $(LOCK_VENV)
+	$(call install_dependencies,$(LOCK_VENV)/bin/python -m pip --disable-pip-version-check,)
+	{ echo "# requirements.lock: written by \`make lock\` from requirements.txt ($$($(PY) --version), $$(date -u +%F)); do not edit."; \
+	  echo "# \`make install\` installs with --constraint requirements.lock; tests/test_requirements_lock.py checks it."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 demo: install
 	$(BIN)/python -m monai.bundle run \
