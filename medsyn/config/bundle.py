@@ -28,17 +28,25 @@ A top-level key is valid when some item of the config references it (``"@key"``,
 expressions, found with MONAI's own ``ReferenceResolver.match_refs_pattern``) or when it is one of MONAI's
 own ids (``_meta_``, ``run``, ``initialize``, ``finalize``, ``imports``). So a bundle's valid keys are
 exactly the ones its YAML wires into the workflow call; nothing is listed twice.
+
+``--tracking mlflow`` (MONAI's switch, ``ConfigWorkflow.patch_bundle_tracking``) adds MONAI's tracking
+settings as top-level keys (``medsyn.config.tracking.MONAI_TRACKING_KEYS``) and has already written the executed
+config to ``<output_dir>/config_<time>.json``. The check first wires them into the bundle's ``tracking``
+section (``apply_monai_tracking``: ``tracking.backend`` becomes "mlflow", each key a reference), so they are
+used, not ignored; a bundle whose ``run`` takes no ``tracking`` section refuses ``--tracking``.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from medsyn.config.strict import ConfigError, unknown_key_message
+from medsyn.config.tracking import MONAI_TRACKING_KEYS
 
-__all__ = ["MONAI_IDS", "check_config_keys", "check_top_level_keys", "referenced_top_level_ids"]
+__all__ = ["MONAI_IDS", "apply_monai_tracking", "check_config_keys", "check_top_level_keys", "referenced_top_level_ids"]
 
 # ids MONAI's ConfigWorkflow itself reads (metadata, the run / initialize / finalize expressions, imports)
 MONAI_IDS = ("_meta_", "run", "initialize", "finalize", "imports")
@@ -76,6 +84,44 @@ def check_config_keys(config: Mapping[str, Any]) -> None:
             raise ConfigError(unknown_key_message("", key, suggestions))
 
 
+# MONAI sets save_execute_config to "<raw output_dir> + '/config_%Y%m%d_%H%M%S.json'" (an expression only when
+# output_dir is one); the file name is read from it and the path rebuilt from the parsed output_dir.
+_EXECUTED_CONFIG_NAME = re.compile(r"'/(config_\d{8}_\d{6}\.json)'$")
+
+
+def apply_monai_tracking(parser: Any) -> bool:
+    """Wire the top-level keys ``--tracking mlflow`` added into the ``tracking`` section; True if it did.
+
+    MONAI's patch always sets ``save_execute_config`` (a path, or None with ``--save_execute_config false``):
+    without it the keys did not come from ``--tracking`` and stay for ``check_config_keys`` to judge.
+    """
+    config = parser.get()
+    if "save_execute_config" not in config:
+        return False
+    present = [key for key in MONAI_TRACKING_KEYS if key in config]
+    if "tracking" not in referenced_top_level_ids(config):
+        raise ConfigError(
+            f"--tracking: this bundle's run takes no tracking section, so its settings ({', '.join(present)}) "
+            "would be ignored; the quickstart and assessment bundles log to MLflow"
+        )
+    section = config.get("tracking")
+    if section is not None and not isinstance(section, Mapping):
+        raise ConfigError(f"tracking: expected a mapping (the tracking section), got {type(section).__name__}")
+    executed = config["save_execute_config"]
+    if isinstance(executed, str):
+        match = _EXECUTED_CONFIG_NAME.search(executed)
+        if match is None:
+            raise RuntimeError(
+                f"save_execute_config {executed!r}: not the form MONAI's --tracking writes "
+                "(<output_dir> + '/config_<time>.json'); medsyn cannot tell which file MONAI wrote"
+            )
+        parser["save_execute_config"] = f"$@output_dir + '/{match.group(1)}'"
+    wired = {**dict(section or {}), "backend": "mlflow"}
+    wired.update({field: f"@{key}" for key, field in MONAI_TRACKING_KEYS.items() if key in config})
+    parser["tracking"] = wired
+    return True
+
+
 def _running_config_parser() -> Any:
     from monai.bundle import ConfigParser
 
@@ -95,8 +141,10 @@ def _running_config_parser() -> Any:
 
 
 def check_top_level_keys() -> None:
-    """The ``initialize`` item of every medsyn bundle: refuse a top-level key no item references."""
+    """The ``initialize`` item of every medsyn bundle: wire ``--tracking`` settings into the ``tracking``
+    section (``apply_monai_tracking``), then refuse a top-level key no item references."""
     parser = _running_config_parser()
+    apply_monai_tracking(parser)
     config = parser.get()
     if not isinstance(config, Mapping):
         raise ConfigError(f"the bundle config must be a mapping at the top level, got {type(config).__name__}")

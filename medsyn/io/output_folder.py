@@ -5,7 +5,9 @@ Every workflow and export claims its output folder before it writes a byte:
     with claim_output_folder("runs/cvae", writer="train_generator", settings={"seed": 0, ...}) as folder:
         ...  # every atomic write under runs/cvae is recorded in runs/cvae/.medsyn-outputs.json first
 
-The claim refuses, before anything is written (so a refused run changes no file):
+The claim refuses, before anything is written (so a refused run changes no file; ``adopt`` names files this
+process wrote there just before, e.g. the executed config ``monai.bundle run --tracking`` saves into
+output_dir: they are recorded as the run's own entries instead of being refused):
 
 - a path that is a file: NotADirectoryError "... expected a directory";
 - a non-empty folder without an ownership manifest (a study folder, another tool's output), a folder another
@@ -40,7 +42,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -175,19 +177,24 @@ def _read_ownership(folder: Path, what: str) -> dict[str, Any] | None:
 
 
 def check_output_folder(
-    path: str | os.PathLike, *, writer: str, settings: Mapping[str, Any] | None = None, what: str = "output_dir"
+    path: str | os.PathLike, *, writer: str, settings: Mapping[str, Any] | None = None, what: str = "output_dir",
+    adopt: Sequence[str] = (),
 ) -> dict[str, Any] | None:
     """Read-only checks of an output folder (module doc); return its ownership record, None if new or empty.
 
     writer: the medsyn function that writes the folder ("train_generator", "export_png", ...).
     settings: the run's data-affecting settings (JSON types); None skips the settings comparison.
     what: the argument's name, used in messages ("output_dir", "out_dir").
+    adopt: top-level names this run takes as its own (module doc); never refused as foreign.
     """
     folder = Path(path)
     _check_directory_path(folder, what)
+    for name in adopt:
+        if not name or Path(name).name != name or name in (OWNERSHIP_NAME, LOCK_NAME):
+            raise ValueError(f"adopt: {name!r} is not a top-level entry name of {what} {folder}")
     if not folder.exists():
         return None
-    names = sorted(os.listdir(folder))
+    names = sorted(name for name in os.listdir(folder) if name not in adopt)
     ownership = _read_ownership(folder, what)
     if ownership is None:
         found = [name for name in names if name != LOCK_NAME]
@@ -385,15 +392,16 @@ def _undo_claim(path: Path, created: list[Path], lock_created: bool) -> None:
 
 @contextmanager
 def claim_output_folder(
-    path: str | os.PathLike, *, writer: str, settings: Mapping[str, Any] | None = None, what: str = "output_dir"
+    path: str | os.PathLike, *, writer: str, settings: Mapping[str, Any] | None = None, what: str = "output_dir",
+    adopt: Sequence[str] = (),
 ) -> Iterator[OutputFolder]:
     """Check (module doc), lock and clean ``path``, then record every atomic write under it while open.
 
     On success the manifest's status becomes "finished". A run that wrote nothing leaves no trace: the lock
-    file and the folders the claim created are removed.
+    file and the folders the claim created are removed. ``adopt``: names recorded as entries at once.
     """
     folder_path = Path(path)
-    check_output_folder(folder_path, writer=writer, settings=settings, what=what)
+    check_output_folder(folder_path, writer=writer, settings=settings, what=what, adopt=adopt)
     created = _make_folder(folder_path)
     lock_created = not (folder_path / LOCK_NAME).exists()
     try:
@@ -404,10 +412,13 @@ def claim_output_folder(
     folder: OutputFolder | None = None
     try:
         # again under the lock: a run that held it may have changed the folder since the first check
-        ownership = check_output_folder(folder_path, writer=writer, settings=settings, what=what)
+        ownership = check_output_folder(folder_path, writer=writer, settings=settings, what=what, adopt=adopt)
         folder = OutputFolder(folder_path, writer, settings, ownership)
         if ownership is not None:
             _remove_leftovers(folder_path, ownership["entries"])
+        for name in adopt:
+            if (folder_path / name).exists():
+                folder.record(folder.resolved / name)
         with _claimed_lock:
             _claimed.append(folder)
         try:
@@ -428,10 +439,12 @@ def writes_output_folder(
     *,
     writer: str | None = None,
     settings: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None,
+    adopt: Callable[[Mapping[str, Any]], Sequence[str]] | None = None,
 ) -> Callable[[FunctionT], FunctionT]:
     """Decorator: the call claims the folder its ``argument`` names (``claim_output_folder``) for its whole run.
 
     writer: defaults to the function's name. settings: bound arguments -> the run's data-affecting settings.
+    adopt: bound arguments -> the names ``claim_output_folder`` adopts.
     """
 
     def decorate(function: FunctionT) -> FunctionT:
@@ -443,7 +456,9 @@ def writes_output_folder(
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             identity = None if settings is None else settings(bound.arguments)
-            with claim_output_folder(bound.arguments[argument], writer=name, settings=identity, what=argument):
+            adopted = () if adopt is None else tuple(adopt(bound.arguments))
+            with claim_output_folder(bound.arguments[argument], writer=name, settings=identity, what=argument,
+                                     adopt=adopted):
                 return function(*bound.args, **bound.kwargs)
 
         return wrapper  # type: ignore[return-value]

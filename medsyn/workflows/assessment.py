@@ -30,7 +30,9 @@ from medsyn.config.sections import (
     parse_synthetic_sets,
 )
 from medsyn.config.strict import strict_arguments
+from medsyn.config.tracking import TrackingSection
 from medsyn.io.output_folder import writes_output_folder
+from medsyn.workflows.tracking import adopted_config_names, check_tracking, log_run
 
 __all__ = ["run_assessment"]
 
@@ -58,9 +60,10 @@ def _run_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
         "privacy": AssessmentPrivacy,
         "fidelity": FidelitySection,
         "speed": SpeedSection,
+        "tracking": TrackingSection,
     }
 )  # outermost: a bad config is refused before the output folder is touched
-@writes_output_folder("output_dir", settings=_run_settings)
+@writes_output_folder("output_dir", settings=_run_settings, adopt=adopted_config_names)
 def run_assessment(
     output_dir: str,
     *,
@@ -73,6 +76,7 @@ def run_assessment(
     fidelity: Mapping[str, Any] | None = None,
     speed: Mapping[str, Any] | None = None,
     progress: bool = True,
+    tracking: Mapping[str, Any] | None = None,
 ) -> Path:
     """Run the whole protocol; write results.json/.csv, figures, report.md and report.html; return report.md.
 
@@ -80,13 +84,15 @@ def run_assessment(
         (``_run_settings``; otherwise refused before anything is written, naming the differing keys).
     Every other argument is a config section (``medsyn.config.sections``, which holds every default and
     refuses unknown keys by path): data (AssessmentData), synthetic_sets (SyntheticSet*), seeds (at least 3
-    for a meaningful 90% interval), utility, robustness, privacy, fidelity, speed.
+    for a meaningful 90% interval), utility, robustness, privacy, fidelity, speed; tracking: log the run to
+    MLflow (``medsyn.config.tracking``, off by default).
     """
     from medsyn.evaluation.assessment import assess
     from medsyn.evaluation.feature_spaces import FeatureSpaces
     from medsyn.evaluation.protocol import Protocol
     from medsyn.workflows.outputs import write_assessment_report
 
+    check_tracking(tracking)
     classifier = parse_classifier(utility["classifier"], "utility.classifier")
     protocol = Protocol.from_sections(utility=utility, classifier=classifier, robustness=robustness,
                                       privacy=privacy, fidelity=fidelity, speed=speed)
@@ -100,4 +106,6 @@ def run_assessment(
                                           title="medsyn assessment")
     if progress:
         print(f"medsyn: assessment report written to {report_path.resolve()}")
+    log_run(tracking, Path(output_dir), config={**config, "synthetic_sets": synthetic_sets, "speed": speed},
+            results=results)
     return report_path

@@ -23,10 +23,12 @@ from typing import Any
 from medsyn.config.data import QuickstartData
 from medsyn.config.sections import QuickstartPrivacy, SpeedSection, parse_classifier, parse_quickstart_models
 from medsyn.config.strict import strict_arguments
+from medsyn.config.tracking import TrackingSection
 from medsyn.io.output_folder import writes_output_folder
 from medsyn.metrics.features.extract import DEFAULT_EXTRACTOR, FEATURE_BATCH_SIZE
 from medsyn.metrics.prdc import DEFAULT_K as PRDC_K
 from medsyn.metrics.robustness import DEEPFOOL_STEPS
+from medsyn.workflows.tracking import adopted_config_names, check_tracking, log_run
 
 __all__ = ["QUICKSTART_REGIMES", "run_quickstart"]
 
@@ -50,9 +52,10 @@ def _run_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
         "speed": SpeedSection,
         "classifier": parse_classifier,
         "privacy": QuickstartPrivacy,
+        "tracking": TrackingSection,
     }
 )  # outermost: a bad config is refused before the output folder is touched
-@writes_output_folder("output_dir", settings=_run_settings)
+@writes_output_folder("output_dir", settings=_run_settings, adopt=adopted_config_names)
 def run_quickstart(
     output_dir: str,
     *,
@@ -67,6 +70,7 @@ def run_quickstart(
     robustness_steps: int = DEEPFOOL_STEPS,
     privacy: Mapping[str, Any],
     progress: bool = True,
+    tracking: Mapping[str, Any] | None = None,
 ) -> Path:
     """Run the quickstart preset; return the path of ``report.md``.
 
@@ -74,13 +78,14 @@ def run_quickstart(
     data: {"kind", "options", "per_class"} (medsyn.data.sources); models: generator name -> {"config": its
     model-config and training keys}; seed: the split, the generators' training and every classifier;
     speed, classifier, privacy: config sections (``medsyn.config.sections``); robustness_steps: DeepFool
-    iterations (paper 000 §4.1.5).
+    iterations (paper 000 §4.1.5); tracking: log the run to MLflow (``medsyn.config.tracking``, off by default).
     """
     from medsyn.evaluation.assessment import assess
     from medsyn.evaluation.feature_spaces import FeatureSpaces
     from medsyn.evaluation.protocol import Protocol
     from medsyn.workflows.outputs import write_assessment_report
 
+    check_tracking(tracking)
     protocol = Protocol(regimes=QUICKSTART_REGIMES, multipliers=(1,), classifier=dict(classifier),
                         robustness={"steps": robustness_steps},
                         fidelity_metrics=("precision", "recall", "density", "coverage", "fid"), prdc_k=prdc_k,
@@ -96,4 +101,5 @@ def run_quickstart(
     report_path = write_assessment_report(Path(output_dir), results, figures=figures, extractor=extractor,
                                           title="medsyn quickstart report")
     print(f"medsyn: report written to {report_path.resolve()}")
+    log_run(tracking, Path(output_dir), config={**config, "seed": seed}, results=results)
     return report_path
