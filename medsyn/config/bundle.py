@@ -102,7 +102,7 @@ def apply_monai_tracking(parser: Any) -> bool:
     if "tracking" not in referenced_top_level_ids(config):
         raise ConfigError(
             f"--tracking: this bundle's run takes no tracking section, so its settings ({', '.join(present)}) "
-            "would be ignored; the quickstart and assessment bundles log to MLflow"
+            "would be ignored; the quickstart, assessment and DP-sweep bundles log to MLflow"
         )
     section = config.get("tracking")
     if section is not None and not isinstance(section, Mapping):

@@ -24,10 +24,12 @@ from medsyn.config.sections import (
     parse_sweep_empirical_epsilon,
 )
 from medsyn.config.strict import strict_arguments
+from medsyn.config.tracking import TrackingSection
 from medsyn.io.output_folder import writes_output_folder
 from medsyn.metrics.features.extract import DEFAULT_EXTRACTOR, FEATURE_BATCH_SIZE
 from medsyn.training.dp_grid import PAPER_UTILITY_PER_CLASS
 from medsyn.training.settings import DPSettings
+from medsyn.workflows.tracking import adopted_config_names, check_tracking, log_run
 
 __all__ = ["run_dp_sweep"]
 
@@ -51,9 +53,9 @@ def _run_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
 
 @strict_arguments(
     sections={"data": DataSection, "sigmas": parse_sigmas, "seeds": parse_seeds, "classifier": parse_classifier,
-              "empirical_epsilon": parse_sweep_empirical_epsilon}
+              "empirical_epsilon": parse_sweep_empirical_epsilon, "tracking": TrackingSection}
 )  # outermost: a bad config is refused before the output folder is touched
-@writes_output_folder("output_dir", settings=_run_settings)
+@writes_output_folder("output_dir", settings=_run_settings, adopt=adopted_config_names)
 def run_dp_sweep(
     output_dir: str,
     *,
@@ -73,6 +75,7 @@ def run_dp_sweep(
     utility_per_class: int = PAPER_UTILITY_PER_CLASS,
     vgg16_weights: str | None = None,
     progress: bool = True,
+    tracking: Mapping[str, Any] | None = None,
 ) -> Path:
     """Run the sweep; return the path of ``dp_sweep.md`` (``results.json`` and ``dp_sweep.png`` beside it).
 
@@ -86,12 +89,14 @@ def run_dp_sweep(
     utility_per_class: synthetic images per class the utility classifier trains on (001 §3.4: 100), a
         multiple of per_class; vgg16_weights: a torchvision-format VGG16 weights file for LPIPS (None: LPIPS
         is not computed and results say so under not_computed.lpips).
+    tracking: log the run to MLflow (``medsyn.config.tracking``, off by default); losses per (seed, sigma).
     """
-    from medsyn.evaluation.dp_sweep import sweep, sweep_notes, utility_multiplier
+    from medsyn.evaluation.dp_sweep import run_dir_of, sweep, sweep_notes, utility_multiplier
     from medsyn.report.results import SCHEMA_VERSION, write_results
     from medsyn.report.run_metadata import machine_description, package_versions
     from medsyn.workflows.outputs import write_dp_sweep_report
 
+    check_tracking(tracking)
     started = time.perf_counter()
     model_config = _model_config(model_config, "model_config", model)
     for name, value in (("steps", steps), ("batch_size", batch_size)):
@@ -127,5 +132,9 @@ def run_dp_sweep(
     report_path = write_dp_sweep_report(output, results, extractor=extractor,
                                         title=f"{model}: {per_class} images per class, {len(seeds)} seeds (mean, 90% CI)")
     print(f"medsyn: DP sweep written to {report_path.resolve()}")
+    config = {key: value for key, value in results["metadata"].items()
+              if key not in ("versions", "machine", "wall_seconds", "costs", "notes", "data", "seeds", "n_seeds")}
+    log_run(tracking, output, config={**config, "data": data}, results=results,
+            checkpoint_of=lambda name, entry, seed: run_dir_of(output, seed, entry["dp"]["sigma"]) / "checkpoint.pt")
     return report_path
 

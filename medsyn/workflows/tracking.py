@@ -11,9 +11,10 @@ One MLflow run per workflow call, with:
   ``<set>/<key path>/mean``, ``.../ci90_low``, ``.../ci90_high``;
 - generator training losses per step: the loss history every generator checkpoint holds
   (``medsyn.training.loop.run_training`` records one dict of losses per step) as
-  ``train/<set>/seed<k>/<loss>`` at step = the training step;
-- artifacts: results.json, results.csv, report.md, report.html, figures/, split_manifest.json and the
-  executed bundle config when MONAI wrote one (``--tracking mlflow``).
+  ``train/<set>/seed<k>/<loss>`` at step = the training step (``checkpoint_of`` says where the checkpoint of
+  a (set, seed) lies: ``models/<set>/seed<k>/`` in the assessment, ``seed_<k>/sigma_<s>/`` in the DP sweep);
+- artifacts: those of ``ARTIFACT_NAMES`` the run wrote and the executed bundle config when MONAI wrote one
+  (``--tracking mlflow``).
 
 The default store is MONAI's: ``sqlite:///<output_dir>/mlruns.db`` with artifacts in ``<output_dir>/mlruns``
 (both recorded as entries of the claimed output folder before MLflow creates them).
@@ -24,7 +25,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -34,6 +35,7 @@ from medsyn.io.output_folder import record_write
 __all__ = [
     "ARTIFACT_NAMES",
     "adopted_config_names",
+    "assessment_checkpoint",
     "check_tracking",
     "default_tracking_uri",
     "flatten_params",
@@ -44,7 +46,9 @@ __all__ = [
 ]
 
 # What a finished assessment or quickstart leaves in output_dir that the run's record should hold.
-ARTIFACT_NAMES = ("results.json", "results.csv", "report.md", "report.html", "figures", "split_manifest.json")
+ARTIFACT_NAMES = ("results.json", "results.csv", "report.md", "report.html", "figures", "split_manifest.json",
+                  "dp_sweep.md", "dp_sweep.png")
+CheckpointOf = Callable[[str, Mapping[str, Any], int], Path]  # (set name, set entry, seed) -> checkpoint.pt
 _DEFAULT_DB = "mlruns.db"
 _DEFAULT_ARTIFACTS = "mlruns"
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -138,10 +142,16 @@ def seed_metrics(results: Mapping[str, Any]) -> list[tuple[str, float, int]]:
     return metrics
 
 
-def loss_metrics(output_dir: Path, results: Mapping[str, Any]) -> list[tuple[str, float, int]]:
-    """(``train/<set>/seed<k>/<loss>``, value, step) from the loss history of each generator checkpoint the
-    run trained (``models/<set>/seed<k>/checkpoint.pt``)."""
+def assessment_checkpoint(output_dir: Path) -> CheckpointOf:
+    """The assessment's and quickstart's layout: ``<output_dir>/models/<set>/seed<k>/checkpoint.pt``."""
     from medsyn.evaluation.seed_loop import run_dir_of
+
+    return lambda name, entry, seed: run_dir_of(Path(output_dir), name, seed) / "checkpoint.pt"
+
+
+def loss_metrics(results: Mapping[str, Any], checkpoint_of: CheckpointOf) -> list[tuple[str, float, int]]:
+    """(``train/<set>/seed<k>/<loss>``, value, step) from the loss history of each generator checkpoint the
+    run trained (``checkpoint_of(set name, set entry, seed)``)."""
     from medsyn.training.checkpoint import load_checkpoint
 
     metrics: list[tuple[str, float, int]] = []
@@ -149,7 +159,7 @@ def loss_metrics(output_dir: Path, results: Mapping[str, Any]) -> list[tuple[str
         if entry.get("kind") != "generator":
             continue
         for seed in results["metadata"]["seeds"]:
-            checkpoint = run_dir_of(Path(output_dir), name, seed) / "checkpoint.pt"
+            checkpoint = checkpoint_of(name, entry, seed)
             if not checkpoint.is_file():
                 raise FileNotFoundError(f"tracking: generator set {name!r} seed {seed} has no checkpoint {checkpoint}")
             for step, losses in enumerate(load_checkpoint(checkpoint).get("history", [])):
@@ -158,8 +168,9 @@ def loss_metrics(output_dir: Path, results: Mapping[str, Any]) -> list[tuple[str
 
 
 def log_run(tracking: Mapping[str, Any], output_dir: Path, *, config: Mapping[str, Any],
-            results: Mapping[str, Any]) -> str | None:
-    """Log the finished run (module doc) when ``tracking_enabled``; return the MLflow run id (None if off)."""
+            results: Mapping[str, Any], checkpoint_of: CheckpointOf | None = None) -> str | None:
+    """Log the finished run (module doc) when ``tracking_enabled``; return the MLflow run id (None if off).
+    checkpoint_of: where each generator checkpoint lies (default ``assessment_checkpoint(output_dir)``)."""
     if not tracking_enabled(tracking):
         return None
     from mlflow.entities import Metric, Param
@@ -190,7 +201,8 @@ def log_run(tracking: Mapping[str, Any], output_dir: Path, *, config: Mapping[st
             client.log_batch(run_id, params=[Param(key, value) for key, value in list(params.items())[start:start + 100]])
         now = int(time.time() * 1000)
         metrics = [Metric(key, value, now, step)
-                   for key, value, step in seed_metrics(results) + loss_metrics(output_dir, results)]
+                   for key, value, step in seed_metrics(results)
+                   + loss_metrics(results, checkpoint_of or assessment_checkpoint(output_dir))]
         for start in range(0, len(metrics), _BATCH):
             client.log_batch(run_id, metrics=metrics[start:start + _BATCH])
         for path in (output_dir / name for name in ARTIFACT_NAMES):

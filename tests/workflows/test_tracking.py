@@ -147,3 +147,25 @@ print("untracked ok")
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
     assert "untracked ok" in completed.stdout
+
+
+def test_tracked_dp_sweep_logs_each_sigma_and_its_training_losses(tmp_path):
+    """The DP sweep's generators lie under seed_<k>/sigma_<s>/: their losses are found there."""
+    import mlflow
+
+    from medsyn.workflows.dp_sweep import run_dp_sweep
+
+    output_dir = tmp_path / "sweep"
+    run_dp_sweep(str(output_dir), data={"kind": "digits", "options": {"size": 32}}, model="cvae",
+                 model_config={"hidden_dims": [8, 16], "latent_dim": 8}, sigmas=[0.0, 0.5], seeds=[0], per_class=4,
+                 steps=6, batch_size=8, utility_per_class=8, empirical_epsilon=None, progress=False,
+                 classifier={"arch": "small_cnn", "epochs": 1, "batch_size": 8, "lr": 1e-3},
+                 tracking={"backend": "mlflow", "tracking_uri": f"sqlite:///{tmp_path / 'store.db'}"})
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'store.db'}")
+    row = mlflow.search_runs(experiment_names=["medsyn"]).loc[0]
+    assert row["params.workflow"] == "dp_sweep" and row["params.sigmas"] == "[0.0, 0.5]"
+    client = mlflow.tracking.MlflowClient()
+    for sigma in ("sigma_0", "sigma_0.5"):
+        assert [point.step for point in client.get_metric_history(row["run_id"], f"train/{sigma}/seed0/loss")] == list(range(6))
+    assert not (output_dir / "mlruns.db").exists() and (tmp_path / "mlruns").is_dir()  # artifacts beside the db
+    assert "dp_sweep.md" in {item.path for item in client.list_artifacts(row["run_id"])}
